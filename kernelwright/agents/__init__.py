@@ -1,0 +1,1 @@
+"""Agent roles, each with an LLM policy and an offline policy."""

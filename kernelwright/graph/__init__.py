@@ -1,0 +1,1 @@
+"""The LangGraph state machine (planner -> coder -> evaluate -> fix -> profile -> critic)."""

@@ -1,0 +1,1 @@
+"""Device profiles (peak rates and bandwidth) and backend adapters."""

@@ -1,0 +1,1 @@
+"""Value-driven experience memory in Qdrant."""

@@ -1,0 +1,181 @@
+"""A KernelBench-format problem: `class Model`, `get_inputs()`, `get_init_inputs()`.
+
+Problems are kept as source text and executed afresh in each process that needs them, so a
+worker never shares module state with the caller. For the Triton interpreter, which costs about
+a microsecond per element, `shrink` rescales the module-level integer sizes (`batch_size = 4096`)
+until the inputs fit a budget; everything computed from them follows because the module is
+executed again with the new values.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+import tempfile
+import types
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from kernelwright.errors import ProblemError
+
+_FIX_FORMAT = (
+    "a KernelBench problem defines `class Model(nn.Module)`, `get_inputs()` returning a list of "
+    "tensors, and `get_init_inputs()` returning the constructor arguments"
+)
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A problem's source and the size overrides applied when it is executed."""
+
+    path: str
+    source: str
+    size_overrides: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return Path(self.path).stem
+
+    def module(self, workdir: str | None = None) -> types.ModuleType:
+        """Execute the problem (with its size overrides) as a fresh, unregistered module."""
+        if workdir is None:
+            with tempfile.TemporaryDirectory(prefix="kw-problem-") as tmp:
+                return self.module(tmp)
+        source = _apply_overrides(self.source, self.size_overrides)
+        file = Path(workdir) / f"{self.name}.py"
+        file.write_text(source)
+        spec = importlib.util.spec_from_file_location(f"kw_reference_{abs(hash(source))}", file)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        try:
+            spec.loader.exec_module(module)
+        except Exception as exc:
+            raise ProblemError(
+                f"{self.path}: running the file raised {type(exc).__name__}: {exc}. "
+                "Fix: the file must run on its own with only torch installed."
+            ) from None
+        return module
+
+    def init_inputs(self, module: types.ModuleType) -> list[Any]:
+        return list(module.get_init_inputs()) if hasattr(module, "get_init_inputs") else []
+
+    def size_constants(self) -> dict[str, int]:
+        """Module-level `NAME = <int>` assignments: the sizes `shrink` may scale."""
+        return _int_constants(self.source)
+
+    def shrink(self, max_elements: int) -> Problem:
+        """Halve the largest module-level size until the inputs hold at most `max_elements`."""
+        sizes = self.size_constants()
+        current = self
+        while _input_elements(current) > max_elements:
+            movable = {k: v for k, v in sizes.items() if v >= 4}
+            if not movable:
+                break
+            name = max(movable, key=lambda k: movable[k])
+            sizes[name] = movable[name] // 2
+            trial = replace(self, size_overrides={k: v for k, v in sizes.items()
+                                                  if v != self.size_constants()[k]})
+            try:
+                _validate(trial)
+            except ProblemError:  # the sizes are tied by an assert or divisibility: stop here
+                break
+            current = trial
+        return current
+
+
+def load_problem(path: str | Path) -> Problem:
+    """Read and check a KernelBench-format problem file; raise ProblemError with the fix."""
+    file = Path(path)
+    if not file.is_file():
+        hint = "it is a folder; name a .py file inside it" if file.is_dir() else "check the path"
+        raise ProblemError(f"{file}: problem file not found. Fix: {hint}.")
+    try:
+        source = file.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ProblemError(f"{file}: cannot read the file ({exc}). Fix: {_FIX_FORMAT}.") from None
+    try:
+        ast.parse(source, filename=str(file))
+    except SyntaxError as exc:
+        raise ProblemError(
+            f"{file}:{exc.lineno}: syntax error: {exc.msg}. Fix: the problem must be valid Python."
+        ) from None
+    problem = Problem(path=str(file), source=source)
+    _validate(problem)
+    return problem
+
+
+def _validate(problem: Problem) -> None:
+    """Execute the problem once on the CPU: Model, get_inputs and the constructor must work."""
+    import torch
+
+    module = problem.module()
+    where = problem.path
+    model_cls = getattr(module, "Model", None)
+    if not isinstance(model_cls, type) or not issubclass(model_cls, torch.nn.Module):
+        raise ProblemError(f"{where}: no `class Model(nn.Module)` found. Fix: {_FIX_FORMAT}.")
+    if not callable(getattr(module, "get_inputs", None)):
+        raise ProblemError(f"{where}: no `get_inputs()` function. Fix: {_FIX_FORMAT}.")
+    try:
+        inputs = module.get_inputs()
+    except Exception as exc:
+        raise ProblemError(
+            f"{where}: get_inputs() raised {type(exc).__name__}: {exc}. Fix: {_FIX_FORMAT}."
+        ) from None
+    if not isinstance(inputs, list | tuple) or not any(isinstance(t, torch.Tensor) for t in inputs):
+        raise ProblemError(
+            f"{where}: get_inputs() returned {type(inputs).__name__} with no tensors. "
+            f"Fix: return a list holding at least one tensor, e.g. [torch.randn(16, 16)]."
+        )
+    if hasattr(module, "get_init_inputs") and not callable(module.get_init_inputs):
+        raise ProblemError(f"{where}: get_init_inputs is not a function. Fix: {_FIX_FORMAT}.")
+    try:
+        init = problem.init_inputs(module)
+        model_cls(*init)
+    except Exception as exc:
+        raise ProblemError(
+            f"{where}: Model(*get_init_inputs()) raised {type(exc).__name__}: {exc}. "
+            "Fix: make get_init_inputs() return the arguments Model's constructor takes."
+        ) from None
+
+
+def _input_elements(problem: Problem) -> int:
+    import torch
+
+    module = problem.module()
+    try:
+        with torch.device("meta"):  # sizes only: no data is made
+            inputs = module.get_inputs()
+    except (RuntimeError, NotImplementedError, TypeError):
+        inputs = module.get_inputs()
+    return sum(t.numel() for t in inputs if isinstance(t, torch.Tensor))
+
+
+def _int_constants(source: str) -> dict[str, int]:
+    sizes: dict[str, int] = {}
+    for node in ast.parse(source).body:
+        if (
+            isinstance(node, ast.Assign)
+            and len(node.targets) == 1
+            and isinstance(node.targets[0], ast.Name)
+            and isinstance(node.value, ast.Constant)
+            and type(node.value.value) is int
+        ):
+            sizes[node.targets[0].id] = node.value.value
+    return sizes
+
+
+def _apply_overrides(source: str, overrides: dict[str, int]) -> str:
+    """Rewrite `NAME = <int>` at module level; line numbers are kept for tracebacks."""
+    lines = source.splitlines(keepends=True)
+    for node in ast.parse(source).body:
+        if (
+            isinstance(node, ast.Assign)
+            and isinstance(node.targets[0], ast.Name)
+            and node.targets[0].id in overrides
+            and node.lineno == node.end_lineno
+        ):
+            line = lines[node.lineno - 1]
+            indent = line[: len(line) - len(line.lstrip())]
+            lines[node.lineno - 1] = f"{indent}{node.targets[0].id} = {overrides[node.targets[0].id]}\n"
+    return "".join(lines)

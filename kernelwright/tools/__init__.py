@@ -1,0 +1,1 @@
+"""Evaluation harness and the tools agents call. Never imports LangGraph or LangChain."""

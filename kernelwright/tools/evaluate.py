@@ -1,0 +1,119 @@
+"""The harness's one entry point: `evaluate(problem, candidate_source, settings) -> EvalResult`.
+
+The static guard runs here; everything that executes candidate code runs in a spawned worker
+with a wall-clock limit. A crash, hang, segfault or illegal memory access gives a result with
+a status and a reason, never an exception or a hang in the caller. Every evaluation gets a fresh
+process, so a GPU context that saw a fault is never reused.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import tempfile
+import time
+from pathlib import Path
+
+from kernelwright.problem import Problem, load_problem
+from kernelwright.tools.guard import check_source
+from kernelwright.tools.results import EvalResult, EvalSettings, Status
+from kernelwright.tools.worker import WorkerJob, main
+
+
+def evaluate(problem: Problem | str | Path, candidate_source: str,
+             settings: EvalSettings | None = None) -> EvalResult:
+    """Guard, build, check and (on a GPU) time one candidate against its reference."""
+    settings = settings or EvalSettings()
+    if not isinstance(problem, Problem):
+        problem = load_problem(problem)
+    started = time.perf_counter()
+    base = EvalResult(status=Status.REJECTED, problem=problem.name, guard=settings.guard,
+                      precision=settings.precision, tolerance=settings.tol())
+    findings = check_source(candidate_source, settings.guard, settings.precision, problem.name)
+    if findings:
+        syntax = findings[0].rule == "syntax_error"
+        return base.model_copy(update=dict(
+            status=Status.BUILD_ERROR if syntax else Status.REJECTED, reason=findings[0].rule,
+            message="; ".join(f"line {f.line}: {f.message}" for f in findings[:6]),
+            findings=findings, wall_s=time.perf_counter() - started))
+    device = resolve_device(settings.device)
+    if device == "cpu" and not problem.size_overrides:
+        problem = problem.shrink(settings.cpu_max_elements)
+    job = WorkerJob(problem_path=problem.path, problem_source=problem.source,
+                    size_overrides=problem.size_overrides, candidate_source=candidate_source,
+                    settings=settings, device=device)
+    result = run_worker(job, base)
+    result.wall_s = time.perf_counter() - started
+    return result
+
+
+def resolve_device(choice: str) -> str:
+    import torch
+
+    if choice == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if choice == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("device 'cuda' requested but torch sees no CUDA device")
+    return choice
+
+
+def run_worker(job: WorkerJob, base: EvalResult) -> EvalResult:
+    """Run the job in a fresh spawned process; map death and timeouts to results."""
+    ctx = multiprocessing.get_context("spawn")
+    receiver, sender = ctx.Pipe(duplex=False)
+    with tempfile.NamedTemporaryFile(prefix="kw-worker-", suffix=".log", delete=False) as f:
+        log_path = f.name
+    process = ctx.Process(target=main, args=(sender, job.model_dump_json(), log_path),
+                          daemon=True, name="kernelwright-worker")
+    process.start()
+    sender.close()
+    payload: str | None = None
+    timed_out = False
+    try:
+        if receiver.poll(job.settings.timeout_s):
+            payload = receiver.recv()
+        else:
+            timed_out = True
+    except EOFError:
+        payload = None  # the worker died before it answered
+    finally:
+        _kill_tree(process)
+        log_tail = _tail(log_path)
+        os.unlink(log_path)
+    if payload is not None:
+        result = EvalResult.model_validate_json(payload)
+        result.log_tail = log_tail
+        return result
+    if timed_out:
+        return base.model_copy(update=dict(
+            status=Status.TIMEOUT, reason="timeout", log_tail=log_tail,
+            message=f"the worker ran past its {job.settings.timeout_s:g} s limit and was killed"))
+    code = process.exitcode
+    how = f"signal {signal.Signals(-code).name}" if code is not None and code < 0 \
+        else f"exit code {code}"
+    return base.model_copy(update=dict(
+        status=Status.CRASHED, reason="worker_died", log_tail=log_tail,
+        message=f"the worker died with {how} before reporting (segfault, abort or illegal "
+                "memory access in the candidate)"))
+
+
+def _kill_tree(process: multiprocessing.process.BaseProcess) -> None:
+    """Kill the worker's process group (it called setsid), then reap the worker."""
+    if process.pid is not None:
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass  # already gone, or it died before setsid (then it has no group of its own)
+    process.join(timeout=10)
+    if process.is_alive():
+        process.kill()
+        process.join(timeout=10)
+
+
+def _tail(path: str, lines: int = 30) -> str:
+    try:
+        text = Path(path).read_text(errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(text.splitlines()[-lines:])

@@ -1,0 +1,96 @@
+"""GPU timing: CUDA events around one call, L2 flushed and fresh inputs before each repetition.
+
+Each repetition clones its inputs from one of several input sets (a new data_ptr every time,
+the previous clone still alive), zeroes a buffer larger than L2, then times the call between
+two events and synchronises the whole device. With `verify`, every output is checked against
+the reference for its input set, so a candidate that caches, batches or skips work while it is
+being timed fails instead of winning.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from kernelwright.tools.correctness import as_outputs, clone_all
+from kernelwright.tools.results import TimingStats
+
+L2_FLUSH_BYTES = 256 * 1024 * 1024  # larger than any current GPU's L2 (H100: 50 MB)
+
+
+def time_gpu(fn: Callable[..., Any], input_sets: list[list[Any]], reps: int, warmup_ms: float,
+             verify: Callable[[Any, int], None] | None = None) -> TimingStats:
+    """Median and spread of `reps` timed calls of `fn` (microseconds)."""
+    flush = torch.empty(L2_FLUSH_BYTES, dtype=torch.int8, device="cuda")
+    start_warm = time.perf_counter()
+    warm_calls = 0
+    while warm_calls < 3 or (time.perf_counter() - start_warm) * 1e3 < warmup_ms:
+        fn(*clone_all(input_sets[warm_calls % len(input_sets)]))
+        torch.cuda.synchronize()
+        warm_calls += 1
+    times_us: list[float] = []
+    previous: list[Any] | None = None
+    for rep in range(reps):
+        k = rep % len(input_sets)
+        inputs = clone_all(input_sets[k])  # allocated while `previous` lives: a new data_ptr
+        flush.zero_()
+        start = torch.cuda.Event(enable_timing=True)
+        end = torch.cuda.Event(enable_timing=True)
+        start.record()
+        out = fn(*inputs)
+        end.record()
+        torch.cuda.synchronize()
+        times_us.append(start.elapsed_time(end) * 1e3)
+        if verify is not None:
+            verify(out, k)
+        previous = inputs
+    del previous
+    return summarize(times_us)
+
+
+def summarize(times_us: list[float]) -> TimingStats:
+    ordered = sorted(times_us)
+    q = statistics.quantiles(ordered, n=10)  # deciles: q[1] is p20, q[7] is p80
+    return TimingStats(median_us=statistics.median(ordered), p20_us=q[1], p80_us=q[7],
+                       min_us=ordered[0], reps=len(ordered))
+
+
+def kernel_census(fn: Callable[..., Any], inputs: list[Any], own_names: set[str],
+                  trace_path: str) -> tuple[float | None, list[str]]:
+    """Profile one call: (share of kernel time in the candidate's own kernels, side streams).
+
+    A marker kernel launched on the calling stream just before the call names that stream in
+    the trace; any kernel of the call on another stream is work hidden from the timer.
+    """
+    import json
+
+    from torch.profiler import ProfilerActivity, profile
+
+    marker = torch.empty(1, device="cuda")
+    torch.cuda.synchronize()
+    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+        marker.fill_(1.0)
+        as_outputs(fn(*clone_all(inputs)))
+        torch.cuda.synchronize()
+    prof.export_chrome_trace(trace_path)
+    with open(trace_path) as f:
+        events = [e for e in json.load(f).get("traceEvents", [])
+                  if e.get("cat") == "kernel" and e.get("ph") == "X"]
+    events.sort(key=lambda e: e.get("ts", 0))
+    if not events:
+        return None, []
+    home = events[0].get("args", {}).get("stream")
+    call = events[1:]
+    total = sum(float(e.get("dur", 0)) for e in call)
+    own = sum(float(e.get("dur", 0)) for e in call if _is_own(e.get("name", ""), own_names))
+    side = sorted({f"{e.get('name', '?')[:60]} on stream {e.get('args', {}).get('stream')}"
+                   for e in call if e.get("args", {}).get("stream") != home})
+    return (own / total if total > 0 else None), side
+
+
+def _is_own(kernel_name: str, own_names: set[str]) -> bool:
+    return any(name and name in kernel_name for name in own_names)

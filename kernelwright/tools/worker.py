@@ -1,0 +1,225 @@
+"""The evaluation worker: one spawned process per candidate, so faults never reach the caller.
+
+Stages, in order: build (import, compile, construct with the reference's parameters),
+correctness (trials under the runtime guard), then on a GPU the kernel census (own-kernel share,
+side streams) and timing of the candidate, eager and torch.compile under one precision policy.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from kernelwright.problem import Problem
+from kernelwright.tools.results import EvalResult, EvalSettings, GuardFinding, Status
+
+CPU_TIMING_NOTE = ("no GPU: correctness ran under the Triton interpreter, whose timings are not "
+                   "meaningful, so none are reported")
+CUDA_FAULT = re.compile(r"illegal memory access|CUDA error|device-side assert|unspecified launch",
+                        re.IGNORECASE)
+
+
+class WorkerJob(BaseModel):
+    """Everything a worker needs, sent as JSON to the spawned process."""
+
+    problem_path: str
+    problem_source: str
+    size_overrides: dict[str, int]
+    candidate_source: str
+    settings: EvalSettings
+    device: str  # "cuda" or "cpu"
+
+
+class Verdict(Exception):
+    """Ends the worker's pipeline early with a status."""
+
+    def __init__(self, status: Status, reason: str, message: str,
+                 findings: list[GuardFinding] | None = None):
+        super().__init__(message)
+        self.status, self.reason, self.message = status, reason, message
+        self.findings = findings or []
+
+
+def main(conn: Any, job_json: str, log_path: str) -> None:
+    """Entry point of the spawned process: evaluate and send the result's JSON back."""
+    os.setsid()  # own process group: the caller can kill everything this process starts
+    log = os.open(log_path, os.O_WRONLY | os.O_APPEND)
+    os.dup2(log, 1)
+    os.dup2(log, 2)
+    job = WorkerJob.model_validate_json(job_json)
+    result = run(job)
+    conn.send(result.model_dump_json())
+    conn.close()
+    sys.stdout.flush()
+    os._exit(0)  # skip interpreter teardown: CUDA and Triton atexit hooks can hang or crash
+
+
+def run(job: WorkerJob) -> EvalResult:
+    if job.device == "cpu":
+        os.environ["TRITON_INTERPRET"] = "1"
+    import torch
+    import triton
+
+    settings = job.settings
+    result = EvalResult(
+        status=Status.CORRECT, problem=Path(job.problem_path).stem, guard=settings.guard,
+        precision=settings.precision, tolerance=settings.tol(),
+        size_overrides=job.size_overrides, torch_version=torch.__version__,
+        triton_version=triton.__version__,
+        device=torch.cuda.get_device_name() if job.device == "cuda"
+        else "cpu (Triton interpreter)",
+    )
+    try:
+        _pipeline(job, result)
+    except Verdict as v:
+        result.status, result.reason, result.message = v.status, v.reason, v.message
+        result.findings = v.findings
+    if job.device == "cpu":
+        result.timing_note = CPU_TIMING_NOTE
+    return result
+
+
+def _pipeline(job: WorkerJob, result: EvalResult) -> None:
+    import torch
+
+    from kernelwright.tools import correctness
+    from kernelwright.tools.build import construct_pair, import_candidate
+    from kernelwright.tools.precision import apply_policy, prepare_inputs, prepare_module
+    from kernelwright.tools.runtime_guard import GuardViolation, RuntimeGuard, watched_modules
+
+    settings = job.settings
+    apply_policy(settings.precision)
+    device = torch.device(job.device)
+    workdir = Path(tempfile.mkdtemp(prefix="kw-worker-"))
+    (workdir / "ref").mkdir()
+    problem = Problem(job.problem_path, job.problem_source, job.size_overrides)
+    module = problem.module(str(workdir / "ref"))
+    guard = RuntimeGuard(settings.guard, settings.precision, str(workdir / "candidate.py"),
+                         watched_modules())
+
+    def make_inputs(seed: int) -> list[Any]:
+        torch.manual_seed(seed)
+        return prepare_inputs(list(module.get_inputs()), settings.precision, device)
+
+    try:
+        with guard.watching(record_ops=False):
+            cand_module, _ = import_candidate(job.candidate_source, workdir)
+            reference, candidate = construct_pair(module.Model, cand_module.ModelNew,
+                                                  problem.init_inputs(module), settings.seed)
+    except GuardViolation as exc:
+        raise Verdict(Status.REJECTED, exc.findings[0].rule, str(exc), exc.findings) from None
+    except Exception as exc:
+        raise _failure(exc, guard, Status.BUILD_ERROR, "build_failed") from None
+    reference = prepare_module(reference, settings.precision, device)
+    candidate = prepare_module(candidate, settings.precision, device)
+
+    def run_candidate(*args: Any) -> Any:
+        with torch.no_grad(), guard.watching():
+            return candidate(*args)
+
+    def run_reference(*args: Any) -> Any:
+        with torch.no_grad():
+            return reference(*args)
+
+    try:
+        report = correctness.check(run_reference, run_candidate, make_inputs, settings.trials,
+                                   settings.seed, settings.tol(), settings.sequence_checks)
+    except GuardViolation as exc:
+        raise Verdict(Status.REJECTED, exc.findings[0].rule, str(exc), exc.findings) from None
+    except correctness.Mismatch as exc:
+        raise Verdict(Status.INCORRECT, exc.reason, str(exc)) from None
+    except Exception as exc:
+        raise _failure(exc, guard, Status.RUNTIME_ERROR, "forward_raised") from None
+    finally:
+        result.aten_ops = sorted(guard.ops)
+    result.trials_passed = report.trials_passed
+    result.max_abs_err, result.max_rel_err = report.errors.max_abs, report.errors.max_rel
+    result.message = f"matches the reference in {report.trials_passed} trials"
+    if job.device == "cuda":
+        _measure(job, result, cand_module, reference, candidate, make_inputs, guard, workdir)
+
+
+def _measure(job: WorkerJob, result: EvalResult, cand_module: Any, reference: Any,
+             candidate: Any, make_inputs: Any, guard: Any, workdir: Path) -> None:
+    """GPU only: kernel census, then timing of candidate, eager and torch.compile."""
+    import torch
+
+    from kernelwright.tools import correctness
+    from kernelwright.tools.runtime_guard import GuardViolation
+    from kernelwright.tools.timing import kernel_census, time_gpu
+
+    settings = job.settings
+    sets = [make_inputs(settings.seed + 2000 + i) for i in range(3)]
+    with torch.no_grad():
+        expected = [correctness.as_outputs(reference(*correctness.clone_all(s))) for s in sets]
+
+    def verify(out: Any, k: int) -> None:
+        try:
+            correctness.compare(correctness.as_outputs(out), expected[k], settings.tol())
+        except correctness.Mismatch as exc:
+            raise correctness.Mismatch("changed_under_timing", f"while being timed: {exc}") \
+                from None
+
+    def plain(model: Any) -> Any:
+        def call(*args: Any) -> Any:
+            with torch.no_grad():
+                return model(*args)
+        return call
+
+    try:
+        with guard.watching(record_ops=False):
+            fraction, side = kernel_census(plain(candidate), sets[0], _own_kernel_names(
+                cand_module, job.candidate_source), str(workdir / "trace.json"))
+            if side:
+                raise GuardViolation([GuardFinding(rule="side_stream", message="kernels ran off "
+                                                   f"the calling stream: {'; '.join(side[:4])}")])
+            result.own_kernel_fraction = fraction
+            stats = time_gpu(plain(candidate), sets, settings.reps, settings.warmup_ms, verify)
+    except GuardViolation as exc:
+        raise Verdict(Status.REJECTED, exc.findings[0].rule, str(exc), exc.findings) from None
+    except correctness.Mismatch as exc:
+        raise Verdict(Status.INCORRECT, exc.reason, str(exc)) from None
+    except Exception as exc:
+        raise _failure(exc, guard, Status.RUNTIME_ERROR, "forward_raised") from None
+    result.timing, result.runtime_us = stats, stats.median_us
+    eager = time_gpu(plain(reference), sets, settings.reps, settings.warmup_ms)
+    result.eager_us = eager.median_us
+    result.speedup_eager = eager.median_us / stats.median_us
+    if settings.compile_baseline:
+        try:
+            compiled = time_gpu(plain(torch.compile(reference)), sets, settings.reps,
+                                settings.warmup_ms)
+        except Exception as exc:  # a baseline failure must not hide the candidate's figures
+            result.timing_note = f"torch.compile baseline failed: {type(exc).__name__}: {exc}"
+        else:
+            result.compile_us = compiled.median_us
+            result.speedup_compile = compiled.median_us / stats.median_us
+
+
+def _own_kernel_names(module: Any, source: str) -> set[str]:
+    """Names of the candidate's Triton kernels and of __global__ functions in inline CUDA."""
+    names = set(re.findall(r"__global__\s+(?:__launch_bounds__\([^)]*\)\s+)?void\s+(\w+)", source))
+    for name, obj in vars(module).items():
+        if type(obj).__module__.startswith("triton"):
+            names.add(getattr(obj, "__name__", None) or getattr(getattr(obj, "fn", None),
+                                                                 "__name__", name))
+    return names
+
+
+def _failure(exc: BaseException, guard: Any, status: Status, reason: str) -> Verdict:
+    """Turn an exception from candidate code into a verdict; guard findings come first."""
+    if guard.findings:
+        return Verdict(Status.REJECTED, guard.findings[0].rule,
+                       "; ".join(f"{f.rule}: {f.message}" for f in guard.findings), guard.findings)
+    text = f"{type(exc).__name__}: {exc}"
+    if CUDA_FAULT.search(text):
+        return Verdict(Status.CRASHED, "cuda_fault", text[:2000])
+    if "CompilationError" in type(exc).__name__:
+        return Verdict(Status.BUILD_ERROR, "compile_failed", text[:2000])
+    return Verdict(status, reason, text[:2000])
