@@ -126,6 +126,7 @@ def check(reference: Callable[..., Any], candidate: Callable[..., Any],
     report = CorrectnessReport()
     shapes = as_outputs(reference(*clone_all(make_inputs(seed))))  # kept alive: never reused
     buffer: list[Any] | None = None
+    deferred: Mismatch | None = None
     history: list[tuple[Outputs, list[tuple[Outputs, list[int]]], list[Any]]] = []
     for trial in range(trials):
         pristine = make_inputs(seed + trial)
@@ -158,12 +159,18 @@ def check(reference: Callable[..., Any], candidate: Callable[..., Any],
                                    "output: results are cached by pointer")
                 raise Mismatch("constant_output", "the output did not change when the inputs "
                                "did: it does not depend on the inputs")
-        stats = compare(out_first, ref_out, tol)
-        stats.merge(compare(out_second, ref_out, tol))
-        report.errors.merge(stats)
-        report.trials_passed += 1
+        try:
+            stats = compare(out_first, ref_out, tol)
+            stats.merge(compare(out_second, ref_out, tol))
+        except Mismatch as exc:  # raised after all trials: a structural reason found later wins
+            deferred = deferred or exc
+        else:
+            report.errors.merge(stats)
+            report.trials_passed += 1
         report.reference_outputs.append(ref_out)
         history.append((ref_out, calls, fresh))
+    if deferred is not None:
+        raise deferred
     _check_sequence(reference, candidate, make_inputs, seed + 1000, sequence_checks, tol, report)
     return report
 

@@ -15,6 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from kernelwright.errors import KernelwrightError
 from kernelwright.problem import Problem, load_problem
 from kernelwright.tools.guard import check_source
 from kernelwright.tools.results import EvalResult, EvalSettings, Status
@@ -54,7 +55,8 @@ def resolve_device(choice: str) -> str:
     if choice == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if choice == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("device 'cuda' requested but torch sees no CUDA device")
+        raise KernelwrightError("device 'cuda' was asked for, but torch sees no CUDA device. "
+                                "Fix: use --device auto (or cpu for the Triton interpreter).")
     return choice
 
 

@@ -67,7 +67,7 @@ TENSOR_COMPUTE_METHODS = {
     "reciprocal", "relu", "remainder", "round", "rsqrt", "scatter", "scatter_add",
     "scatter_reduce", "sigmoid", "sign", "silu", "sin", "sinh", "softmax", "sort", "sqrt",
     "square", "std", "sub", "sum", "tan", "tanh", "topk", "tril", "triu", "trunc", "var",
-    "where", "sort", "unique", "kthvalue", "mode", "nansum", "diff", "cross", "outer",
+    "where", "unique", "kthvalue", "mode", "nansum", "diff", "cross", "outer",
     "softplus", "hardtanh", "leaky_relu", "elu", "selu", "true_divide", "floor_divide",
     "logical_and", "logical_or", "logical_not", "bitwise_and", "bitwise_or", "bitwise_xor",
 }
@@ -175,7 +175,7 @@ class _Checker(ast.NodeVisitor):
             self.visit(stmt)
         self.scope = saved
 
-    visit_AsyncFunctionDef = visit_FunctionDef  # type: ignore[assignment]
+    visit_AsyncFunctionDef = visit_FunctionDef
 
     def decorator_name(self, node: ast.expr) -> str | None:
         target = node.func if isinstance(node, ast.Call) else node
@@ -355,4 +355,4 @@ def check_source(source: str, guard: GuardMode = "strict", precision: Precision 
         checker.flag("no_kernel", tree, "launches no kernel of its own (a @triton.jit kernel "
                                         "called as kernel[grid](...), or load_inline)")
     unique = {(f.rule, f.line): f for f in checker.findings}
-    return sorted(unique.values(), key=lambda f: (f.line or 0, f.rule))
+    return sorted(unique.values(), key=lambda f: (f.line or 1 << 30, f.rule))

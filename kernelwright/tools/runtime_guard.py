@@ -152,7 +152,7 @@ class RuntimeGuard:
         guard = self
 
         class _Record(TorchDispatchMode):
-            def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+            def __torch_dispatch__(self, func, types, args=(), kwargs=None):
                 kwargs = kwargs or {}
                 guard.ops.add(str(func))
                 if str(func).startswith("aten._to_copy") and str(kwargs.get("dtype")) in LOW_PRECISION:

@@ -2,13 +2,14 @@
 
 Each repetition clones its inputs from one of several input sets (a new data_ptr every time,
 the previous clone still alive), zeroes a buffer larger than L2, then times the call between
-two events and synchronises the whole device. With `verify`, every output is checked against
-the reference for its input set, so a candidate that caches, batches or skips work while it is
-being timed fails instead of winning.
+two events and synchronises the whole device. Every rep's output leaves a fingerprint that the
+caller checks against the reference afterwards, so a candidate that caches, batches or skips
+work while it is being timed fails instead of winning.
 """
 
 from __future__ import annotations
 
+import gc
 import statistics
 import time
 from collections.abc import Callable
@@ -22,9 +23,15 @@ from kernelwright.tools.results import TimingStats
 L2_FLUSH_BYTES = 256 * 1024 * 1024  # larger than any current GPU's L2 (H100: 50 MB)
 
 
-def time_gpu(fn: Callable[..., Any], input_sets: list[list[Any]], reps: int, warmup_ms: float,
-             verify: Callable[[Any, int], None] | None = None) -> TimingStats:
-    """Median and spread of `reps` timed calls of `fn` (microseconds)."""
+def time_gpu(fn: Callable[..., Any], input_sets: list[list[Any]], reps: int, warmup_ms: float
+             ) -> tuple[TimingStats, list[tuple[int, list[torch.Tensor]]]]:
+    """Median and spread of `reps` timed calls of `fn` (microseconds), and for every rep the
+    index of its input set and a fingerprint of its outputs, to be checked afterwards.
+
+    Only a fingerprint (an on-device sum) is kept per rep, and each output is freed before the
+    next call, so the caching allocator reaches a steady state and no cudaMalloc lands inside a
+    timed window; the Python GC is paused for the same reason.
+    """
     flush = torch.empty(L2_FLUSH_BYTES, dtype=torch.int8, device="cuda")
     start_warm = time.perf_counter()
     warm_calls = 0
@@ -33,23 +40,44 @@ def time_gpu(fn: Callable[..., Any], input_sets: list[list[Any]], reps: int, war
         torch.cuda.synchronize()
         warm_calls += 1
     times_us: list[float] = []
+    prints: list[tuple[int, list[torch.Tensor]]] = []
     previous: list[Any] | None = None
-    for rep in range(reps):
-        k = rep % len(input_sets)
-        inputs = clone_all(input_sets[k])  # allocated while `previous` lives: a new data_ptr
-        flush.zero_()
-        start = torch.cuda.Event(enable_timing=True)
-        end = torch.cuda.Event(enable_timing=True)
-        start.record()
-        out = fn(*inputs)
-        end.record()
-        torch.cuda.synchronize()
-        times_us.append(start.elapsed_time(end) * 1e3)
-        if verify is not None:
-            verify(out, k)
-        previous = inputs
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        for rep in range(reps):
+            k = rep % len(input_sets)
+            inputs = clone_all(input_sets[k])  # allocated while `previous` lives: a new data_ptr
+            flush.zero_()
+            start = torch.cuda.Event(enable_timing=True)
+            end = torch.cuda.Event(enable_timing=True)
+            start.record()
+            out = fn(*inputs)
+            end.record()
+            prints.append((k, fingerprint(out)))
+            del out
+            torch.cuda.synchronize()  # every stream, not only the timed one
+            times_us.append(start.elapsed_time(end) * 1e3)
+            previous = inputs
+    finally:
+        if gc_was_enabled:
+            gc.enable()
     del previous
-    return summarize(times_us)
+    return summarize(times_us), prints
+
+
+def fingerprint(value: Any) -> list[torch.Tensor]:
+    """On-device sums of each output (float64 accumulation), without materialising copies."""
+    return [t.sum(dtype=torch.float64) if t.is_floating_point() else t.sum()
+            for t in as_outputs(value) if isinstance(t, torch.Tensor)]
+
+
+def fingerprints_match(got: list[torch.Tensor], expected: list[torch.Tensor],
+                       scale: list[float], tol: float) -> bool:
+    if len(got) != len(expected):
+        return False
+    return all(abs(float(g) - float(e)) <= tol * s + 1e-9
+               for g, e, s in zip(got, expected, scale, strict=True))
 
 
 def summarize(times_us: list[float]) -> TimingStats:

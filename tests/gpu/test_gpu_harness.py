@@ -1,0 +1,50 @@
+"""The harness on a real GPU: the adversarial corpus, the examples, and timing vs do_bench."""
+
+import statistics
+
+import pytest
+from corpus import cases, do_bench_median_us, example_pairs
+
+from kernelwright.tools.evaluate import evaluate
+from kernelwright.tools.results import EvalSettings
+
+pytestmark = pytest.mark.gpu
+GPU_CASES = [c for c in cases() if c.device in {"any", "gpu"}]
+
+
+@pytest.mark.parametrize("case", GPU_CASES, ids=lambda c: c.id)
+def test_candidate_gets_expected_verdict_on_gpu(case):
+    timeout = 60 if case.file.stem == "hang" else 300
+    settings = EvalSettings(guard=case.guard, device="cuda", timeout_s=timeout,
+                            compile_baseline=False, reps=50)
+    result = evaluate(case.problem, case.file.read_text(), settings)
+    detail = f"{result.status} {result.reason}: {result.message}\n{result.log_tail[-800:]}"
+    assert result.status == case.status, detail
+    if case.reason and case.device != "cpu":
+        assert result.reason == case.reason, detail
+    if case.status == "correct":
+        assert result.runtime_us and result.eager_us and result.timing.reps == 50
+
+
+@pytest.mark.parametrize("pair", example_pairs(), ids=lambda p: p[1].stem)
+def test_example_is_correct_and_timed(pair):
+    problem, candidate = pair
+    result = evaluate(problem, candidate.read_text(),
+                      EvalSettings(device="cuda", compile_baseline=False))
+    assert result.status == "correct", f"{result.reason}: {result.message}\n{result.log_tail}"
+    assert not result.size_overrides  # full KernelBench sizes on a GPU
+    assert result.runtime_us > 0 and result.eager_us > 0
+    assert result.timing.p20_us <= result.timing.median_us <= result.timing.p80_us
+    assert result.own_kernel_fraction is not None and result.own_kernel_fraction > 0.5
+
+
+@pytest.mark.parametrize("pair", example_pairs(), ids=lambda p: p[1].stem)
+def test_harness_time_within_10_percent_of_do_bench(pair):
+    problem, candidate = pair
+    harness = [evaluate(problem, candidate.read_text(),
+                        EvalSettings(device="cuda", compile_baseline=False)).runtime_us
+               for _ in range(2)]
+    reference = do_bench_median_us(problem, candidate)
+    ours = statistics.median(harness)
+    assert abs(ours - reference) <= 0.10 * reference, \
+        f"harness {ours:.1f} us, do_bench {reference:.1f} us"

@@ -1,0 +1,34 @@
+"""Every hack in tests/adversarial is refused with its own reason; the legit one passes (CPU)."""
+
+import pytest
+from corpus import cases
+
+from kernelwright.tools.evaluate import evaluate
+from kernelwright.tools.results import EvalSettings
+
+CPU_CASES = [c for c in cases() if not c.gpu_only and c.device in {"any", "cpu"}]
+
+
+@pytest.mark.parametrize("case", CPU_CASES, ids=lambda c: c.id)
+def test_candidate_gets_expected_verdict(case):
+    timeout = 20 if case.file.stem == "hang" else 180
+    settings = EvalSettings(guard=case.guard, device="cpu", timeout_s=timeout)
+    result = evaluate(case.problem, case.file.read_text(), settings)
+    detail = f"{result.status} {result.reason}: {result.message}\n{result.log_tail[-800:]}"
+    assert result.status == case.status, detail
+    if case.reason:
+        assert result.reason == case.reason, detail
+    assert result.guard == case.guard
+    if case.status == "correct":
+        assert result.trials_passed >= 5 and result.runtime_us is None
+        assert result.timing_note and "not meaningful" in result.timing_note
+
+
+def test_corpus_covers_every_hack_named_in_the_harness_issue():
+    names = {c.file.stem for c in cases()}
+    required = {"torch_fallback", "decoy_kernel", "try_except", "ptr_cache", "batch_skip",
+                "input_mutation", "constant_output", "subclass_output", "timer_patch",
+                "thread_injection", "subprocess_use", "socket_use", "read_problem",
+                "precision_downgrade", "getattr_fallback", "eval_fallback", "library_gemm",
+                "segfault", "hang", "syntax_error", "side_stream"}
+    assert required <= names, required - names
