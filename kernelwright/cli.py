@@ -125,9 +125,13 @@ def _fmt(value: float | None, unit: str = "") -> str:
 
 
 def _fail(message: str) -> typer.Exit:
-    Console(stderr=True).print(f"[bold red]error:[/] {message}", highlight=False)
+    Console(stderr=True, soft_wrap=True).print(f"[bold red]error:[/] {escape(message)}", highlight=False)
     return typer.Exit(2)
 
 
 def main() -> None:
     app()
+
+
+if __name__ == "__main__":
+    main()

@@ -293,6 +293,8 @@ class _Checker(ast.NodeVisitor):
                                          "compute it in the candidate's own kernel")
 
     def check_method(self, method: str, node: ast.Call) -> None:
+        if method in SUBCLASS_CALLS:
+            self.flag("tensor_subclass", node, f"calls .{method}(): tensor subclasses are refused")
         if self.scope.in_jit or self.scope.in_init:
             return
         if method in HOST_METHODS:

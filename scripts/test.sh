@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Install everything, then lint, type-check and run the tests (GPU tests skip without CUDA).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/env.sh
+.venv/bin/python -m ruff check kernelwright tests benchmarks
+.venv/bin/python -m mypy
+.venv/bin/python -m pytest -q --timeout=900 tests "$@"

@@ -1,0 +1,74 @@
+"""Problem loading: KernelBench files load; every user mistake gets a message with the fix."""
+
+import pytest
+
+from kernelwright.errors import ProblemError
+from kernelwright.problem import load_problem
+
+GOOD = """import torch
+import torch.nn as nn
+
+class Model(nn.Module):
+    def __init__(self, dim):
+        super().__init__()
+        self.w = nn.Parameter(torch.randn(dim))
+    def forward(self, x):
+        return x * self.w
+
+batch = 1823
+dim = 781
+scaled = dim * 2
+
+def get_inputs():
+    return [torch.randn(batch, dim)]
+
+def get_init_inputs():
+    return [dim]
+"""
+
+
+def write(tmp_path, text, name="problem.py"):
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_loads_kernelbench_file_unchanged(tmp_path):
+    problem = load_problem(write(tmp_path, GOOD))
+    assert problem.name == "problem" and problem.size_constants() == {"batch": 1823, "dim": 781}
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("def broken(:\n", "syntax error"),
+    ("import torch\ndef get_inputs():\n    return [torch.ones(2)]\n", "no `class Model"),
+    (GOOD.replace("def get_inputs", "def other_inputs"), "no `get_inputs()`"),
+    (GOOD.replace("return [torch.randn(batch, dim)]", "return []"), "with no tensors"),
+    (GOOD.replace("return [dim]", "return [dim, 5]"), "Model(*get_init_inputs()) raised TypeError"),
+    (GOOD + "\nraise ValueError('boom')\n", "running the file raised ValueError"),
+])
+def test_user_mistakes_name_file_problem_and_fix(tmp_path, text, expected):
+    path = write(tmp_path, text)
+    with pytest.raises(ProblemError) as info:
+        load_problem(path)
+    message = str(info.value)
+    assert str(path) in message and expected in message and "Fix:" in message
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(ProblemError, match="problem file not found. Fix"):
+        load_problem(tmp_path / "absent.py")
+
+
+def test_shrink_rescales_sizes_and_derived_values(tmp_path):
+    problem = load_problem(write(tmp_path, GOOD)).shrink(max_elements=20_000)
+    module = problem.module()
+    (x,) = module.get_inputs()
+    assert x.numel() <= 20_000 and problem.size_overrides
+    assert module.scaled == 2 * module.dim  # computed from the shrunk value, not the original
+    assert module.Model(*problem.init_inputs(module)).w.numel() == x.shape[1]
+
+
+def test_shrink_stops_where_sizes_are_tied_by_an_assert(tmp_path):
+    text = GOOD.replace("scaled = dim * 2", "assert dim % 781 == 0")
+    problem = load_problem(write(tmp_path, text)).shrink(max_elements=20_000)
+    assert "dim" not in problem.size_overrides
