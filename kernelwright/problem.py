@@ -66,7 +66,8 @@ class Problem:
 
     def shrink(self, max_elements: int) -> Problem:
         """Halve the largest module-level size until the inputs hold at most `max_elements`."""
-        sizes = self.size_constants()
+        original = self.size_constants()
+        sizes = dict(original)
         current = self
         while _input_elements(current) > max_elements:
             movable = {k: v for k, v in sizes.items() if v >= 4}
@@ -74,8 +75,7 @@ class Problem:
                 break
             name = max(movable, key=lambda k: movable[k])
             sizes[name] = movable[name] // 2
-            trial = replace(self, size_overrides={k: v for k, v in sizes.items()
-                                                  if v != self.size_constants()[k]})
+            trial = replace(self, size_overrides={k: v for k, v in sizes.items() if v != original[k]})
             try:
                 _validate(trial)
             except ProblemError:  # the sizes are tied by an assert or divisibility: stop here
