@@ -1,13 +1,15 @@
-"""Command line: `kernelwright eval PROBLEM CANDIDATE`."""
+"""Command line: `kernelwright eval`, `analyze` and `hw`."""
 
 from __future__ import annotations
 
+import json
 import logging
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -20,6 +22,10 @@ console = Console()
 STATUS_STYLE = {"correct": "bold green", "incorrect": "bold red", "rejected": "bold red",
                 "build_error": "bold yellow", "runtime_error": "bold yellow",
                 "timeout": "bold magenta", "crashed": "bold magenta"}
+
+
+hw_app = typer.Typer(no_args_is_help=True, help="Device profiles: datasheets and calibration.")
+app.add_typer(hw_app, name="hw")
 
 
 @app.callback()
@@ -69,6 +75,145 @@ def eval_command(
     raise typer.Exit(0 if result.ok else 1)
 
 
+@app.command("analyze")
+def analyze_command(
+    problems: Annotated[list[Path], typer.Argument(help="problem files or folders of them")],
+    precision: Annotated[str, typer.Option(help="fp32 | tf32 | bf16 | fp16, for both sides")]
+    = "fp32",
+    device: Annotated[str, typer.Option(help="auto | cuda | cpu (no timings on the CPU)")]
+    = "auto",
+    hardware: Annotated[str | None, typer.Option(
+        help="datasheet profile to use instead of this device's (see `kernelwright hw show`)")]
+    = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the analyses as JSON")] = False,
+) -> None:
+    """Baselines (eager, torch.compile), FLOPs, bytes, the SOL floor and the headroom."""
+    from kernelwright.hardware.profiles import DATASHEETS
+    from kernelwright.problem import load_problem
+    from kernelwright.tools.analyze import analyze
+
+    if precision not in {"fp32", "tf32", "bf16", "fp16"}:
+        raise _fail(f"--precision {precision!r}: use fp32, tf32, bf16 or fp16")
+    if device not in {"auto", "cuda", "cpu"}:
+        raise _fail(f"--device {device!r}: use auto, cuda or cpu")
+    if hardware is not None and hardware not in DATASHEETS:
+        raise _fail(f"--hardware {hardware!r}: unknown profile; choose from "
+                    f"{', '.join(sorted(DATASHEETS))}")
+    files = _problem_files(problems)
+    results = []
+    try:
+        with console.status("", spinner="dots") if not as_json else nullcontext() as status:
+            for i, (file, label) in enumerate(files, 1):
+                if status is not None:
+                    status.update(f"analysing {label} ({i}/{len(files)})")
+                analysis = analyze(load_problem(file), precision, device,  # type: ignore[arg-type]
+                                   hardware)
+                results.append(analysis.model_copy(update={"problem": label}))
+    except KernelwrightError as exc:
+        raise _fail(str(exc)) from None
+    if as_json:
+        print(json.dumps([r.model_dump(mode="json") for r in results], indent=2))
+        return
+    console.print(analysis_table(results))
+    notes = sorted({r.note for r in results if r.note})
+    for note in notes:
+        console.print(f"[dim]{escape(note)}[/]")
+
+
+def analysis_table(results: list[Any]) -> Table:
+    """One row per analysed problem (also used for benchmarks/analyze-*.md)."""
+    first = results[0] if results else None
+    title = (f"{first.device}, precision {first.precision}, profile "
+             f"{first.sol.profile + (' (calibrated)' if first.sol.calibrated else ' (datasheet)')}"
+             if first and first.sol else None)
+    table = Table(title=title, caption="times in us; headroom = compile / floor", box=box.SIMPLE,
+                  pad_edge=False, collapse_padding=True)
+    for name in ["problem", "eager", "compile", "GFLOP", "MB", "floor", "bound", "headroom"]:
+        table.add_column(name, justify="left" if name in {"problem", "bound"} else "right",
+                         no_wrap=True)
+    for r in results:
+        sol = r.sol
+        table.add_row(r.problem, _num(r.eager_us), _num(r.compile_us), _num(r.flops / 1e9),
+                      _num(r.bytes / 1e6), _num(sol.floor_us if sol else None),
+                      sol.bound if sol else "-", _fmt(r.headroom, "x"))
+    return table
+
+
+def _num(value: float | None) -> str:
+    """Short numbers for tables: 3 significant digits, no exponent below a million."""
+    if value is None:
+        return "-"
+    return f"{value:.0f}" if value >= 100 else f"{value:.3g}"
+
+
+@hw_app.command("calibrate")
+def hw_calibrate(
+    device: Annotated[str, typer.Option(help="auto | cuda | cpu")] = "auto",
+) -> None:
+    """Measure this machine's bandwidth and matmul rates; the result wins over the datasheet."""
+    from kernelwright.hardware.calibrate import calibrate, profile_path
+    from kernelwright.tools.evaluate import resolve_device
+
+    try:
+        target = resolve_device(device)
+    except KernelwrightError as exc:
+        raise _fail(str(exc)) from None
+    with console.status("calibrating", spinner="dots") as status:
+        profile = calibrate(target, progress=lambda step: status.update(f"calibrating: {step}"))
+    _show_profile(profile)
+    console.print(f"saved to {profile_path(profile.marketing_name)}")
+
+
+@hw_app.command("show")
+def hw_show(
+    device: Annotated[str, typer.Option(help="auto | cuda | cpu")] = "auto",
+) -> None:
+    """Show the profile in use on this machine and list the datasheet profiles."""
+    from kernelwright.hardware.calibrate import resolve_profile
+    from kernelwright.hardware.profiles import DATASHEETS
+    from kernelwright.tools.evaluate import resolve_device
+
+    try:
+        profile = resolve_profile(resolve_device(device))
+    except KernelwrightError as exc:
+        raise _fail(str(exc)) from None
+    if profile is None:
+        console.print("this GPU matches no datasheet and was never calibrated: run "
+                      "`kernelwright hw calibrate`")
+    else:
+        _show_profile(profile)
+    console.print(f"datasheet profiles: {', '.join(sorted(DATASHEETS))}")
+
+
+def _show_profile(profile: Any) -> None:
+    table = Table(title=f"{profile.marketing_name} ({profile.name}, "
+                        f"{'calibrated' if profile.calibrated else 'datasheet'})")
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    table.add_row("memory bandwidth", f"{profile.memory_bandwidth_gbps:.0f} GB/s")
+    for kind in ("fp32", "tf32", "bf16", "fp16", "fp8"):
+        rate = getattr(profile, f"{kind}_tflops")
+        table.add_row(f"{kind} peak", f"{rate:.1f} TFLOP/s" if rate else "-")
+    table.add_row("L2", f"{profile.l2_bytes / 2**20:.0f} MiB")
+    table.add_row("SMs / CUs / cores", str(profile.sm_count))
+    console.print(table)
+    console.print(f"[dim]source: {escape(profile.source)}[/]")
+
+
+def _problem_files(paths: list[Path]) -> list[tuple[Path, str]]:
+    """Files named, and files inside folders named, each with a label (path in its folder)."""
+    files: list[tuple[Path, str]] = []
+    for path in paths:
+        if path.is_dir():
+            found = sorted(path.rglob("*.py"))
+            if not found:
+                raise _fail(f"{path}: folder holds no .py problem files")
+            files += [(f, str(f.relative_to(path).with_suffix(""))) for f in found]
+        else:
+            files.append((path, path.stem))
+    return files
+
+
 def _read_candidate(path: Path) -> str:
     if not path.is_file():
         raise CandidateFileError(f"{path}: candidate file not found. Fix: check the path.")
@@ -104,9 +249,17 @@ def _show(result) -> None:
              f"{_fmt(result.speedup_eager, 'x')} / {_fmt(result.speedup_compile, 'x')}")]
     if result.own_kernel_fraction is not None:
         rows.append(("GPU time in own kernels", f"{result.own_kernel_fraction:.0%}"))
+    if result.sol is not None and result.sol_fraction is not None:
+        rows.append(("SOL floor / fraction", f"{result.sol.floor_us:.4g} us ({result.sol.bound}"
+                     f" bound, {result.sol.profile}) / {result.sol_fraction:.2f}"))
+    if result.profile is not None:
+        rows.append(("diagnosis", result.profile.diagnosis))
     for name, value in rows:
         table.add_row(name, value)
     console.print(table)
+    if result.faster_than_sol:
+        console.print("[bold red]faster than the speed-of-light[/]: the time is under 0.95 x the "
+                      "floor, so the kernel skips work or the measurement is wrong; do not trust it")
     if result.size_overrides:
         sizes = ", ".join(f"{k}={v}" for k, v in result.size_overrides.items())
         console.print(f"sizes shrunk for the interpreter: {sizes}")

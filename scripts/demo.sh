@@ -3,4 +3,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/env.sh
-.venv/bin/kernelwright eval examples/problems/03_softmax.py examples/candidates/03_softmax.py "$@"
+.venv/bin/kernelwright eval examples/problems/level1/03_softmax.py examples/candidates/level1/03_softmax.py "$@"

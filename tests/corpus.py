@@ -42,7 +42,10 @@ def cases() -> list[Case]:
 
 
 def example_pairs() -> list[tuple[Path, Path]]:
-    return [(EXAMPLES / "problems" / c.name, c) for c in sorted((EXAMPLES / "candidates").glob("*.py"))]
+    """(problem, candidate) for every hand-written candidate, e.g. level1/03_softmax.py."""
+    candidates = EXAMPLES / "candidates"
+    return [(EXAMPLES / "problems" / c.relative_to(candidates), c)
+            for c in sorted(candidates.rglob("*.py"))]
 
 
 def do_bench_median_us(problem_path, candidate_path):

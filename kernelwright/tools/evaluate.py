@@ -8,18 +8,15 @@ process, so a GPU context that saw a fault is never reused.
 
 from __future__ import annotations
 
-import multiprocessing
-import os
-import signal
-import tempfile
 import time
 from pathlib import Path
 
 from kernelwright.errors import KernelwrightError
 from kernelwright.problem import Problem, load_problem
 from kernelwright.tools.guard import check_source
+from kernelwright.tools.process import spawn
 from kernelwright.tools.results import EvalResult, EvalSettings, Status
-from kernelwright.tools.worker import WorkerJob, main
+from kernelwright.tools.worker import WorkerJob
 
 
 def evaluate(problem: Problem | str | Path, candidate_source: str,
@@ -62,60 +59,17 @@ def resolve_device(choice: str) -> str:
 
 def run_worker(job: WorkerJob, base: EvalResult) -> EvalResult:
     """Run the job in a fresh spawned process; map death and timeouts to results."""
-    ctx = multiprocessing.get_context("spawn")
-    receiver, sender = ctx.Pipe(duplex=False)
-    with tempfile.NamedTemporaryFile(prefix="kw-worker-", suffix=".log", delete=False) as f:
-        log_path = f.name
-    process = ctx.Process(target=main, args=(sender, job.model_dump_json(), log_path),
-                          daemon=True, name="kernelwright-worker")
-    process.start()
-    sender.close()
-    payload: str | None = None
-    timed_out = False
-    try:
-        if receiver.poll(job.settings.timeout_s):
-            payload = receiver.recv()
-        else:
-            timed_out = True
-    except EOFError:
-        payload = None  # the worker died before it answered
-    finally:
-        _kill_tree(process)
-        log_tail = _tail(log_path)
-        os.unlink(log_path)
-    if payload is not None:
-        result = EvalResult.model_validate_json(payload)
-        result.log_tail = log_tail
+    done = spawn("kernelwright.tools.worker:serve", job.model_dump_json(), job.settings.timeout_s,
+                 "kernelwright-worker")
+    if done.payload is not None:
+        result = EvalResult.model_validate_json(done.payload)
+        result.log_tail = done.log_tail
         return result
-    if timed_out:
+    if done.timed_out:
         return base.model_copy(update=dict(
-            status=Status.TIMEOUT, reason="timeout", log_tail=log_tail,
+            status=Status.TIMEOUT, reason="timeout", log_tail=done.log_tail,
             message=f"the worker ran past its {job.settings.timeout_s:g} s limit and was killed"))
-    code = process.exitcode
-    how = f"signal {signal.Signals(-code).name}" if code is not None and code < 0 \
-        else f"exit code {code}"
     return base.model_copy(update=dict(
-        status=Status.CRASHED, reason="worker_died", log_tail=log_tail,
-        message=f"the worker died with {how} before reporting (segfault, abort or illegal "
-                "memory access in the candidate)"))
-
-
-def _kill_tree(process: multiprocessing.process.BaseProcess) -> None:
-    """Kill the worker's process group (it called setsid), then reap the worker."""
-    if process.pid is not None:
-        try:
-            os.killpg(process.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass  # already gone, or it died before setsid (then it has no group of its own)
-    process.join(timeout=10)
-    if process.is_alive():
-        process.kill()
-        process.join(timeout=10)
-
-
-def _tail(path: str, lines: int = 30) -> str:
-    try:
-        text = Path(path).read_text(errors="replace")
-    except OSError:
-        return ""
-    return "\n".join(text.splitlines()[-lines:])
+        status=Status.CRASHED, reason="worker_died", log_tail=done.log_tail,
+        message=f"the worker died with {done.exit_how} before reporting (segfault, abort or "
+                "illegal memory access in the candidate)"))

@@ -68,6 +68,51 @@ class TimingStats(BaseModel):
     reps: int
 
 
+class SolAnalysis(BaseModel):
+    """The floor of one problem on one device under one precision policy."""
+
+    flops: int
+    tensor_flops: int
+    vector_flops: int
+    bytes: int
+    profile: str = Field(description="device profile used, e.g. 'h100-sxm'")
+    calibrated: bool
+    precision: Precision
+    tensor_peak_tflops: float = Field(description="rate charged for matmul-class FLOPs")
+    vector_peak_tflops: float = Field(description="rate charged for pointwise/reduction FLOPs")
+    bandwidth_gbps: float
+    compute_floor_us: float
+    memory_floor_us: float
+    floor_us: float
+    bound: Literal["memory", "compute"]
+    uncounted_ops: list[str] = Field(default_factory=list)
+    min_launches: int = Field(1, description="one per matmul-class op, else 1: all else fuses")
+
+
+class KernelStat(BaseModel):
+    """One GPU kernel seen by the profiler during one call of the candidate."""
+
+    name: str
+    calls: int
+    total_us: float
+    own: bool = Field(description="the candidate's own kernel, not a library one")
+
+
+class ProfileReport(BaseModel):
+    """What ran on the GPU in one call, the rates it reached and a one-line diagnosis."""
+
+    kernels: list[KernelStat] = Field(default_factory=list, description="longest first")
+    gpu_time_us: float = Field(0.0, description="sum of kernel durations in one call")
+    launches: int = 0
+    own_kernel_fraction: float | None = Field(None, description="coverage: own kernels' share")
+    side_streams: list[str] = Field(default_factory=list, description="kernels off the stream")
+    achieved_gbps: float | None = Field(None, description="SOL bytes over the measured time")
+    achieved_tflops: float | None = Field(None, description="SOL FLOPs over the measured time")
+    bandwidth_fraction: float | None = Field(None, description="achieved over peak bandwidth")
+    compute_fraction: float | None = Field(None, description="achieved over the charged peak")
+    diagnosis: str = ""
+
+
 class EvalResult(BaseModel):
     """The verdict on one candidate, with every figure needed to trust it."""
 
@@ -97,6 +142,10 @@ class EvalResult(BaseModel):
         None, description="share of GPU kernel time spent in the candidate's own kernels"
     )
     aten_ops: list[str] = Field(default_factory=list, description="aten ops in candidate forward")
+    sol: SolAnalysis | None = Field(None, description="the problem's floor on this device")
+    sol_fraction: float | None = Field(None, description="floor / runtime; 1.0 is the SOL")
+    faster_than_sol: bool = Field(False, description="runtime < 0.95 x floor: a bug or a cheat")
+    profile: ProfileReport | None = None
     torch_version: str = ""
     triton_version: str = ""
     wall_s: float = 0.0

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import re
-import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -46,18 +45,9 @@ class Verdict(Exception):
         self.findings = findings or []
 
 
-def main(conn: Any, job_json: str, log_path: str) -> None:
-    """Entry point of the spawned process: evaluate and send the result's JSON back."""
-    os.setsid()  # own process group: the caller can kill everything this process starts
-    log = os.open(log_path, os.O_WRONLY | os.O_APPEND)
-    os.dup2(log, 1)
-    os.dup2(log, 2)
-    job = WorkerJob.model_validate_json(job_json)
-    result = run(job)
-    conn.send(result.model_dump_json())
-    conn.close()
-    sys.stdout.flush()
-    os._exit(0)  # skip interpreter teardown: CUDA and Triton atexit hooks can hang or crash
+def serve(job_json: str) -> str:
+    """Entry point in the spawned process (see tools/process.py): JSON job in, JSON result out."""
+    return run(WorkerJob.model_validate_json(job_json)).model_dump_json()
 
 
 def run(job: WorkerJob) -> EvalResult:
@@ -143,17 +133,20 @@ def _pipeline(job: WorkerJob, result: EvalResult) -> None:
     result.max_abs_err, result.max_rel_err = report.errors.max_abs, report.errors.max_rel
     result.message = f"matches the reference in {report.trials_passed} trials"
     if job.device == "cuda":
-        _measure(job, result, cand_module, reference, candidate, make_inputs, guard, workdir)
+        _measure(job, result, module, cand_module, reference, candidate, make_inputs, guard,
+                 workdir)
 
 
-def _measure(job: WorkerJob, result: EvalResult, cand_module: Any, reference: Any,
+def _measure(job: WorkerJob, result: EvalResult, module: Any, cand_module: Any, reference: Any,
              candidate: Any, make_inputs: Any, guard: Any, workdir: Path) -> None:
-    """GPU only: kernel census, then timing of candidate, eager and torch.compile."""
+    """GPU only: profile, then timing of candidate, eager and torch.compile, then the SOL."""
     import torch
 
     from kernelwright.tools import correctness
+    from kernelwright.tools.profile import diagnose, profile_call
     from kernelwright.tools.runtime_guard import GuardViolation
-    from kernelwright.tools.timing import kernel_census, time_gpu
+    from kernelwright.tools.sol import judge
+    from kernelwright.tools.timing import time_gpu
 
     settings = job.settings
     sets = [make_inputs(settings.seed + 2000 + i) for i in range(3)]
@@ -168,12 +161,12 @@ def _measure(job: WorkerJob, result: EvalResult, cand_module: Any, reference: An
 
     try:
         with guard.watching(record_ops=False):
-            fraction, side = kernel_census(plain(candidate), sets[0], _own_kernel_names(
+            report = profile_call(plain(candidate), sets[0], _own_kernel_names(
                 cand_module, job.candidate_source), str(workdir / "trace.json"))
-            if side:
+            if report.side_streams:
                 raise GuardViolation([GuardFinding(rule="side_stream", message="kernels ran off "
-                                                   f"the calling stream: {'; '.join(side[:4])}")])
-            result.own_kernel_fraction = fraction
+                                     f"the calling stream: {'; '.join(report.side_streams[:4])}")])
+            result.own_kernel_fraction = report.own_kernel_fraction
         # timed with the audit hook disarmed: its host cost would leak into short kernels'
         # times; the identity and thread checks still run right after
         stats, prints = time_gpu(plain(candidate), sets, settings.reps, settings.warmup_ms)
@@ -186,6 +179,10 @@ def _measure(job: WorkerJob, result: EvalResult, cand_module: Any, reference: An
     except Exception as exc:
         raise _failure(exc, guard, Status.RUNTIME_ERROR, "forward_raised") from None
     result.timing, result.runtime_us = stats, stats.median_us
+    result.sol = _sol(job, module)
+    if result.sol is not None:
+        result.sol_fraction, result.faster_than_sol = judge(result.sol, stats.median_us)
+    result.profile = diagnose(report, result.sol, stats.median_us)
     eager, _ = time_gpu(plain(reference), sets, settings.reps, settings.warmup_ms)
     result.eager_us = eager.median_us
     result.speedup_eager = eager.median_us / stats.median_us
@@ -198,6 +195,17 @@ def _measure(job: WorkerJob, result: EvalResult, cand_module: Any, reference: An
         else:
             result.compile_us = compiled.median_us
             result.speedup_compile = compiled.median_us / stats.median_us
+
+
+def _sol(job: WorkerJob, module: Any) -> Any:
+    """The problem's SOL floor on this GPU, or None for a GPU with no profile."""
+    from kernelwright.hardware.calibrate import resolve_profile
+    from kernelwright.tools.sol import count_problem, floor
+
+    profile = resolve_profile("cuda")
+    if profile is None:
+        return None
+    return floor(count_problem(module, job.settings.precision), profile, job.settings.precision)
 
 
 def _check_after_timing(prints: list[Any], candidate: Any, sets: list[Any], expected: list[Any],

@@ -36,6 +36,11 @@ def test_example_is_correct_and_timed(pair):
     assert result.runtime_us > 0 and result.eager_us > 0
     assert result.timing.p20_us <= result.timing.median_us <= result.timing.p80_us
     assert result.own_kernel_fraction is not None and result.own_kernel_fraction > 0.5
+    # a legitimate kernel is never faster than the floor; the report names what ran
+    assert result.sol is not None and result.sol.profile == "h100-sxm"
+    assert not result.faster_than_sol and 0 < result.sol_fraction < 1 / 0.95
+    assert result.profile.launches >= 1 and result.profile.kernels[0].own
+    assert "bound at" in result.profile.diagnosis
 
 
 @pytest.mark.parametrize("pair", example_pairs(), ids=lambda p: p[1].stem)

@@ -1,6 +1,7 @@
 """The CLI prints verdicts and JSON, and user mistakes without a traceback."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -37,7 +38,38 @@ def test_user_mistakes_exit_2_without_traceback(tmp_path):
         (("eval", "tests/adversarial/problems/relu.py", "nope.py"), "candidate file not found"),
         (("eval", "tests/adversarial/problems/relu.py", "tests/adversarial/legit.py", "--guard", "x"),
          "--guard"),
+        (("analyze", "tests/adversarial/problems/relu.py", "--hardware", "h900"), "unknown profile"),
+        (("analyze", "tests/adversarial/problems/relu.py", "--precision", "fp8"), "--precision"),
+        (("analyze", "missing.py"), "missing.py: problem file not found"),
     ]:
         run = cli(*args)
         assert run.returncode == 2 and expected in run.stderr, run.stderr
         assert "Traceback" not in run.stderr
+
+
+def test_analyze_json_counts_and_floor_without_timings(tmp_path):
+    run = cli("analyze", "examples/problems/level1/03_softmax.py", "--device", "cpu",
+              "--hardware", "h100-sxm", "--json")
+    assert run.returncode == 0, run.stderr
+    [analysis] = json.loads(run.stdout)
+    rows, cols = 4096, 16384
+    assert analysis["flops"] == 5 * rows * cols and analysis["bytes"] == 8 * rows * cols
+    assert analysis["sol"]["profile"] == "h100-sxm" and analysis["sol"]["bound"] == "memory"
+    assert analysis["eager_us"] is None and analysis["headroom"] is None
+    assert "not timed on the CPU" in analysis["note"]
+
+
+def test_analyze_table_labels_problems_by_folder():
+    run = cli("analyze", "examples/problems/level3", "--device", "cpu", "--hardware", "a100")
+    assert run.returncode == 0, run.stderr
+    assert "01_mlp" in run.stdout and "02_attention_block" in run.stdout
+    assert "compute" in run.stdout and "a100 (datasheet)" in run.stdout
+
+
+def test_hw_show_lists_the_datasheets(tmp_path):
+    run = subprocess.run([sys.executable, "-m", "kernelwright.cli", "hw", "show", "--device", "cpu"],
+                         capture_output=True, text=True, cwd=ROOT, timeout=600,
+                         env={**os.environ, "KERNELWRIGHT_CACHE_DIR": str(tmp_path)})
+    assert run.returncode == 0, run.stderr
+    assert "nominal per-core estimate" in run.stdout
+    assert "h100-sxm" in run.stdout and "mi300x" in run.stdout and "ascend910b" in run.stdout
