@@ -2,9 +2,13 @@
 
 Each repetition clones its inputs from one of several input sets (a new data_ptr every time,
 the previous clone still alive), zeroes a buffer larger than L2, then times the call between
-two events and synchronises the whole device. Every rep's output leaves a fingerprint that the
-caller checks against the reference afterwards, so a candidate that caches, batches or skips
-work while it is being timed fails instead of winning.
+two events. Repetitions are queued without a synchronisation between them, as in
+triton.testing.do_bench: the host runs ahead, so the timed window holds the GPU's work and not
+the host's gap between a synchronisation and the first launch (a host-bound candidate still
+shows its host time, because the queue then runs dry). Side-stream work cannot hide from this:
+the profiler rejects kernels off the calling stream before timing. Every rep's output leaves a
+fingerprint that the caller checks against the reference afterwards, so a candidate that
+caches, batches or skips work while it is being timed fails instead of winning.
 """
 
 from __future__ import annotations
@@ -39,7 +43,7 @@ def time_gpu(fn: Callable[..., Any], input_sets: list[list[Any]], reps: int, war
         fn(*clone_all(input_sets[warm_calls % len(input_sets)]))
         torch.cuda.synchronize()
         warm_calls += 1
-    times_us: list[float] = []
+    events: list[tuple[torch.cuda.Event, torch.cuda.Event]] = []
     prints: list[tuple[int, list[torch.Tensor]]] = []
     previous: list[Any] | None = None
     gc_was_enabled = gc.isenabled()
@@ -55,14 +59,15 @@ def time_gpu(fn: Callable[..., Any], input_sets: list[list[Any]], reps: int, war
             out = fn(*inputs)
             end.record()
             prints.append((k, fingerprint(out)))
+            events.append((start, end))
             del out
-            torch.cuda.synchronize()  # every stream, not only the timed one
-            times_us.append(start.elapsed_time(end) * 1e3)
             previous = inputs
+        torch.cuda.synchronize()  # every stream, not only the timed one
     finally:
         if gc_was_enabled:
             gc.enable()
     del previous
+    times_us = [start.elapsed_time(end) * 1e3 for start, end in events]
     return summarize(times_us), prints
 
 
