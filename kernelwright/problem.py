@@ -154,28 +154,37 @@ def _input_elements(problem: Problem) -> int:
 def _int_constants(source: str) -> dict[str, int]:
     sizes: dict[str, int] = {}
     for node in ast.parse(source).body:
-        if (
-            isinstance(node, ast.Assign)
-            and len(node.targets) == 1
-            and isinstance(node.targets[0], ast.Name)
-            and isinstance(node.value, ast.Constant)
-            and type(node.value.value) is int
-        ):
-            sizes[node.targets[0].id] = node.value.value
+        for name, value in _int_assignments(node):
+            sizes[name] = value
     return sizes
 
 
+def _int_assignments(node: ast.stmt) -> list[tuple[str, int]]:
+    """`N = 4096` and `a, b = 16, 512` at module level: (name, value) pairs."""
+    if not isinstance(node, ast.Assign) or len(node.targets) != 1:
+        return []
+    target, value = node.targets[0], node.value
+    if isinstance(target, ast.Name) and isinstance(value, ast.Constant) and type(value.value) is int:
+        return [(target.id, value.value)]
+    if isinstance(target, ast.Tuple) and isinstance(value, ast.Tuple) and \
+            len(target.elts) == len(value.elts):
+        pairs = [(t.id, v.value) for t, v in zip(target.elts, value.elts, strict=True)
+                 if isinstance(t, ast.Name) and isinstance(v, ast.Constant) and type(v.value) is int]
+        return pairs if len(pairs) == len(target.elts) else []
+    return []
+
+
 def _apply_overrides(source: str, overrides: dict[str, int]) -> str:
-    """Rewrite `NAME = <int>` at module level; line numbers are kept for tracebacks."""
+    """Rewrite `NAME = <int>` (and tuple forms) at module level; line numbers are kept."""
     lines = source.splitlines(keepends=True)
     for node in ast.parse(source).body:
-        if (
-            isinstance(node, ast.Assign)
-            and isinstance(node.targets[0], ast.Name)
-            and node.targets[0].id in overrides
-            and node.lineno == node.end_lineno
-        ):
-            line = lines[node.lineno - 1]
-            indent = line[: len(line) - len(line.lstrip())]
-            lines[node.lineno - 1] = f"{indent}{node.targets[0].id} = {overrides[node.targets[0].id]}\n"
+        pairs = _int_assignments(node)
+        if not pairs or not any(name in overrides for name, _ in pairs) or \
+                node.lineno != node.end_lineno:
+            continue
+        line = lines[node.lineno - 1]
+        indent = line[: len(line) - len(line.lstrip())]
+        names = ", ".join(name for name, _ in pairs)
+        values = ", ".join(str(overrides.get(name, value)) for name, value in pairs)
+        lines[node.lineno - 1] = f"{indent}{names} = {values}\n"
     return "".join(lines)

@@ -1,0 +1,54 @@
+"""Capture the reference's forward as an aten graph with shapes, strides and dtypes.
+
+The model is built on the meta device (no memory, any size) and traced with make_fx over fake
+tensors, its parameters and buffers lifted to graph inputs (first, in `named_parameters` then
+`named_buffers` order), so generated code can read them from ModelNew's own copies.
+"""
+
+from __future__ import annotations
+
+import types
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch.fx import GraphModule
+
+from kernelwright.tools.results import Precision
+
+
+@dataclass
+class Captured:
+    graph: GraphModule
+    param_names: list[str]  # parameters, then buffers
+    buffer_names: set[str]
+    param_shapes: list[tuple[int, ...]]
+    n_args: int
+    init_inputs: list[Any]
+
+
+def capture(module: types.ModuleType, precision: Precision) -> Captured:
+    """Trace `module.Model(*get_init_inputs())` on `get_inputs()` into an aten graph."""
+    from torch.fx.experimental.proxy_tensor import make_fx
+
+    from kernelwright.tools.precision import prepare_inputs, prepare_module
+
+    init = list(module.get_init_inputs()) if hasattr(module, "get_init_inputs") else []
+    meta = torch.device("meta")
+    with meta:
+        model = module.Model(*init)
+        inputs = list(module.get_inputs())
+    model = prepare_module(model, precision, meta)
+    inputs = prepare_inputs(inputs, precision, meta)
+    state = {**dict(model.named_parameters()), **dict(model.named_buffers())}
+    names = list(state)
+
+    def forward(*flat: Any) -> Any:
+        own = dict(zip(names, flat[:len(names)], strict=True))
+        return torch.func.functional_call(model, own, tuple(flat[len(names):]))
+
+    with torch.no_grad():
+        graph = make_fx(forward, tracing_mode="fake")(*state.values(), *inputs)
+    return Captured(graph=graph, param_names=names, buffer_names=set(dict(model.named_buffers())),
+                    param_shapes=[tuple(t.shape) for t in state.values()],
+                    n_args=len(inputs), init_inputs=init)

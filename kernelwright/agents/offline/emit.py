@@ -1,0 +1,510 @@
+"""Emit one readable Triton source for the fusion groups: imports, kernels, launchers, ModelNew.
+
+Pointwise and pool groups are 1-D kernels over the flattened domain (BLOCK elements per
+program). Reduction and scan groups are 2-D: BLOCK_R rows per program, the reduced dims as
+columns, either persistent (a whole row in registers, read once) or looped over BLOCK_C-wide
+chunks (one loop per dependent reduction pass, then one that computes and stores the outputs;
+re-reads of a row hit L2). Sizes and strides are baked in as constants: the launcher checks
+the shapes it was written for.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from kernelwright.agents.offline.fuse import DMap, Group, leaf_map, view_base
+from kernelwright.agents.offline.ir import Graph, Unsupported, Value
+
+NEUTRAL = {"sum": "0.0", "prod": "1.0", "max": '-float("inf")', "min": 'float("inf")',
+           "argmax": '-float("inf")', "argmin": 'float("inf")'}
+TL_DTYPE = {torch.float32: "tl.float32", torch.int64: "tl.int64", torch.int32: "tl.int32",
+            torch.bool: "tl.int1"}
+
+
+@dataclass(frozen=True)
+class KernelConfig:
+    """Launch configuration of one group's kernel (what the refiner searches)."""
+
+    block_r: int  # rows per program (1-D kernels: elements per program)
+    block_c: int = 1  # columns per chunk (2-D kernels)
+    num_warps: int = 4
+    persistent: bool = False  # 2-D only: a whole row per program, read once
+
+    def describe(self) -> str:
+        if self.block_c == 1:
+            return f"BLOCK={self.block_r}, num_warps={self.num_warps}"
+        mode = "persistent" if self.persistent else "looped"
+        return f"{mode}, BLOCK_R={self.block_r}, BLOCK_C={self.block_c}, num_warps={self.num_warps}"
+
+
+def default_config(group: Group) -> KernelConfig:
+    """A sound starting point; the refiner improves on it."""
+    if group.kind in {"pointwise", "pool"}:
+        return KernelConfig(block_r=1024, num_warps=4)
+    cols = triton_next_pow2(group.cols)
+    if cols <= 16384:
+        block_r = max(1, min(64, 2048 // cols))
+        warps = max(1, min(16, block_r * cols // 512))
+        return KernelConfig(block_r=block_r, block_c=cols, num_warps=warps, persistent=True)
+    return KernelConfig(block_r=1, block_c=4096, num_warps=8)
+
+
+def triton_next_pow2(n: int) -> int:
+    return 1 << max(0, (n - 1).bit_length())
+
+
+def contiguous_strides(shape: tuple[int, ...]) -> tuple[int, ...]:
+    strides, acc = [], 1
+    for s in reversed(shape):
+        strides.append(acc)
+        acc *= s
+    return tuple(reversed(strides))
+
+
+def view_strides(v: Value) -> tuple[int, ...]:
+    """Strides of a view (or tensor) over its base buffer, which is contiguous."""
+    if v.kind != "view":
+        return contiguous_strides(v.shape)
+    base = view_strides(v.args[0])
+    if v.op == "permute":
+        return tuple(base[d] for d in v.dims)
+    if base != contiguous_strides(v.args[0].shape):
+        raise Unsupported(["reshape of a permuted tensor"])
+    return contiguous_strides(v.shape)
+
+
+def index_expr(var: str, sizes: list[int], strides: list[int]) -> str:
+    """Offset of mixed-radix index `var` (sizes outer to inner) under `strides`."""
+    merged: list[list[int]] = []
+    for size, stride in zip(sizes, strides, strict=True):
+        if size == 1:
+            continue
+        if merged and merged[-1][1] == stride * size:
+            merged[-1] = [merged[-1][0] * size, stride]
+        else:
+            merged.append([size, stride])
+    terms = []
+    for i, (size, stride) in enumerate(merged):
+        if stride == 0:
+            continue
+        inner = math.prod(s for s, _ in merged[i + 1:])
+        q = var if inner == 1 else f"({var} // {inner})"
+        if i > 0:
+            q = f"({q} % {size})"
+        terms.append(q if stride == 1 else f"{q} * {stride}")
+    return " + ".join(terms)
+
+
+class KernelWriter:
+    """Writes the kernel of one group; leaves become pointer arguments."""
+
+    def __init__(self, group: Group, name: str, config: KernelConfig, pointer_of: dict[int, str]):
+        self.g, self.name, self.cfg = group, name, config
+        self.pointer_of = pointer_of  # buffer value id -> pointer argument name
+        self.params: list[str] = []  # pointer arguments in order
+        self.two_d = group.kind in {"reduction", "scan"}
+        self.rows_dims = [k for k in range(len(group.shape)) if k not in group.axes]
+        self.col_dims = list(group.axes)
+        self.lines: list[str] = []
+        self.helpers: set[str] = set()
+
+    # addressing --------------------------------------------------------------------------
+    def pointer(self, buffer: Value) -> str:
+        name = self.pointer_of[buffer.id]
+        if name not in self.params:
+            self.params.append(name)
+        return name
+
+    def offset(self, shape: tuple[int, ...], strides: tuple[int, ...], dmap: DMap
+               ) -> tuple[str, str]:
+        """(offset expression, mask name) of a tensor whose dims map onto the domain."""
+        per_dim = {k: 0 for k in range(len(self.g.shape))}
+        for d, k in enumerate(dmap):
+            if k is not None and shape[d] > 1:
+                per_dim[k] = strides[d]
+        rows = index_expr("r", [self.g.shape[k] for k in self.rows_dims],
+                          [per_dim[k] for k in self.rows_dims])
+        cols = index_expr("c", [self.g.shape[k] for k in self.col_dims],
+                          [per_dim[k] for k in self.col_dims]) if self.two_d else ""
+        mask = "mask" if rows and cols else "rmask" if rows else "cmask" if cols else ""
+        return " + ".join(t for t in (rows, cols) if t) or "0", mask
+
+    def load(self, leaf: Value, dmap: DMap) -> str:
+        buffer = view_base(leaf)
+        off, mask = self.offset(leaf.shape, view_strides(leaf), dmap)
+        ptr = self.pointer(buffer)
+        cast = ".to(tl.float32)" if leaf.dtype.is_floating_point else ""
+        if not mask:
+            return f"tl.load({ptr}){cast}"
+        return f"tl.load({ptr} + {off}, mask={mask}, other=0){cast}"
+
+    # values ------------------------------------------------------------------------------
+    def emit(self, v: Value, env: dict[object, str], indent: int, user_map: DMap | None = None,
+             user_shape: tuple[int, ...] = ()) -> str:
+        """Name of `v` in the current block, emitting what it needs first."""
+        pad = "    " * indent
+        if v.kind == "const":
+            return _literal(v.scalar)
+        if not self.g.has(v):  # a leaf: input, view or a buffer from an earlier kernel
+            lmap = leaf_map(v.shape, user_shape, user_map or ())
+            if lmap is None:
+                raise Unsupported([f"broadcast of {v.shape} to {user_shape}"])
+            key = ("leaf", v.id, lmap)
+            if key not in env:
+                env[key] = f"x{v.id}_{len(env)}"
+                self.lines.append(f"{pad}{env[key]} = {self.load(v, lmap)}")
+            return env[key]
+        if v.id in env:
+            return env[v.id]
+        dmap = self.g.dmap[v.id]
+        if v.kind == "pointwise":
+            args = [self.emit(a, env, indent, dmap, v.shape) for a in v.args]
+            expr = v.op.format(*args)
+            if v.dtype.is_floating_point and any(a.kind == "const" and isinstance(a.scalar, int)
+                                                 for a in v.args):
+                expr = f"({expr}).to(tl.float32)"
+            env[v.id] = f"v{v.id}"
+            self.lines.append(f"{pad}v{v.id} = {expr}")
+            return env[v.id]
+        if v.kind == "pool":
+            return self.emit_pool(v, env, indent)
+        raise AssertionError(f"{v.kind} {v.op} must be computed by its pass")
+
+    def emit_pool(self, v: Value, env: dict[object, str], indent: int) -> str:
+        pad = "    " * indent
+        p = v.pool
+        nd = int(p["nd"])  # type: ignore[arg-type]
+        src = v.args[0]
+        in_sp = src.shape[-nd:]
+        out_sp = v.shape[-nd:]
+        ptr = self.pointer(view_base(src))
+        if src.kind == "view" and view_strides(src) != contiguous_strides(src.shape):
+            raise Unsupported(["pooling a permuted tensor"])
+        lines = [f"lead = r // {math.prod(out_sp)}"]
+        for i in range(nd):
+            inner = math.prod(out_sp[i + 1:])
+            q = "r" if inner == 1 else f"(r // {inner})"
+            lines.append(f"o{i} = {q} % {out_sp[i]}")
+        kernel, stride, padding, dil = (p[k] for k in ("kernel", "stride", "padding", "dilation"))
+        acc = f"v{v.id}"
+        is_max = v.op == "max"
+        lines.append(f"{acc} = tl.full([BLOCK], {NEUTRAL['max'] if is_max else '0.0'}, "
+                     "tl.float32)")
+        if not is_max:
+            lines.append(f"cnt{v.id} = tl.zeros([BLOCK], dtype=tl.float32)")
+        body_pad = ""
+        for i in range(nd):
+            lines.append(f"{body_pad}for k{i} in tl.static_range({kernel[i]}):")  # type: ignore[index]
+            body_pad += "    "
+            lines.append(f"{body_pad}i{i} = o{i} * {stride[i]} - {padding[i]} + k{i} * {dil[i]}")  # type: ignore[index]
+        ok = " & ".join(f"(i{i} >= 0) & (i{i} < {in_sp[i]})" for i in range(nd))
+        off = f"lead * {math.prod(in_sp)}" + "".join(
+            f" + i{i} * {math.prod(in_sp[i + 1:])}" for i in range(nd))
+        other = NEUTRAL["max"] if is_max else "0.0"
+        lines.append(f"{body_pad}ok = rmask & {ok}")
+        lines.append(f"{body_pad}x = tl.load({ptr} + {off}, mask=ok, other={other}).to(tl.float32)")
+        if is_max:
+            lines.append(f"{body_pad}{acc} = tl.maximum({acc}, x)")
+        else:
+            lines.append(f"{body_pad}{acc} += x")
+            lines.append(f"{body_pad}cnt{v.id} += tl.where(ok, 1.0, 0.0)")
+        if not is_max:
+            lines.append(f"{acc} = {acc} / {self.avg_divisor(v, in_sp, out_sp)}")
+        self.lines += [f"{pad}{line}" for line in lines]
+        env[v.id] = acc
+        return acc
+
+    def avg_divisor(self, v: Value, in_sp: tuple[int, ...], out_sp: tuple[int, ...]) -> str:
+        p = v.pool
+        if p["divisor"]:
+            return f"{float(p['divisor'])!r}"  # type: ignore[arg-type]
+        if not p["include_pad"]:
+            return f"tl.maximum(cnt{v.id}, 1.0)"
+        terms = []
+        for i in range(len(in_sp)):
+            k, s, pd = p["kernel"][i], p["stride"][i], p["padding"][i]  # type: ignore[index]
+            start = f"(o{i} * {s} - {pd})"
+            end = f"tl.minimum({start} + {k}, {in_sp[i] + pd})"
+            terms.append(f"({end} - {start})")
+        return "(" + " * ".join(terms) + ").to(tl.float32)"
+
+    def store(self, v: Value, name: str, indent: int) -> None:
+        ptr = self.pointer(v)
+        off, mask = self.offset(v.shape, contiguous_strides(v.shape), self.g.dmap[v.id])
+        pad = "    " * indent
+        dtype = f"{ptr}.dtype.element_ty"
+        if not mask:
+            self.lines.append(f"{pad}tl.store({ptr}, {name}.to({dtype}))")
+        else:
+            self.lines.append(f"{pad}tl.store({ptr} + {off}, {name}.to({dtype}), mask={mask})")
+
+    # kernels -----------------------------------------------------------------------------
+    def write(self) -> list[str]:
+        body = self.write_1d() if not self.two_d else self.write_2d()
+        sig = ", ".join(self.params + (["BLOCK: tl.constexpr"] if not self.two_d else
+                                       ["BLOCK_R: tl.constexpr", "BLOCK_C: tl.constexpr"]))
+        return ["@triton.jit", f"def {self.name}({sig}):"] + body
+
+    def write_1d(self) -> list[str]:
+        n = math.prod(self.g.shape)
+        self.lines = ["    r = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)",
+                      f"    rmask = r < {n}"]
+        env: dict[object, str] = {}
+        for out in self.g.outputs:
+            self.store(out, self.emit(out, env, 1), 1)
+        return self.lines
+
+    def passes(self) -> dict[int, int]:
+        """Pass number of each reduction: 1 + the deepest reduction its input depends on."""
+        memo: dict[int, int] = {}
+
+        def depth(v: Value) -> int:
+            if not self.g.has(v):
+                return 0
+            if v.id not in memo:
+                inner = max((depth(a) for a in v.args), default=0)
+                memo[v.id] = inner + 1 if v.kind == "reduce" else inner
+            return memo[v.id]
+
+        return {v.id: depth(v) for v in self.g.values if v.kind == "reduce"}
+
+    def write_2d(self) -> list[str]:
+        rows, cols = self.g.rows, self.g.cols
+        self.lines = ["    r = tl.program_id(0) * BLOCK_R + tl.arange(0, BLOCK_R)[:, None]",
+                      f"    rmask = r < {rows}"]
+        passes = self.passes()
+        reductions = sorted((v for v in self.g.values if v.kind == "reduce"),
+                            key=lambda v: passes[v.id])
+        full_outputs = [o for o in self.g.outputs if self.is_full(o)]
+        row_outputs = [o for o in self.g.outputs if not self.is_full(o)]
+        row_env: dict[object, str] = {}
+        if self.cfg.persistent:
+            self.lines += ["    c = tl.arange(0, BLOCK_C)[None, :]", f"    cmask = c < {cols}",
+                           "    mask = rmask & cmask"]
+            env = row_env
+            for red in reductions:
+                self.finish_reduction(red, self.emit_arg(red, env, 1), env, 1)
+            self.emit_outputs(full_outputs, env, 1, direct=True)
+        else:
+            for p in sorted(set(passes.values())):
+                group = [v for v in reductions if passes[v.id] == p]
+                for red in group:
+                    self.init_acc(red, 1)
+                self.open_loop()
+                env = dict(row_env)
+                for red in group:
+                    self.update_acc(red, self.emit_arg(red, env, 2), 2)
+                for red in group:
+                    self.finish_reduction(red, None, row_env, 1)
+            if full_outputs:
+                scans = [v for v in self.g.values if v.kind == "scan"]
+                for s in scans:
+                    self.lines.append(f"    carry{s.id} = tl.full([BLOCK_R, 1], "
+                                      f"{'0.0' if s.op == 'cumsum' else '1.0'}, tl.float32)")
+                self.open_loop()
+                self.emit_outputs(full_outputs, dict(row_env), 2, direct=False)
+        for out in row_outputs:
+            self.store(out, self.emit(out, row_env, 1), 1)
+        return self.lines
+
+    def is_full(self, v: Value) -> bool:
+        return any(k in self.g.axes for k, s in zip(self.g.dmap[v.id], v.shape, strict=True)
+                   if k is not None and s > 1)
+
+    def open_loop(self) -> None:
+        self.lines += [f"    for c0 in range(0, {self.g.cols}, BLOCK_C):",
+                       "        c = c0 + tl.arange(0, BLOCK_C)[None, :]",
+                       f"        cmask = c < {self.g.cols}",
+                       "        mask = rmask & cmask"]
+
+    def emit_arg(self, v: Value, env: dict[object, str], indent: int) -> str:
+        arg = v.args[0]
+        if self.g.has(arg):
+            return self.emit(arg, env, indent)
+        amap = leaf_map(arg.shape, self.g.shape, tuple(range(len(self.g.shape))))
+        return self.emit(arg, env, indent, amap, arg.shape) if amap is not None else \
+            self.emit(arg, env, indent, tuple(range(len(self.g.shape))), self.g.shape)
+
+    def emit_outputs(self, outputs: list[Value], env: dict[object, str], indent: int,
+                     direct: bool) -> None:
+        pad = "    " * indent
+        for s in (v for v in self.g.values if v.kind == "scan"):
+            x = self.emit_arg(s, env, indent)
+            neutral = "0.0" if s.op == "cumsum" else "1.0"
+            self.lines.append(f"{pad}s{s.id} = tl.where(mask, {x}, {neutral})")
+            if direct:
+                self.lines.append(f"{pad}v{s.id} = tl.{s.op}(s{s.id}, axis=1)")
+            elif s.op == "cumsum":
+                self.lines += [f"{pad}v{s.id} = tl.cumsum(s{s.id}, axis=1) + carry{s.id}",
+                               f"{pad}carry{s.id} += tl.sum(s{s.id}, axis=1)[:, None]"]
+            else:
+                self.helpers.add(PROD_COMBINE)
+                self.lines += [f"{pad}v{s.id} = tl.cumprod(s{s.id}, axis=1) * carry{s.id}",
+                               f"{pad}carry{s.id} *= tl.reduce(s{s.id}, 1, _prod_combine)[:, None]"]
+            env[s.id] = f"v{s.id}"
+        for out in outputs:
+            self.store(out, self.emit(out, env, indent), indent)
+
+    def init_acc(self, red: Value, indent: int) -> None:
+        pad = "    " * indent
+        self.lines.append(f"{pad}acc{red.id} = tl.full([BLOCK_R, BLOCK_C], {NEUTRAL[red.op]}, "
+                          "tl.float32)")
+        if red.op.startswith("arg"):
+            self.lines.append(f"{pad}idx{red.id} = tl.zeros([BLOCK_R, BLOCK_C], dtype=tl.int32)")
+
+    def update_acc(self, red: Value, arg: str, indent: int) -> None:
+        pad = "    " * indent
+        x = f"tl.where(mask, {arg}, {NEUTRAL[red.op]})"
+        a = f"acc{red.id}"
+        if red.op == "sum":
+            self.lines.append(f"{pad}{a} += {x}")
+        elif red.op == "prod":
+            self.lines.append(f"{pad}{a} *= {x}")
+        elif red.op in {"max", "min"}:
+            fn = "maximum" if red.op == "max" else "minimum"
+            self.lines.append(f"{pad}{a} = tl.{fn}({a}, {x})")
+        else:
+            cmp = ">" if red.op == "argmax" else "<"
+            self.lines += [f"{pad}x{red.id} = {x}", f"{pad}take = x{red.id} {cmp} {a}",
+                           f"{pad}idx{red.id} = tl.where(take, c + 0 * r, idx{red.id})",
+                           f"{pad}{a} = tl.where(take, x{red.id}, {a})"]
+
+    def finish_reduction(self, red: Value, direct_arg: str | None, env: dict[object, str],
+                         indent: int) -> None:
+        """Collapse the accumulator (or, persistent, the whole row) to one value per row."""
+        pad = "    " * indent
+        name = f"v{red.id}"
+        if direct_arg is not None:  # persistent: the row is in registers
+            self.lines.append(f"{pad}acc{red.id} = tl.where(mask, {direct_arg}, {NEUTRAL[red.op]})")
+            if red.op.startswith("arg"):
+                self.lines.append(f"{pad}idx{red.id} = c + 0 * r")
+        a = f"acc{red.id}"
+        if red.op == "sum":
+            self.lines.append(f"{pad}{name} = tl.sum({a}, axis=1)[:, None]")
+        elif red.op in {"max", "min"}:
+            self.lines.append(f"{pad}{name} = tl.{red.op}({a}, axis=1)[:, None]")
+        elif red.op == "prod":
+            self.helpers.add(PROD_COMBINE)
+            self.lines.append(f"{pad}{name} = tl.reduce({a}, 1, _prod_combine)[:, None]")
+        else:
+            best = "max" if red.op == "argmax" else "min"
+            self.lines += [f"{pad}best{red.id} = tl.{best}({a}, axis=1)[:, None]",
+                           f"{pad}{name} = tl.min(tl.where({a} == best{red.id}, idx{red.id}, "
+                           f"{self.g.cols}), axis=1)[:, None]"]
+        env[red.id] = name
+
+
+PROD_COMBINE = '''@triton.jit
+def _prod_combine(a, b):
+    return a * b
+'''
+
+
+def _literal(x: object) -> str:
+    if isinstance(x, bool):
+        return "True" if x else "False"
+    if isinstance(x, float):
+        if math.isinf(x):
+            return 'float("inf")' if x > 0 else '-float("inf")'
+        if math.isnan(x):
+            return 'float("nan")'
+        return repr(x)
+    return repr(x)
+
+
+def write_module(title: str, graph: Graph, groups: list[Group], configs: list[KernelConfig],
+                 param_names: list[str], buffer_names: set[str]) -> str:
+    """The candidate source: kernels, launchers, a forward and ModelNew holding the parameters."""
+    pointer_of: dict[int, str] = {}
+    for v in graph.inputs:
+        pointer_of[v.id] = f"in{v.input_index}_ptr"
+    for g in groups:
+        for v in g.outputs:
+            pointer_of[v.id] = f"buf{v.id}_ptr"
+    kernels, launches, helpers = [], [], set()
+    for i, (g, cfg) in enumerate(zip(groups, configs, strict=True)):
+        writer = KernelWriter(g, f"kernel{i}_{g.kind}", cfg, pointer_of)
+        body = writer.write()
+        helpers |= writer.helpers
+        kernels.append("\n".join([f"# {_cost(g, writer, graph)}; {cfg.describe()}"] + body))
+        args = ", ".join(p.removesuffix("_ptr") for p in writer.params)
+        if writer.two_d:
+            grid = f"(triton.cdiv({g.rows}, {cfg.block_r}),)"
+            meta = f"BLOCK_R={cfg.block_r}, BLOCK_C={cfg.block_c}"
+        else:
+            grid = f"(triton.cdiv({math.prod(g.shape)}, {cfg.block_r}),)"
+            meta = f"BLOCK={cfg.block_r}"
+        launches.append(f"    {writer.name}[{grid}]({args}, {meta}, num_warps={cfg.num_warps})")
+    n_in = len(graph.inputs)
+    names = [f"in{i}" for i in range(n_in)]
+    lines = [f'"""{title}"""', "", "import torch", "import torch.nn as nn", "import triton",
+             "import triton.language as tl", "", ""]
+    for h in sorted(helpers):
+        lines += [h, ""]
+    for k in kernels:
+        lines += [k, "", ""]
+    lines.append(f"def forward_impl({', '.join(names)}):")
+    lines.append(f'    """Run the {len(groups)} kernel(s); inputs: parameters, then forward arguments."""')
+    for v in graph.inputs:
+        i = v.input_index
+        lines.append(f"    assert tuple(in{i}.shape) == {tuple(v.shape)!r}, "
+                     f'f"{graph.input_names[i]}: expected shape {tuple(v.shape)}, got '
+                     f'{{tuple(in{i}.shape)}}"')
+        lines.append(f"    in{i} = in{i}.contiguous()")
+    device = "in" + str(graph.n_params if graph.n_params < n_in else 0)
+    outs = {o.id for o in graph.outputs}
+    for g in groups:
+        for v in g.outputs:
+            dtype = v.dtype if v.id in outs or not v.dtype.is_floating_point else torch.float32
+            lines.append(f"    buf{v.id} = torch.empty({tuple(v.shape)!r}, device={device}.device, "
+                         f"dtype={dtype})")
+    lines += launches
+    results = [f"buf{o.id}" if o.kind != "input" else f"in{o.input_index}" for o in graph.outputs]
+    lines.append(f"    return {results[0] if len(results) == 1 else '(' + ', '.join(results) + ')'}")
+    lines += ["", ""] + _model_class(graph, param_names, buffer_names)
+    return "\n".join(lines) + "\n"
+
+
+def _model_class(graph: Graph, param_names: list[str], buffer_names: set[str]) -> list[str]:
+    lines = ["class ModelNew(nn.Module):",
+             '    """Same parameters (names and shapes) as the reference; the kernels do the work."""',
+             "", "    def __init__(self, *args, **kwargs):", "        super().__init__()"]
+    made: set[str] = set()
+    for i, name in enumerate(param_names):
+        *parents, leaf = name.split(".")
+        path = "self"
+        for part in parents:
+            if f"{path}.{part}" not in made:
+                lines.append(f"        {path}.{part} = nn.Module()" if not part.isdigit() else
+                             f"        setattr({path}, {part!r}, nn.Module())")
+                made.add(f"{path}.{part}")
+            path = f"{path}.{part}" if not part.isdigit() else f"getattr({path}, {part!r})"
+        shape = tuple(graph.inputs[i].shape)
+        dtype = graph.inputs[i].dtype
+        if name in buffer_names:
+            lines.append(f"        {path}.register_buffer({leaf!r}, torch.zeros({shape!r}, "
+                         f"dtype={dtype}))")
+        else:
+            lines.append(f"        {path}.{leaf} = nn.Parameter(torch.zeros({shape!r}, "
+                         f"dtype={dtype}))")
+    args = [f"a{i}" for i in range(len(graph.inputs) - graph.n_params)]
+    params = []
+    for name in param_names:
+        expr = "self"
+        for part in name.split("."):
+            expr = f"getattr({expr}, {part!r})" if part.isdigit() else f"{expr}.{part}"
+        params.append(expr)
+    lines += ["", f"    def forward(self, {', '.join(args)}):",
+              f"        return forward_impl({', '.join(params + args)})"]
+    return lines
+
+
+def _cost(g: Group, writer: KernelWriter, graph: Graph) -> str:
+    read = sum(v.numel * v.dtype.itemsize for v in graph.inputs
+               if f"in{v.input_index}_ptr" in writer.params)
+    written = sum(v.numel * 4 for v in g.outputs)
+    flops = sum(math.prod(g.shape) for v in g.values if v.kind != "pool")
+    return f"cost: reads about {read} B, writes {written} B, about {flops} FLOPs"

@@ -1,0 +1,221 @@
+"""Partition the IR into fusion groups: each group is one kernel over one iteration domain.
+
+A group has a domain shape S and, for reductions and scans, the domain dims it reduces (the
+"columns"; the other dims are "rows"). Every value in the group maps each of its real dims onto
+a domain dim (`dmap`), so a value of shape [C] inside a [R, C] domain is a per-column vector,
+and a keepdim reduction is a per-row one. Values are placed greedily in topological order; one
+that cannot be mapped onto the current domain (another reduction axis, a reshape of a computed
+value, a second pool) closes the group, and whatever later groups read from it is stored to a
+buffer (materialised).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from kernelwright.agents.offline.ir import Graph, Unsupported, Value
+
+DMap = tuple[int | None, ...]
+
+
+@dataclass
+class Group:
+    kind: Literal["pointwise", "reduction", "scan", "pool"]
+    shape: tuple[int, ...] = ()
+    axes: tuple[int, ...] = ()
+    values: list[Value] = field(default_factory=list)
+    dmap: dict[int, DMap] = field(default_factory=dict)
+    outputs: list[Value] = field(default_factory=list)
+
+    def has(self, v: Value) -> bool:
+        return v.id in self.dmap and v in self.values
+
+    @property
+    def rows(self) -> int:
+        return _prod(s for k, s in enumerate(self.shape) if k not in self.axes)
+
+    @property
+    def cols(self) -> int:
+        return _prod(self.shape[k] for k in self.axes)
+
+
+def _prod(xs: object) -> int:
+    n = 1
+    for x in xs:  # type: ignore[attr-defined]
+        n *= x
+    return n
+
+
+COMPUTED = {"pointwise", "reduce", "scan", "pool"}
+
+
+def partition(graph: Graph) -> list[Group]:
+    """Fusion groups in launch order; group outputs are what later groups or the caller read."""
+    groups: list[Group] = []
+    current: Group | None = None
+    for v in graph.topo():
+        if v.kind not in COMPUTED:
+            continue
+        if current is not None and _place(current, v):
+            continue
+        current = Group(kind="pointwise")
+        groups.append(current)
+        if not _place(current, v):
+            raise Unsupported([f"{v.kind}:{v.op[:30]}"], "no iteration domain fits it")
+    owner = {v.id: g for g in groups for v in g.values}
+    needed = {o.id for o in graph.outputs}
+    for g in groups:
+        for v in g.values:
+            for a in v.args:
+                if a.id in owner and owner[a.id] is not g:
+                    needed.add(a.id)
+    for v in graph.topo():  # a view of a computed value reads that value from a buffer
+        if v.kind == "view" and view_base(v).id in owner:
+            needed.add(view_base(v).id)
+    for g in groups:
+        g.outputs = [v for v in g.values if v.id in needed]
+    return groups
+
+
+def _leaf(v: Value, group: Group) -> bool:
+    return not group.has(v)
+
+
+def _place(g: Group, v: Value) -> bool:
+    """Add `v` to `g` if its dims map onto g's domain; True when placed."""
+    computed_args = [a for a in v.args if g.has(a)]
+    if any(a.kind == "view" and g.has(view_base(a)) for a in v.args):
+        return False  # the view's base is written by this kernel: read it in the next one
+    if not g.values:
+        return _open(g, v)
+    if v.kind == "pool" or g.kind == "pool" and v.kind != "pointwise":
+        return False
+    if v.kind == "pointwise":
+        dmap = _pointwise_dmap(g, v, computed_args)
+        if dmap is None:
+            return False
+        return _add(g, v, dmap)
+    if v.kind == "reduce":
+        if g.kind == "scan":
+            return False
+        arg = v.args[0]
+        amap = g.dmap[arg.id] if g.has(arg) else _right_aligned(g, arg.shape)
+        if amap is None:
+            return False
+        mapped = {amap[d] for d in v.dims if arg.shape[d] > 1}
+        if None in mapped or not mapped:
+            return False
+        axes = tuple(sorted(k for k in mapped if k is not None))
+        if g.kind == "reduction" and axes != g.axes:
+            return False
+        if g.kind == "pointwise":
+            g.kind, g.axes = "reduction", axes
+        return _add(g, v, _reduced_map(v, amap))
+    if v.kind == "scan":
+        return False  # a scan opens its own group (rows, then the scanned dim)
+    return False
+
+
+def _open(g: Group, v: Value) -> bool:
+    if v.kind == "pointwise":
+        g.kind, g.shape = "pointwise", v.shape
+        return _add(g, v, tuple(range(len(v.shape))))
+    if v.kind == "pool":
+        g.kind, g.shape = "pool", v.shape
+        return _add(g, v, tuple(range(len(v.shape))))
+    arg = v.args[0]
+    g.shape = arg.shape
+    amap = tuple(range(len(arg.shape)))
+    if v.kind == "reduce":
+        g.kind, g.axes = "reduction", tuple(d for d in v.dims if arg.shape[d] > 1) or v.dims
+        amap = tuple(range(len(arg.shape)))
+        return _add(g, v, _reduced_map(v, amap))
+    g.kind, g.axes = "scan", v.dims
+    return _add(g, v, amap)
+
+
+def _add(g: Group, v: Value, dmap: DMap) -> bool:
+    g.values.append(v)
+    g.dmap[v.id] = dmap
+    return True
+
+
+def _reduced_map(v: Value, amap: DMap) -> DMap:
+    if v.keepdim:
+        return tuple(None if d in v.dims else m for d, m in enumerate(amap))
+    return tuple(m for d, m in enumerate(amap) if d not in v.dims)
+
+
+def _right_aligned(g: Group, shape: tuple[int, ...]) -> DMap | None:
+    """Map a leaf's dims onto the domain as broadcasting would; None if the sizes disagree."""
+    off = len(g.shape) - len(shape)
+    if off < 0:
+        return None
+    out: list[int | None] = []
+    for d, s in enumerate(shape):
+        if s == 1:
+            out.append(None)
+        elif g.shape[d + off] == s:
+            out.append(d + off)
+        else:
+            return None
+    return tuple(out)
+
+
+def _pointwise_dmap(g: Group, v: Value, computed: list[Value]) -> DMap | None:
+    """Each real dim of `v` takes the domain dim its computed arguments give it; dims only
+    leaves reach are mapped by broadcasting; any conflict means another domain."""
+    rank = len(v.shape)
+    chosen: list[int | None] = [None] * rank
+    for a in computed:
+        amap = g.dmap[a.id]
+        off = rank - len(a.shape)
+        for j, s in enumerate(a.shape):
+            if s == 1 or amap[j] is None:
+                continue
+            d = j + off
+            if chosen[d] is not None and chosen[d] != amap[j]:
+                return None
+            chosen[d] = amap[j]
+    fallback = _right_aligned(g, v.shape)
+    for d, s in enumerate(v.shape):
+        if s == 1:
+            chosen[d] = None
+        elif chosen[d] is None:
+            if fallback is None or fallback[d] is None:
+                return None
+            chosen[d] = fallback[d]
+    used = [c for c in chosen if c is not None]
+    if len(used) != len(set(used)):
+        return None
+    if any(c is not None and g.shape[c] != v.shape[d] for d, c in enumerate(chosen)):
+        return None
+    for a in v.args:  # leaves must also fit the domain by broadcasting against v
+        if a.kind in {"input", "view"} or (a.kind in COMPUTED and not g.has(a)):
+            if leaf_map(a.shape, v.shape, tuple(chosen)) is None:
+                return None
+    return tuple(chosen)
+
+
+def view_base(v: Value) -> Value:
+    """The tensor a chain of views reads from."""
+    while v.kind == "view":
+        v = v.args[0]
+    return v
+
+
+def leaf_map(shape: tuple[int, ...], user_shape: tuple[int, ...], user_map: DMap) -> DMap | None:
+    """Domain dims of a leaf read by a value of `user_shape` mapped by `user_map`."""
+    off = len(user_shape) - len(shape)
+    if off < 0:
+        return None
+    out: list[int | None] = []
+    for j, s in enumerate(shape):
+        if s == 1:
+            out.append(None)
+        elif user_shape[j + off] == s:
+            out.append(user_map[j + off])
+        else:
+            return None
+    return tuple(out)

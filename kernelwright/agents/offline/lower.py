@@ -1,0 +1,449 @@
+"""Lower the captured aten graph to the IR; composites become pointwise ops and reductions.
+
+Each aten op maps to a rule below. Composite ops (softmax, layer norm, variance, ...) are
+decomposed here, in the form a row kernel computes them: statistics in fp32, two passes where
+the textbook formula needs them. Ops without a rule raise Unsupported with their names.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch.fx import Node
+
+from kernelwright.agents.offline.capture import Captured
+from kernelwright.agents.offline.ir import Graph, Unsupported, Value
+
+F32 = torch.float32
+
+
+class Builder:
+    """Makes IR values; shapes follow torch broadcasting."""
+
+    def const(self, x: float | int | bool) -> Value:
+        dtype = torch.bool if isinstance(x, bool) else torch.int64 if isinstance(x, int) else F32
+        return Value("const", (), dtype, scalar=x)
+
+    def lift(self, x: Any) -> Value:
+        return x if isinstance(x, Value) else self.const(x)
+
+    def pw(self, template: str, *args: Any, dtype: torch.dtype | None = None) -> Value:
+        vals = [self.lift(a) for a in args]
+        shape = tuple(torch.broadcast_shapes(*[v.shape for v in vals]))
+        if dtype is None:
+            dtype = F32 if any(v.dtype.is_floating_point for v in vals) else vals[0].dtype
+        return Value("pointwise", shape, dtype, vals, op=template)
+
+    def reduce(self, op: str, x: Value, dims: list[int] | tuple[int, ...] | None,
+               keepdim: bool) -> Value:
+        dims = _norm_dims(dims, len(x.shape))
+        shape = tuple(1 if d in dims else s for d, s in enumerate(x.shape)) if keepdim else \
+            tuple(s for d, s in enumerate(x.shape) if d not in dims)
+        dtype = torch.int64 if op.startswith("arg") else F32
+        return Value("reduce", shape, dtype, [x], op=op, dims=tuple(dims), keepdim=keepdim)
+
+    def count(self, x: Value, dims: tuple[int, ...] | list[int] | None) -> int:
+        return math.prod(x.shape[d] for d in _norm_dims(dims, len(x.shape)))
+
+    # composites -------------------------------------------------------------------------
+    def mean(self, x: Value, dims: Any, keepdim: bool) -> Value:
+        return self.pw("{0} * {1}", self.reduce("sum", x, dims, keepdim), 1.0 / self.count(x, dims))
+
+    def var(self, x: Value, dims: Any, correction: float, keepdim: bool) -> Value:
+        centered = self.pw("{0} - {1}", x, self.mean(x, dims, True))
+        ss = self.reduce("sum", self.pw("{0} * {0}", centered), dims, keepdim)
+        return self.pw("{0} * {1}", ss, 1.0 / max(self.count(x, dims) - correction, 0))
+
+    def tanh(self, x: Value) -> Value:
+        return self.pw("1.0 - 2.0 / (tl.exp(2.0 * {0}) + 1.0)", x)
+
+    def softplus(self, x: Value, beta: float = 1.0, threshold: float = 20.0) -> Value:
+        return self.pw(f"tl.where({{0}} * {beta!r} > {threshold!r}, {{0}}, "
+                       f"tl.log(1.0 + tl.exp({{0}} * {beta!r})) / {beta!r})", x)
+
+    def softmax(self, x: Value, dim: int, log: bool) -> Value:
+        shifted = self.pw("{0} - {1}", x, self.reduce("max", x, [dim], True))
+        total = self.reduce("sum", self.pw("tl.exp({0})", shifted), [dim], True)
+        if log:
+            return self.pw("{0} - tl.log({1})", shifted, total)
+        return self.pw("tl.exp({0}) / {1}", shifted, total)
+
+    def norm_affine(self, x: Value, dims: list[int], eps: float, weight: Any, bias: Any
+                    ) -> tuple[Value, Value, Value]:
+        mean = self.mean(x, dims, True)
+        centered = self.pw("{0} - {1}", x, mean)
+        var = self.reduce("sum", self.pw("{0} * {0}", centered), dims, True)
+        rstd = self.pw(f"tl.rsqrt({{0}} * {1.0 / self.count(x, dims)!r} + {eps!r})", var)
+        y = self.pw("{0} * {1}", centered, rstd)
+        if weight is not None:
+            y = self.pw("{0} * {1}", y, weight)
+        if bias is not None:
+            y = self.pw("{0} + {1}", y, bias)
+        return y, mean, rstd
+
+
+def _norm_dims(dims: Any, rank: int) -> tuple[int, ...]:
+    if dims is None or (isinstance(dims, list | tuple) and len(dims) == 0):
+        return tuple(range(rank))
+    if isinstance(dims, int):
+        dims = [dims]
+    return tuple(sorted(d % rank if rank else 0 for d in dims))
+
+
+# Pointwise ops with one template each; {0}, {1}, ... are the tensor or scalar arguments.
+SIMPLE: dict[str, str] = {
+    "neg": "-{0}", "abs": "tl.abs({0})", "relu": "tl.maximum({0}, 0.0)",
+    "sigmoid": "tl.sigmoid({0})", "exp": "tl.exp({0})", "exp2": "tl.exp2({0})",
+    "log": "tl.log({0})", "log2": "tl.log2({0})", "sqrt": "tl.sqrt({0})",
+    "rsqrt": "tl.rsqrt({0})", "reciprocal": "1.0 / {0}", "sin": "tl.sin({0})",
+    "cos": "tl.cos({0})", "erf": "tl.erf({0})", "floor": "tl.floor({0})", "ceil": "tl.ceil({0})",
+    "log1p": "tl.log(1.0 + {0})", "expm1": "tl.exp({0}) - 1.0", "square": "{0} * {0}",
+    "silu": "{0} * tl.sigmoid({0})",
+    "hardswish": "{0} * tl.minimum(tl.maximum({0} + 3.0, 0.0), 6.0) * (1.0 / 6.0)",
+    "hardsigmoid": "tl.minimum(tl.maximum({0} + 3.0, 0.0), 6.0) * (1.0 / 6.0)",
+    "sign": "tl.where({0} > 0, 1.0, tl.where({0} < 0, -1.0, 0.0))",
+    "maximum": "tl.maximum({0}, {1})", "minimum": "tl.minimum({0}, {1})",
+    "mul": "{0} * {1}", "eq": "{0} == {1}", "ne": "{0} != {1}", "lt": "{0} < {1}",
+    "le": "{0} <= {1}", "gt": "{0} > {1}", "ge": "{0} >= {1}",
+    "logical_not": "{0} == 0", "bitwise_not": "{0} == 0", "logical_and": "({0} != 0) & ({1} != 0)",
+    "logical_or": "({0} != 0) | ({1} != 0)", "where": "tl.where({0}, {1}, {2})",
+}
+COMPARE = {"eq", "ne", "lt", "le", "gt", "ge", "logical_not", "bitwise_not", "logical_and",
+           "logical_or"}
+IDENTITY = {"clone", "alias", "detach", "lift_fresh_copy", "_to_copy", "contiguous", "copy",
+            "dropout"}
+_MISSING = object()
+VIEWS = {"view", "_unsafe_view", "reshape", "unsqueeze", "squeeze", "flatten", "permute",
+         "transpose", "t", "expand"}
+
+
+def lower(captured: Captured) -> Graph:
+    """The IR of a captured forward, or Unsupported naming every op without a rule."""
+    b = Builder()
+    env: dict[Node, Any] = {}
+    inputs: list[Value] = []
+    missing: list[str] = []
+    outputs: list[Value] = []
+    for node in captured.graph.graph.nodes:
+        if node.op == "placeholder":
+            val = node.meta["val"]
+            v = Value("input", tuple(val.shape), val.dtype, input_index=len(inputs))
+            inputs.append(v)
+            env[node] = v
+        elif node.op == "call_function":
+            args = [_resolve(a, env) for a in node.args]
+            kwargs = {k: _resolve(a, env) for k, a in node.kwargs.items()}
+            if any(a is _MISSING for a in args):  # downstream of an op already reported
+                env[node] = _MISSING
+                continue
+            if node.target is operator.getitem:
+                env[node] = args[0][args[1]]
+                continue
+            name = getattr(node.target, "overloadpacket", node.target).__name__
+            try:
+                env[node] = _lower_op(b, name, args, kwargs, node.meta.get("val"))
+            except Unsupported as exc:
+                missing += exc.ops
+                env[node] = _MISSING
+        elif node.op == "output":
+            flat = node.args[0] if isinstance(node.args[0], list | tuple) else [node.args[0]]
+            outputs = [env[n] for n in flat]
+        elif node.op == "get_attr":
+            missing.append(f"get_attr:{node.target}")
+    if missing:
+        raise Unsupported(missing)
+    names = captured.param_names + [f"arg{i}" for i in range(captured.n_args)]
+    return Graph(inputs=inputs, outputs=outputs, input_names=names,
+                 n_params=len(captured.param_names))
+
+
+def _resolve(a: Any, env: dict[Node, Any]) -> Any:
+    if isinstance(a, Node):
+        return env[a]
+    if isinstance(a, list | tuple):
+        return type(a)(_resolve(x, env) for x in a)
+    return a
+
+
+def _lower_op(b: Builder, name: str, args: list[Any], kw: dict[str, Any], meta: Any) -> Any:
+    out_dtype = getattr(meta, "dtype", None)
+    if name in VIEWS:
+        result = _view(b, name, args, meta)
+    elif name in RULES:
+        result = RULES[name](b, args, kw)
+    elif name in SIMPLE:
+        template = SIMPLE[name]
+        result = b.pw(template, *args[:_arity(template)],
+                      dtype=torch.bool if name in COMPARE else None)
+    elif name in IDENTITY:
+        result = args[0]
+    else:
+        raise Unsupported([name])
+    if isinstance(result, Value) and out_dtype is not None and result.kind != "input":
+        result.dtype = out_dtype if result.dtype != torch.bool or out_dtype == torch.bool \
+            else result.dtype
+    return result
+
+
+def _arity(template: str) -> int:
+    return max(int(ch) for ch in "0123" if "{" + ch + "}" in template) + 1
+
+
+def _add(b: Builder, a: list[Any], kw: dict[str, Any], sign: str) -> Value:
+    alpha = kw.get("alpha", a[2] if len(a) > 2 else 1)
+    if alpha == 1:
+        return b.pw(f"{{0}} {sign} {{1}}", a[0], a[1])
+    return b.pw(f"{{0}} {sign} {{1}} * {alpha!r}", a[0], a[1])
+
+
+def _div(b: Builder, a: list[Any], kw: dict[str, Any]) -> Value:
+    mode = kw.get("rounding_mode", a[2] if len(a) > 2 else None)
+    if mode == "floor":
+        return b.pw("tl.floor({0} / {1})", a[0], a[1])
+    if mode == "trunc":
+        return b.pw("tl.where({0} / {1} < 0, tl.ceil({0} / {1}), tl.floor({0} / {1}))", a[0], a[1])
+    return b.pw("{0} / {1}", a[0], a[1])
+
+
+def _pow(b: Builder, a: list[Any], kw: dict[str, Any]) -> Value:
+    x, e = a[0], a[1]
+    if isinstance(e, Value):
+        if not isinstance(x, Value):
+            return b.pw(f"tl.exp({{0}} * {math.log(x)!r})", e)
+        return b.pw("tl.exp({1} * tl.log({0}))", x, e)
+    table = {1: "{0}", 2: "{0} * {0}", 3: "{0} * {0} * {0}", 4: "({0} * {0}) * ({0} * {0})",
+             0.5: "tl.sqrt({0})", -0.5: "tl.rsqrt({0})", -1: "1.0 / {0}", -2: "1.0 / ({0} * {0})",
+             0: "{0} * 0.0 + 1.0"}
+    if e in table:
+        return b.pw(table[e], x)
+    return b.pw(f"tl.exp({e!r} * tl.log({{0}}))", x)
+
+
+def _clamp(b: Builder, x: Value, lo: Any, hi: Any) -> Value:
+    if lo is not None:
+        x = b.pw("tl.maximum({0}, {1})", x, lo)
+    if hi is not None:
+        x = b.pw("tl.minimum({0}, {1})", x, hi)
+    return x
+
+
+def _gelu(b: Builder, a: list[Any], kw: dict[str, Any]) -> Value:
+    if kw.get("approximate", a[1] if len(a) > 1 else "none") == "tanh":
+        inner = b.pw("0.7978845608028654 * ({0} + 0.044715 * {0} * {0} * {0})", a[0])
+        return b.pw("0.5 * {0} * (1.0 + {1})", a[0], b.tanh(inner))
+    return b.pw("0.5 * {0} * (1.0 + tl.erf({0} * 0.7071067811865476))", a[0])
+
+
+def _elu(b: Builder, x: Value, alpha: float, scale: float, input_scale: float) -> Value:
+    return b.pw(f"tl.where({{0}} > 0, {{0}} * {scale!r}, "
+                f"(tl.exp({{0}} * {input_scale!r}) - 1.0) * {alpha * scale!r})", x)
+
+
+def _view(b: Builder, name: str, a: list[Any], meta: Any) -> Value:
+    x = a[0]
+    shape = tuple(meta.shape)
+    if name == "expand":  # a broadcast: the identity at the bigger shape
+        return Value("pointwise", shape, x.dtype, [x], op="{0}")
+    if x.shape == shape and name != "permute" and name != "transpose" and name != "t":
+        return x
+    if name in {"permute", "transpose", "t"}:
+        rank = len(x.shape)
+        if name == "t":
+            order = [1, 0] if rank == 2 else [0]
+        elif name == "transpose":
+            d0, d1 = a[1] % rank, a[2] % rank
+            order = list(range(rank))
+            order[d0], order[d1] = order[d1], order[d0]
+        else:
+            order = [d % rank for d in a[1]]
+        return Value("view", shape, x.dtype, [x], op="permute", dims=tuple(order))
+    return Value("view", shape, x.dtype, [x], op="reshape")
+
+
+def _pool(b: Builder, kind: str, a: list[Any], nd: int) -> Value | tuple[Value, None]:
+    x = a[0]
+
+    def tup(v: Any, default: Any) -> tuple[int, ...]:
+        if v is None or (isinstance(v, list | tuple) and len(v) == 0):
+            v = default
+        v = list(v) if isinstance(v, list | tuple) else [v]
+        return tuple(v * nd if len(v) == 1 else v)
+
+    kernel = tup(a[1], None)
+    stride = tup(a[2] if len(a) > 2 else None, kernel)
+    padding = tup(a[3] if len(a) > 3 else 0, [0])
+    if kind == "max":
+        dilation = tup(a[4] if len(a) > 4 else 1, [1])
+        ceil_mode = bool(a[5]) if len(a) > 5 else False
+        include_pad, divisor = True, None
+    else:
+        dilation = (1,) * nd
+        ceil_mode = bool(a[4]) if len(a) > 4 else False
+        include_pad = bool(a[5]) if len(a) > 5 else True
+        divisor = a[6] if len(a) > 6 else None
+    spatial = []
+    for i in range(nd):
+        size = x.shape[-nd + i]
+        span = dilation[i] * (kernel[i] - 1) + 1
+        num = size + 2 * padding[i] - span
+        out = (-(-num // stride[i]) if ceil_mode else num // stride[i]) + 1
+        if ceil_mode and (out - 1) * stride[i] >= size + padding[i]:
+            out -= 1
+        spatial.append(out)
+    shape = tuple(x.shape[:-nd]) + tuple(spatial)
+    v = Value("pool", shape, F32, [x], op=kind, pool=dict(
+        kernel=kernel, stride=stride, padding=padding, dilation=dilation, nd=nd,
+        include_pad=include_pad, divisor=divisor))
+    return (v, None) if kind == "max" else v
+
+
+def _layer_norm(b: Builder, a: list[Any], kw: dict[str, Any]) -> tuple[Value, Value, Value]:
+    x, normalized = a[0], a[1]
+    dims = list(range(len(x.shape) - len(normalized), len(x.shape)))
+    return b.norm_affine(x, dims, a[4], a[2], a[3])
+
+
+def _group_norm(b: Builder, a: list[Any], kw: dict[str, Any]) -> tuple[Value, Value, Value]:
+    x, weight, bias, n, c, hw, groups, eps = a[:8]
+    grouped = Value("view", (n, groups, c // groups, hw), x.dtype, [x], op="reshape")
+    wg = None if weight is None else Value("view", (1, groups, c // groups, 1), weight.dtype,
+                                           [weight], op="reshape")
+    bg = None if bias is None else Value("view", (1, groups, c // groups, 1), bias.dtype, [bias],
+                                         op="reshape")
+    y, mean, rstd = b.norm_affine(grouped, [2, 3], eps, wg, bg)
+    out = Value("view", x.shape, y.dtype, [y], op="reshape")
+    return out, mean, rstd
+
+
+def _batch_norm_eval(b: Builder, a: list[Any], kw: dict[str, Any]) -> tuple[Value, None, None]:
+    x, weight, bias, mean, var, eps = a[0], a[1], a[2], a[3], a[4], a[-1]
+    shape = (1, x.shape[1]) + (1,) * (len(x.shape) - 2)
+
+    def per_channel(v: Value) -> Value:
+        return Value("view", shape, v.dtype, [v], op="reshape")
+
+    y = b.pw(f"({{0}} - {{1}}) * tl.rsqrt({{2}} + {eps!r})", x, per_channel(mean), per_channel(var))
+    if weight is not None:
+        y = b.pw("{0} * {1}", y, per_channel(weight))
+    if bias is not None:
+        y = b.pw("{0} + {1}", y, per_channel(bias))
+    return y, None, None
+
+
+def _reduce_rule(op: str) -> Callable[[Builder, list[Any], dict[str, Any]], Any]:
+    def rule(b: Builder, a: list[Any], kw: dict[str, Any]) -> Any:
+        dims = a[1] if len(a) > 1 else kw.get("dim")
+        keepdim = bool(a[2]) if len(a) > 2 else bool(kw.get("keepdim", False))
+        if op in {"argmax", "argmin"} and dims is None:
+            flat = Value("view", (a[0].numel,), a[0].dtype, [a[0]], op="reshape")
+            return b.reduce(op, flat, [0], keepdim=False)
+        return b.reduce(op, a[0], dims, keepdim)
+    return rule
+
+
+def _max_dim(op: str) -> Callable[[Builder, list[Any], dict[str, Any]], Any]:
+    def rule(b: Builder, a: list[Any], kw: dict[str, Any]) -> Any:
+        if len(a) == 1:  # max() over everything
+            return b.reduce(op, a[0], None, False)
+        if isinstance(a[1], Value):  # max(a, b) is pointwise
+            return b.pw(f"tl.{'maximum' if op == 'max' else 'minimum'}({{0}}, {{1}})", a[0], a[1])
+        keepdim = bool(a[2]) if len(a) > 2 else False
+        return (b.reduce(op, a[0], [a[1]], keepdim), b.reduce("arg" + op, a[0], [a[1]], keepdim))
+    return rule
+
+
+def _scan(op: str) -> Callable[[Builder, list[Any], dict[str, Any]], Value]:
+    def rule(b: Builder, a: list[Any], kw: dict[str, Any]) -> Value:
+        x = a[0]
+        dim = a[1] % len(x.shape)
+        return Value("scan", x.shape, F32, [x], op=op, dims=(dim,))
+    return rule
+
+
+def _vector_norm(b: Builder, a: list[Any], kw: dict[str, Any]) -> Value:
+    x = a[0]
+    order = a[1] if len(a) > 1 else kw.get("ord", 2)
+    dims = a[2] if len(a) > 2 else kw.get("dim")
+    keepdim = bool(a[3]) if len(a) > 3 else bool(kw.get("keepdim", False))
+    if order == 2:
+        return b.pw("tl.sqrt({0})", b.reduce("sum", b.pw("{0} * {0}", x), dims, keepdim))
+    if order == 1:
+        return b.reduce("sum", b.pw("tl.abs({0})", x), dims, keepdim)
+    if order == float("inf"):
+        return b.reduce("max", b.pw("tl.abs({0})", x), dims, keepdim)
+    raise Unsupported([f"linalg_vector_norm(ord={order})"])
+
+
+def _logsumexp(b: Builder, a: list[Any], kw: dict[str, Any]) -> Value:
+    x, dims = a[0], a[1]
+    keepdim = bool(a[2]) if len(a) > 2 else False
+    m = b.reduce("max", x, dims, True)
+    total = b.reduce("sum", b.pw("tl.exp({0} - {1})", x, m), dims, keepdim)
+    return b.pw("{0} + tl.log({1})", m if keepdim else b.reduce("max", x, dims, False), total)
+
+
+RULES: dict[str, Callable[[Builder, list[Any], dict[str, Any]], Any]] = {
+    "add": lambda b, a, kw: _add(b, a, kw, "+"),
+    "sub": lambda b, a, kw: _add(b, a, kw, "-"),
+    "rsub": lambda b, a, kw: _add(b, [a[1], a[0]] + a[2:], kw, "-"),
+    "div": _div,
+    "pow": _pow,
+    "clamp": lambda b, a, kw: _clamp(b, a[0], a[1] if len(a) > 1 else kw.get("min"),
+                                     a[2] if len(a) > 2 else kw.get("max")),
+    "clamp_min": lambda b, a, kw: _clamp(b, a[0], a[1], None),
+    "clamp_max": lambda b, a, kw: _clamp(b, a[0], None, a[1]),
+    "hardtanh": lambda b, a, kw: _clamp(b, a[0], a[1] if len(a) > 1 else -1.0,
+                                        a[2] if len(a) > 2 else 1.0),
+    "relu6": lambda b, a, kw: _clamp(b, a[0], 0.0, 6.0),
+    "gelu": _gelu,
+    "tanh": lambda b, a, kw: b.tanh(a[0]),
+    "softplus": lambda b, a, kw: b.softplus(a[0], *(a[1:3])),
+    "mish": lambda b, a, kw: b.pw("{0} * {1}", a[0], b.tanh(b.softplus(a[0]))),
+    "leaky_relu": lambda b, a, kw: b.pw(
+        f"tl.where({{0}} > 0, {{0}}, {{0}} * {float(a[1]) if len(a) > 1 else 0.01!r})", a[0]),
+    "elu": lambda b, a, kw: _elu(b, a[0], *(list(a[1:4]) + [1.0, 1.0, 1.0][len(a) - 1:])),
+    "selu": lambda b, a, kw: _elu(b, a[0], 1.6732632423543772, 1.0507009873554805, 1.0),
+    "celu": lambda b, a, kw: _elu(b, a[0], a[1] if len(a) > 1 else 1.0, 1.0,
+                                  1.0 / (a[1] if len(a) > 1 else 1.0)),
+    "threshold": lambda b, a, kw: b.pw(f"tl.where({{0}} > {a[1]!r}, {{0}}, {a[2]!r})", a[0]),
+    "masked_fill": lambda b, a, kw: b.pw("tl.where({1}, {2}, {0})", a[0], a[1], a[2]),
+    "_softmax": lambda b, a, kw: b.softmax(a[0], a[1], log=False),
+    "_log_softmax": lambda b, a, kw: b.softmax(a[0], a[1], log=True),
+    "logsumexp": _logsumexp,
+    "sum": lambda b, a, kw: b.reduce("sum", a[0], a[1] if len(a) > 1 else None,
+                                     bool(a[2]) if len(a) > 2 else False),
+    "mean": lambda b, a, kw: b.mean(a[0], a[1] if len(a) > 1 else None,
+                                    bool(a[2]) if len(a) > 2 else False),
+    "amax": _reduce_rule("max"),
+    "amin": _reduce_rule("min"),
+    "prod": _reduce_rule("prod"),
+    "argmax": _reduce_rule("argmax"),
+    "argmin": _reduce_rule("argmin"),
+    "max": _max_dim("max"),
+    "min": _max_dim("min"),
+    "var": lambda b, a, kw: b.var(a[0], a[1] if len(a) > 1 else None,
+                                  kw.get("correction", 1), bool(kw.get("keepdim", False))),
+    "std": lambda b, a, kw: b.pw("tl.sqrt({0})", b.var(
+        a[0], a[1] if len(a) > 1 else None, kw.get("correction", 1),
+        bool(kw.get("keepdim", False)))),
+    "var_mean": lambda b, a, kw: (
+        b.var(a[0], a[1] if len(a) > 1 else None, kw.get("correction", 1),
+              bool(kw.get("keepdim", False))),
+        b.mean(a[0], a[1] if len(a) > 1 else None, bool(kw.get("keepdim", False)))),
+    "linalg_vector_norm": _vector_norm,
+    "cumsum": _scan("cumsum"),
+    "cumprod": _scan("cumprod"),
+    "native_layer_norm": _layer_norm,
+    "native_group_norm": _group_norm,
+    "_native_batch_norm_legit_no_training": _batch_norm_eval,
+    "max_pool2d_with_indices": lambda b, a, kw: _pool(b, "max", a, 2),
+    "max_pool1d_with_indices": lambda b, a, kw: _pool(b, "max", a, 1),
+    "max_pool2d": lambda b, a, kw: _pool(b, "max", a, 2)[0],  # type: ignore[index]
+    "max_pool1d": lambda b, a, kw: _pool(b, "max", a, 1)[0],  # type: ignore[index]
+    "avg_pool2d": lambda b, a, kw: _pool(b, "avg", a, 2),
+    "avg_pool1d": lambda b, a, kw: _pool(b, "avg", a, 1),
+}

@@ -1,0 +1,111 @@
+"""Launch-configuration search: a tree of candidates, each evaluated by the harness.
+
+Coordinate descent from the writer's default: for one kernel at a time, try its alternative
+configurations (most promising first) with the others held at the best so far; a child that is
+correct and faster becomes the new best. Every evaluation is a node of the tree (parent, change,
+status, time). The search stops when the budget is spent or the best is near the SOL floor.
+Without a GPU, times are not meaningful: the default is checked for correctness and kept.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from pydantic import BaseModel, Field
+
+from kernelwright.agents.offline.emit import KernelConfig, triton_next_pow2
+from kernelwright.agents.offline.fuse import Group
+from kernelwright.agents.offline.write import Plan
+from kernelwright.tools.results import EvalResult, EvalSettings
+
+log = logging.getLogger(__name__)
+
+MAX_PERSISTENT_COLS = 32768  # fp32 elements of one row held in registers across a program
+
+
+class TreeNode(BaseModel):
+    """One evaluated candidate."""
+
+    id: int
+    parent: int | None
+    change: str = Field(description="what differs from the parent, e.g. 'kernel0: BLOCK=2048'")
+    configs: list[str]
+    status: str
+    runtime_us: float | None = None
+    sol_fraction: float | None = None
+
+
+class SearchResult(BaseModel):
+    best_id: int
+    best_source: str
+    best_result: EvalResult
+    tree: list[TreeNode]
+    stopped: str = Field(description="why the search ended")
+
+
+def config_space(group: Group) -> list[KernelConfig]:
+    """Alternatives for one kernel, most promising first."""
+    if group.kind in {"pointwise", "pool"}:
+        return [KernelConfig(block_r=b, num_warps=w)
+                for b, w in [(1024, 4), (2048, 8), (4096, 8), (512, 4), (2048, 4), (4096, 16)]]
+    cols = triton_next_pow2(group.cols)
+    out: list[KernelConfig] = []
+    if cols <= MAX_PERSISTENT_COLS:
+        for block_r in (1, 2, 4, 8, 16):
+            if block_r * cols > MAX_PERSISTENT_COLS or block_r > group.rows:
+                continue
+            for warps in (4, 8, 16):
+                if block_r * cols >= warps * 32:
+                    out.append(KernelConfig(block_r=block_r, block_c=cols, num_warps=warps,
+                                            persistent=True))
+    for block_c in (4096, 2048, 1024):
+        if block_c < cols:
+            for warps in (8, 4):
+                out.append(KernelConfig(block_r=1, block_c=block_c, num_warps=warps))
+    if group.axes and group.axes[-1] != len(group.shape) - 1:  # rows are contiguous
+        out += [KernelConfig(block_r=64, block_c=32, num_warps=4),
+                KernelConfig(block_r=128, block_c=16, num_warps=4)]
+    return out
+
+
+def refine(plan: Plan, settings: EvalSettings, budget: int = 10, stop_at_sol: float = 0.92,
+           evaluate: Callable[..., EvalResult] | None = None,
+           progress: Callable[[str], None] = lambda _: None) -> SearchResult:
+    """Search the plan's launch configurations; return the best correct candidate and the tree."""
+    if evaluate is None:
+        from kernelwright.tools.evaluate import evaluate as harness
+        evaluate = harness
+    tree: list[TreeNode] = []
+
+    def run(configs: list[KernelConfig], parent: int | None, change: str) -> EvalResult:
+        result = evaluate(plan.problem, plan.source(configs), settings)
+        tree.append(TreeNode(id=len(tree), parent=parent, change=change,
+                             configs=[c.describe() for c in configs], status=result.status.value,
+                             runtime_us=result.runtime_us, sol_fraction=result.sol_fraction))
+        progress(f"{change}: {result.status.value} {result.runtime_us or '-'} us")
+        return result
+
+    best_configs = list(plan.configs)
+    best = run(best_configs, None, "default configuration")
+    best_id = 0
+    stopped = "budget spent"
+    if best.runtime_us is None:
+        stopped = "no timings (not a GPU, or the default failed): kept the default"
+    else:
+        for i, group in enumerate(plan.groups):
+            for alt in config_space(group):
+                if len(tree) >= budget:
+                    break
+                if (best.sol_fraction or 0) >= stop_at_sol:
+                    stopped = f"within {1 / stop_at_sol:.2f}x of the SOL floor"
+                    break
+                if alt == best_configs[i]:
+                    continue
+                trial = best_configs[:i] + [alt] + best_configs[i + 1:]
+                result = run(trial, best_id, f"kernel{i}: {alt.describe()}")
+                if result.ok and result.runtime_us and result.runtime_us < best.runtime_us:
+                    best, best_configs, best_id = result, trial, len(tree) - 1
+    plan.configs = best_configs
+    return SearchResult(best_id=best_id, best_source=plan.source(best_configs), best_result=best,
+                        tree=tree, stopped=stopped)
