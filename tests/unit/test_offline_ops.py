@@ -1,0 +1,92 @@
+"""The offline writer beyond the suite: activations, reductions over any dim, composites and
+pooling, each a small KernelBench-format problem with irregular sizes, checked on the CPU."""
+
+import textwrap
+
+import pytest
+
+from kernelwright.agents.offline.write import plan
+from kernelwright.problem import load_problem
+from kernelwright.tools.evaluate import evaluate
+from kernelwright.tools.results import EvalSettings
+
+SETTINGS = EvalSettings(device="cpu", cpu_max_elements=1 << 14, timeout_s=300,
+                        compile_baseline=False)
+
+FORWARDS = {
+    "activations": ("F.mish(x) + F.hardswish(x) * F.softplus(x) - F.elu(x) + F.selu(x) "
+                    "+ F.leaky_relu(x, 0.2) + F.hardtanh(x) + torch.sigmoid(x) * torch.tanh(x) "
+                    "+ F.gelu(x) + torch.clamp(x, -0.5, 0.5)", "[torch.randn(37, 61)]"),
+    "sum_dim0": ("x.sum(dim=0)", "[torch.randn(45, 29)]"),
+    "mean_middle": ("x.mean(dim=1)", "[torch.randn(7, 33, 19)]"),
+    "max_min_prod": ("x.amax(dim=-1) + x.amin(dim=-1) + (x * 0.1 + 1).prod(dim=-1)",
+                     "[torch.randn(23, 17)]"),
+    "argmin_dim0": ("torch.argmin(x, dim=0)", "[torch.randn(41, 13)]"),
+    "var": ("torch.var(x, dim=-1)", "[torch.randn(19, 57)]"),
+    "log_softmax": ("torch.log_softmax(x, dim=-1)", "[torch.randn(21, 75)]"),
+    "logsumexp": ("torch.logsumexp(x, dim=-1)", "[torch.randn(21, 75)]"),
+    "l2_normalize": ("F.normalize(x, dim=-1)", "[torch.randn(18, 43)]"),
+    "cross_entropy": ("F.cross_entropy(x, torch.softmax(x * 3, dim=-1))",
+                      "[torch.randn(27, 31)]"),
+    "kl_div": ("F.kl_div(torch.log_softmax(x, -1), torch.softmax(x * 2, -1), "
+               "reduction='batchmean')", "[torch.randn(27, 31)]"),
+    "cumprod": ("torch.cumprod(1 + 0.01 * x, dim=-1)", "[torch.randn(9, 70)]"),
+    "avg_pool2d_pad": ("F.avg_pool2d(x, 3, stride=2, padding=1)", "[torch.randn(2, 3, 13, 11)]"),
+    "max_pool1d_dilated": ("F.max_pool1d(x, 3, stride=2, padding=1, dilation=2)",
+                           "[torch.randn(2, 5, 29)]"),
+}
+
+MODULES = {
+    "group_norm": ("nn.GroupNorm(4, 12)", "[torch.randn(3, 12, 5, 7)]"),
+    "batch_norm_eval": ("nn.BatchNorm2d(6)", "[torch.randn(3, 6, 5, 7)]"),
+}
+
+
+def write_problem(tmp_path, name, forward, inputs, layer=None):
+    init = f"        self.layer = {layer}\n" if layer else ""
+    body = "self.layer(x)" if layer else forward
+    source = textwrap.dedent(f"""\
+        import torch
+        import torch.nn as nn
+        import torch.nn.functional as F
+
+
+        class Model(nn.Module):
+            def __init__(self):
+                super().__init__()
+        {init}
+            def forward(self, x):
+                return {body}
+
+
+        def get_inputs():
+            return {inputs}
+
+
+        def get_init_inputs():
+            return []
+        """)
+    path = tmp_path / f"{name}.py"
+    path.write_text(source)
+    return load_problem(path)
+
+
+# Reductions to a 0-d scalar (a loss) are not written correctly yet: the open part of issue 5.
+SCALAR_LOSS = pytest.mark.xfail(strict=True, reason="reduction to a 0-d scalar not supported yet")
+# Failing at the end of the session, not yet diagnosed: open items of issue 5.
+OPEN = pytest.mark.xfail(strict=True, reason="lowering not yet correct (issue 5, open)")
+MARKS = {"cross_entropy": SCALAR_LOSS, "kl_div": SCALAR_LOSS, "max_pool1d_dilated": OPEN,
+         "group_norm": OPEN, "batch_norm_eval": OPEN}
+CASES = [pytest.param(n, f, i, None, id=n, marks=[MARKS[n]] if n in MARKS else [])
+         for n, (f, i) in FORWARDS.items()] + \
+        [pytest.param(n, None, i, m, id=n, marks=[MARKS[n]] if n in MARKS else [])
+         for n, (m, i) in MODULES.items()]
+
+
+@pytest.mark.parametrize("name, forward, inputs, layer", CASES)
+def test_offline_writer_covers_the_op(tmp_path, name, forward, inputs, layer):
+    problem = write_problem(tmp_path, name, forward, inputs, layer)
+    made = plan(problem)
+    source = made.source()
+    result = evaluate(problem, source, SETTINGS)
+    assert result.status == "correct", f"{result.reason}: {result.message}\n{result.log_tail}\n{source}"
