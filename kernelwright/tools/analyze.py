@@ -103,7 +103,7 @@ def _time_baselines(job: AnalyzeJob, problem: Problem, module: Any, analysis: An
     import torch
 
     from kernelwright.tools.precision import prepare_inputs, prepare_module
-    from kernelwright.tools.timing import time_gpu
+    from kernelwright.tools.timing import time_baselines
 
     device = torch.device("cuda")
     torch.manual_seed(0)
@@ -113,22 +113,11 @@ def _time_baselines(job: AnalyzeJob, problem: Problem, module: Any, analysis: An
         torch.manual_seed(2000 + seed)
         sets.append(prepare_inputs(list(module.get_inputs()), job.precision, device))
 
-    def call(fn: Any) -> Any:
-        def run_once(*args: Any) -> Any:
-            with torch.no_grad():
-                return fn(*args)
-        return run_once
-
-    analysis.eager, _ = time_gpu(call(model), sets, job.reps, job.warmup_ms)
+    analysis.eager, analysis.compiled, note = time_baselines(model, sets, job.reps, job.warmup_ms,
+                                                             job.compile_baseline)
     analysis.eager_us = analysis.eager.median_us
-    if job.compile_baseline:
-        try:
-            analysis.compiled, _ = time_gpu(call(torch.compile(model)), sets, job.reps,
-                                            job.warmup_ms)
-        except Exception as exc:  # a compile failure must not hide the eager figures
-            analysis.note = f"torch.compile failed: {type(exc).__name__}: {str(exc)[:300]}"
-        else:
-            analysis.compile_us = analysis.compiled.median_us
+    analysis.compile_us = analysis.compiled.median_us if analysis.compiled else None
+    analysis.note = note or analysis.note
     best = analysis.compile_us or analysis.eager_us
     if analysis.sol is not None and best:
         analysis.headroom = best / analysis.sol.floor_us

@@ -71,6 +71,29 @@ def time_gpu(fn: Callable[..., Any], input_sets: list[list[Any]], reps: int, war
     return summarize(times_us), prints
 
 
+def no_grad(model: Callable[..., Any]) -> Callable[..., Any]:
+    """`model` called under torch.no_grad(), as every timed call is."""
+    def call(*args: Any) -> Any:
+        with torch.no_grad():
+            return model(*args)
+    return call
+
+
+def time_baselines(reference: torch.nn.Module, input_sets: list[list[Any]], reps: int,
+                   warmup_ms: float, compile_baseline: bool
+                   ) -> tuple[TimingStats, TimingStats | None, str | None]:
+    """Eager and torch.compile of the reference, timed like a candidate: (eager, compiled,
+    note). A compile failure gives None and a note; it must not hide the other figures."""
+    eager, _ = time_gpu(no_grad(reference), input_sets, reps, warmup_ms)
+    if not compile_baseline:
+        return eager, None, None
+    try:
+        compiled, _ = time_gpu(no_grad(torch.compile(reference)), input_sets, reps, warmup_ms)
+    except Exception as exc:  # any compiler error: report it with the figures we have
+        return eager, None, f"torch.compile baseline failed: {type(exc).__name__}: {str(exc)[:300]}"
+    return eager, compiled, None
+
+
 def fingerprint(value: Any) -> list[torch.Tensor]:
     """On-device sums of each output (float64 accumulation), without materialising copies."""
     return [t.sum(dtype=torch.float64) if t.is_floating_point() else t.sum()

@@ -146,22 +146,16 @@ def _measure(job: WorkerJob, result: EvalResult, module: Any, cand_module: Any, 
     from kernelwright.tools.profile import diagnose, profile_call
     from kernelwright.tools.runtime_guard import GuardViolation
     from kernelwright.tools.sol import judge
-    from kernelwright.tools.timing import time_gpu
+    from kernelwright.tools.timing import no_grad, time_baselines, time_gpu
 
     settings = job.settings
     sets = [make_inputs(settings.seed + 2000 + i) for i in range(3)]
     with torch.no_grad():
         expected = [correctness.as_outputs(reference(*correctness.clone_all(s))) for s in sets]
 
-    def plain(model: Any) -> Any:
-        def call(*args: Any) -> Any:
-            with torch.no_grad():
-                return model(*args)
-        return call
-
     try:
         with guard.watching(record_ops=False):
-            report = profile_call(plain(candidate), sets[0], _own_kernel_names(
+            report = profile_call(no_grad(candidate), sets[0], _own_kernel_names(
                 cand_module, job.candidate_source), str(workdir / "trace.json"))
             if report.side_streams:
                 raise GuardViolation([GuardFinding(rule="side_stream", message="kernels ran off "
@@ -169,9 +163,9 @@ def _measure(job: WorkerJob, result: EvalResult, module: Any, cand_module: Any, 
             result.own_kernel_fraction = report.own_kernel_fraction
         # timed with the audit hook disarmed: its host cost would leak into short kernels'
         # times; the identity and thread checks still run right after
-        stats, prints = time_gpu(plain(candidate), sets, settings.reps, settings.warmup_ms)
+        stats, prints = time_gpu(no_grad(candidate), sets, settings.reps, settings.warmup_ms)
         guard.check()
-        _check_after_timing(prints, plain(candidate), sets, expected, settings.tol())
+        _check_after_timing(prints, no_grad(candidate), sets, expected, settings.tol())
     except GuardViolation as exc:
         raise Verdict(Status.REJECTED, exc.findings[0].rule, str(exc), exc.findings) from None
     except correctness.Mismatch as exc:
@@ -183,18 +177,14 @@ def _measure(job: WorkerJob, result: EvalResult, module: Any, cand_module: Any, 
     if result.sol is not None:
         result.sol_fraction, result.faster_than_sol = judge(result.sol, stats.median_us)
     result.profile = diagnose(report, result.sol, stats.median_us)
-    eager, _ = time_gpu(plain(reference), sets, settings.reps, settings.warmup_ms)
+    eager, compiled, note = time_baselines(reference, sets, settings.reps, settings.warmup_ms,
+                                           settings.compile_baseline)
     result.eager_us = eager.median_us
     result.speedup_eager = eager.median_us / stats.median_us
-    if settings.compile_baseline:
-        try:
-            compiled, _ = time_gpu(plain(torch.compile(reference)), sets, settings.reps,
-                                   settings.warmup_ms)
-        except Exception as exc:  # a baseline failure must not hide the candidate's figures
-            result.timing_note = f"torch.compile baseline failed: {type(exc).__name__}: {exc}"
-        else:
-            result.compile_us = compiled.median_us
-            result.speedup_compile = compiled.median_us / stats.median_us
+    result.timing_note = note
+    if compiled is not None:
+        result.compile_us = compiled.median_us
+        result.speedup_compile = compiled.median_us / stats.median_us
 
 
 def _sol(job: WorkerJob, module: Any) -> Any:

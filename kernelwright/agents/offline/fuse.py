@@ -11,6 +11,7 @@ buffer (materialised).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -29,22 +30,15 @@ class Group:
     outputs: list[Value] = field(default_factory=list)
 
     def has(self, v: Value) -> bool:
-        return v.id in self.dmap and v in self.values
+        return v.id in self.dmap  # _add records every placed value here
 
     @property
     def rows(self) -> int:
-        return _prod(s for k, s in enumerate(self.shape) if k not in self.axes)
+        return math.prod(s for k, s in enumerate(self.shape) if k not in self.axes)
 
     @property
     def cols(self) -> int:
-        return _prod(self.shape[k] for k in self.axes)
-
-
-def _prod(xs: object) -> int:
-    n = 1
-    for x in xs:  # type: ignore[attr-defined]
-        n *= x
-    return n
+        return math.prod(self.shape[k] for k in self.axes)
 
 
 COMPUTED = {"pointwise", "reduce", "scan", "pool"}
@@ -76,10 +70,6 @@ def partition(graph: Graph) -> list[Group]:
     for g in groups:
         g.outputs = [v for v in g.values if v.id in needed]
     return groups
-
-
-def _leaf(v: Value, group: Group) -> bool:
-    return not group.has(v)
 
 
 def _place(g: Group, v: Value) -> bool:
