@@ -32,6 +32,8 @@ FORWARDS = {
                "reduction='batchmean')", "[torch.randn(27, 31)]"),
     "cumprod": ("torch.cumprod(1 + 0.01 * x, dim=-1)", "[torch.randn(9, 70)]"),
     "avg_pool2d_pad": ("F.avg_pool2d(x, 3, stride=2, padding=1)", "[torch.randn(2, 3, 13, 11)]"),
+    "long_rows_sum": ("(x * 2).sum(dim=-1) + 1", "[torch.randn(2, 40000)]"),
+    "rms_of_everything": ("torch.sqrt((x * x).mean())", "[torch.randn(250, 160)]"),
     "max_pool1d_dilated": ("F.max_pool1d(x, 3, stride=2, padding=1, dilation=2)",
                            "[torch.randn(2, 5, 29)]"),
 }
@@ -39,6 +41,8 @@ FORWARDS = {
 MODULES = {
     "group_norm": ("nn.GroupNorm(4, 12)", "[torch.randn(3, 12, 5, 7)]"),
     "batch_norm_eval": ("nn.BatchNorm2d(6)", "[torch.randn(3, 6, 5, 7)]"),
+    "batch_norm_batch_stats": ("nn.BatchNorm1d(5, track_running_stats=False)",
+                               "[torch.randn(6, 5, 9)]"),
 }
 
 
@@ -71,15 +75,9 @@ def write_problem(tmp_path, name, forward, inputs, layer=None):
     return load_problem(path)
 
 
-# Reductions to a 0-d scalar (a loss) are not written correctly yet: the open part of issue 5.
-SCALAR_LOSS = pytest.mark.xfail(strict=True, reason="reduction to a 0-d scalar not supported yet")
-# Failing at the end of the session, not yet diagnosed: open items of issue 5.
-OPEN = pytest.mark.xfail(strict=True, reason="lowering not yet correct (issue 5, open)")
-MARKS = {"cross_entropy": SCALAR_LOSS, "kl_div": SCALAR_LOSS, "max_pool1d_dilated": OPEN,
-         "group_norm": OPEN, "batch_norm_eval": OPEN}
-CASES = [pytest.param(n, f, i, None, id=n, marks=[MARKS[n]] if n in MARKS else [])
+CASES = [pytest.param(n, f, i, None, id=n)
          for n, (f, i) in FORWARDS.items()] + \
-        [pytest.param(n, None, i, m, id=n, marks=[MARKS[n]] if n in MARKS else [])
+        [pytest.param(n, None, i, m, id=n)
          for n, (m, i) in MODULES.items()]
 
 
@@ -90,3 +88,49 @@ def test_offline_writer_covers_the_op(tmp_path, name, forward, inputs, layer):
     source = made.source()
     result = evaluate(problem, source, SETTINGS)
     assert result.status == "correct", f"{result.reason}: {result.message}\n{result.log_tail}\n{source}"
+
+
+@pytest.mark.parametrize("name, check", [
+    ("long_rows_sum", lambda cfg: cfg.split > 1),  # 2 rows of 40000: split each row
+    ("rms_of_everything", lambda cfg: cfg.split > 1),  # one row (a scalar): split it
+    ("sum_dim0", lambda cfg: cfg.block_r > 1 and cfg.split == 1),  # rows adjacent in memory
+    ("log_softmax", lambda cfg: cfg.persistent and cfg.split == 1),  # two passes: never split
+])
+def test_the_shape_decides_the_reduction_strategy(tmp_path, name, check):
+    forward, inputs = FORWARDS[name]
+    made = plan(write_problem(tmp_path, name, forward, inputs))
+    reductions = [c for g, c in zip(made.groups, made.configs, strict=True) if g.kind == "reduction"]
+    assert reductions and all(check(c) for c in reductions), [c.describe() for c in reductions]
+
+
+EPILOGUE = """\
+import torch
+import torch.nn as nn
+
+class Model(nn.Module):
+    def __init__(self, hidden):
+        super().__init__()
+        self.bias = nn.Parameter(torch.randn(hidden))
+        self.weight = nn.Parameter(torch.rand(hidden) + 0.5)
+        self.drop = nn.Dropout(0.1)
+
+    def forward(self, x, residual):
+        h = self.drop(x + self.bias) + residual
+        return h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + 1e-6) * self.weight
+
+def get_inputs():
+    return [torch.randn(6, 9, 80), torch.randn(6, 9, 80)]
+
+def get_init_inputs():
+    return [80]
+"""
+
+
+def test_bias_dropout_residual_rmsnorm_is_one_kernel(tmp_path):
+    path = tmp_path / "epilogue.py"
+    path.write_text(EPILOGUE)
+    problem = load_problem(path)
+    made = plan(problem)
+    assert [g.kind for g in made.groups] == ["reduction"]  # everything fused into the norm
+    result = evaluate(problem, made.source(), SETTINGS)
+    assert result.status == "correct", f"{result.reason}: {result.message}\n{result.log_tail}"

@@ -4,14 +4,17 @@ Pointwise and pool groups are 1-D kernels over the flattened domain (BLOCK eleme
 program). Reduction and scan groups are 2-D: BLOCK_R rows per program, the reduced dims as
 columns, either persistent (a whole row in registers, read once) or looped over BLOCK_C-wide
 chunks (one loop per dependent reduction pass, then one that computes and stores the outputs;
-re-reads of a row hit L2). Sizes and strides are baked in as constants: the launcher checks
-the shapes it was written for.
+re-reads of a row hit L2). A plain reduction over few long rows is split: SPLIT programs per
+row each reduce a slice into a partial buffer, and a second kernel combines the partials and
+computes what follows the reduction. Sizes and strides are baked in as constants: the launcher
+checks the shapes it was written for.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 
@@ -32,12 +35,17 @@ class KernelConfig:
     block_c: int = 1  # columns per chunk (2-D kernels)
     num_warps: int = 4
     persistent: bool = False  # 2-D only: a whole row per program, read once
+    split: int = 1  # 2-D only: programs per row (two passes: partials, then a combine)
 
     def describe(self) -> str:
         if self.block_c == 1:
             return f"BLOCK={self.block_r}, num_warps={self.num_warps}"
-        mode = "persistent" if self.persistent else "looped"
+        mode = "persistent" if self.persistent else "looped" if self.split == 1 else \
+            f"split {self.split}"
         return f"{mode}, BLOCK_R={self.block_r}, BLOCK_C={self.block_c}, num_warps={self.num_warps}"
+
+
+SM_TARGET = 512  # programs that fill a large GPU (H100: 132 SMs, several programs each)
 
 
 def default_config(group: Group) -> KernelConfig:
@@ -45,11 +53,45 @@ def default_config(group: Group) -> KernelConfig:
     if group.kind in {"pointwise", "pool"}:
         return KernelConfig(block_r=1024, num_warps=4)
     cols = triton_next_pow2(group.cols)
+    if rows_are_contiguous(group):  # reduce over a non-last dim: a program reads many rows
+        block_r = min(128, triton_next_pow2(group.rows))
+        if cols * block_r <= 8192:
+            return KernelConfig(block_r=block_r, block_c=cols, num_warps=4, persistent=True)
+        return KernelConfig(block_r=block_r, block_c=max(1, 4096 // block_r), num_warps=4)
+    if splittable(group) and group.rows * 4 < SM_TARGET and group.cols >= 32768:
+        split = min(1024, SM_TARGET // group.rows, -(-group.cols // 4096))
+        return KernelConfig(block_r=1, block_c=2048, num_warps=8, split=split)
     if cols <= 16384:
         block_r = max(1, min(64, 2048 // cols))
         warps = max(1, min(16, block_r * cols // 512))
         return KernelConfig(block_r=block_r, block_c=cols, num_warps=warps, persistent=True)
     return KernelConfig(block_r=1, block_c=4096, num_warps=8)
+
+
+def rows_are_contiguous(group: Group) -> bool:
+    """True when the reduced dims are not the innermost: neighbouring rows are adjacent."""
+    return group.kind == "reduction" and bool(group.axes) and \
+        group.axes[-1] != len(group.shape) - 1 and group.shape[-1] > 1
+
+
+def splittable(group: Group) -> bool:
+    """A reduction whose rows can be split: one pass of sum/max/min/prod, nothing per column
+    stored after it (a softmax's second pass needs the whole row's statistics first)."""
+    if group.kind != "reduction":
+        return False
+    reds = [v for v in group.values if v.kind == "reduce"]
+    if any(r.op not in {"sum", "max", "min", "prod"} for r in reds):
+        return False
+    reduced = {r.id for r in reds}
+
+    def after_reduction(v: Value) -> bool:
+        return v.id in reduced or any(group.has(a) and after_reduction(a) for a in v.args)
+
+    per_col = [v for v in group.values if v.kind != "reduce" and any(
+        k in group.axes for k, s in zip(group.dmap[v.id], v.shape, strict=True)
+        if k is not None and s > 1)]
+    return not any(after_reduction(v) for v in per_col) and \
+        not any(after_reduction(r.args[0]) for r in reds)
 
 
 def triton_next_pow2(n: int) -> int:
@@ -101,8 +143,9 @@ def index_expr(var: str, sizes: list[int], strides: list[int]) -> str:
 class KernelWriter:
     """Writes the kernel of one group; leaves become pointer arguments."""
 
-    def __init__(self, group: Group, name: str, config: KernelConfig, pointer_of: dict[int, str]):
-        self.g, self.name, self.cfg = group, name, config
+    def __init__(self, group: Group, name: str, config: KernelConfig, pointer_of: dict[int, str],
+                 stage: Literal["whole", "partial", "combine"] = "whole"):
+        self.g, self.name, self.cfg, self.stage = group, name, config, stage
         self.pointer_of = pointer_of  # buffer value id -> pointer argument name
         self.params: list[str] = []  # pointer arguments in order
         self.two_d = group.kind in {"reduction", "scan"}
@@ -236,10 +279,9 @@ class KernelWriter:
         off, mask = self.offset(v.shape, contiguous_strides(v.shape), self.g.dmap[v.id])
         pad = "    " * indent
         dtype = f"{ptr}.dtype.element_ty"
-        if not mask:
-            self.lines.append(f"{pad}tl.store({ptr}, {name}.to({dtype}))")
-        else:
-            self.lines.append(f"{pad}tl.store({ptr} + {off}, {name}.to({dtype}), mask={mask})")
+        if not mask:  # one element (a 0-d result): the first row stores it
+            off, mask = "0 * r", "r < 1"
+        self.lines.append(f"{pad}tl.store({ptr} + {off}, {name}.to({dtype}), mask={mask})")
 
     # kernels -----------------------------------------------------------------------------
     def write(self) -> list[str]:
@@ -281,6 +323,37 @@ class KernelWriter:
         full_outputs = [o for o in self.g.outputs if self.is_full(o)]
         row_outputs = [o for o in self.g.outputs if not self.is_full(o)]
         row_env: dict[object, str] = {}
+        if self.stage == "partial":  # this program's slice of each row, into a partial buffer
+            chunk = self.split_chunk()
+            self.lines.append("    s = tl.program_id(1)")
+            for red in reductions:
+                self.init_acc(red, 1)
+            self.lines += [f"    for c0 in range(0, {chunk}, BLOCK_C):",
+                           f"        c = s * {chunk} + c0 + tl.arange(0, BLOCK_C)[None, :]",
+                           f"        cmask = c < {cols}",
+                           "        mask = rmask & cmask"]
+            env: dict[object, str] = {}
+            for red in reductions:
+                self.update_acc(red, self.emit_arg(red, env, 2), 2)
+            for red in reductions:
+                self.finish_reduction(red, None, row_env, 1)
+                ptr = self.pointer_of[-red.id]
+                self.params.append(ptr)
+                self.lines.append(f"    tl.store({ptr} + r * {self.cfg.split} + s, v{red.id}, "
+                                  "mask=rmask)")
+            return self.lines
+        if self.stage == "combine":  # reduce the partials, then what follows per row
+            self.lines += ["    c = tl.arange(0, BLOCK_C)[None, :]",
+                           f"    cmask = c < {self.cfg.split}", "    mask = rmask & cmask"]
+            for red in reductions:
+                ptr = self.pointer_of[-red.id]
+                self.params.append(ptr)
+                self.lines.append(f"    p{red.id} = tl.load({ptr} + r * {self.cfg.split} + c, "
+                                  f"mask=mask, other={NEUTRAL[red.op]})")
+                self.finish_reduction(red, f"p{red.id}", row_env, 1)
+            for out in row_outputs:
+                self.store(out, self.emit(out, row_env, 1), 1)
+            return self.lines
         if self.cfg.persistent:
             self.lines += ["    c = tl.arange(0, BLOCK_C)[None, :]", f"    cmask = c < {cols}",
                            "    mask = rmask & cmask"]
@@ -309,6 +382,11 @@ class KernelWriter:
         for out in row_outputs:
             self.store(out, self.emit(out, row_env, 1), 1)
         return self.lines
+
+    def split_chunk(self) -> int:
+        """Columns per program of a split row: a multiple of BLOCK_C, so slices never overlap."""
+        per = -(-self.g.cols // self.cfg.split)
+        return -(-per // self.cfg.block_c) * self.cfg.block_c
 
     def is_full(self, v: Value) -> bool:
         return any(k in self.g.axes for k, s in zip(self.g.dmap[v.id], v.shape, strict=True)
@@ -424,20 +502,35 @@ def write_module(title: str, graph: Graph, groups: list[Group], configs: list[Ke
     for g in groups:
         for v in g.outputs:
             pointer_of[v.id] = f"buf{v.id}_ptr"
-    kernels, launches, helpers = [], [], set()
+    kernels, launches, helpers, partials = [], [], set(), []
     for i, (g, cfg) in enumerate(zip(groups, configs, strict=True)):
-        writer = KernelWriter(g, f"kernel{i}_{g.kind}", cfg, pointer_of)
-        body = writer.write()
-        helpers |= writer.helpers
-        kernels.append("\n".join([f"# {_cost(g, writer, graph)}; {cfg.describe()}"] + body))
-        args = ", ".join(p.removesuffix("_ptr") for p in writer.params)
-        if writer.two_d:
-            grid = f"(triton.cdiv({g.rows}, {cfg.block_r}),)"
-            meta = f"BLOCK_R={cfg.block_r}, BLOCK_C={cfg.block_c}"
+        if cfg.split > 1 and not splittable(g):
+            raise ValueError(f"kernel{i}: a {g.kind} group cannot be split")
+        if cfg.split > 1:
+            for red in (v for v in g.values if v.kind == "reduce"):
+                pointer_of[-red.id] = f"part{red.id}_ptr"
+                partials.append(f"part{red.id} = torch.empty(({g.rows}, {cfg.split}), "
+                                "device={device}.device, dtype=torch.float32)")
+            stages = [("partial", cfg, f"(triton.cdiv({g.rows}, {cfg.block_r}), {cfg.split})"),
+                      ("combine", KernelConfig(block_r=1, block_c=triton_next_pow2(cfg.split),
+                                               num_warps=4, split=cfg.split), f"({g.rows},)")]
         else:
-            grid = f"(triton.cdiv({math.prod(g.shape)}, {cfg.block_r}),)"
-            meta = f"BLOCK={cfg.block_r}"
-        launches.append(f"    {writer.name}[{grid}]({args}, {meta}, num_warps={cfg.num_warps})")
+            stages = [("whole", cfg, "")]
+        for stage, stage_cfg, grid in stages:
+            name = f"kernel{i}_{g.kind}" + ("" if stage == "whole" else f"_{stage}")
+            writer = KernelWriter(g, name, stage_cfg, pointer_of, stage)  # type: ignore[arg-type]
+            body = writer.write()
+            helpers |= writer.helpers
+            kernels.append("\n".join([f"# {_cost(g, writer, graph)}; {cfg.describe()}"] + body))
+            args = ", ".join(p.removesuffix("_ptr") for p in writer.params)
+            if writer.two_d:
+                grid = grid or f"(triton.cdiv({g.rows}, {stage_cfg.block_r}),)"
+                meta = f"BLOCK_R={stage_cfg.block_r}, BLOCK_C={stage_cfg.block_c}"
+            else:
+                grid = f"(triton.cdiv({math.prod(g.shape)}, {cfg.block_r}),)"
+                meta = f"BLOCK={cfg.block_r}"
+            launches.append(f"    {writer.name}[{grid}]({args}, {meta}, "
+                            f"num_warps={stage_cfg.num_warps})")
     n_in = len(graph.inputs)
     names = [f"in{i}" for i in range(n_in)]
     lines = [f'"""{title}"""', "", "import torch", "import torch.nn as nn", "import triton",
@@ -461,11 +554,24 @@ def write_module(title: str, graph: Graph, groups: list[Group], configs: list[Ke
             dtype = v.dtype if v.id in outs or not v.dtype.is_floating_point else torch.float32
             lines.append(f"    buf{v.id} = torch.empty({tuple(v.shape)!r}, device={device}.device, "
                          f"dtype={dtype})")
+    lines += ["    " + p.format(device=device) for p in partials]
     lines += launches
-    results = [f"buf{o.id}" if o.kind != "input" else f"in{o.input_index}" for o in graph.outputs]
+    results = [_tensor_expr(o) for o in graph.outputs]
     lines.append(f"    return {results[0] if len(results) == 1 else '(' + ', '.join(results) + ')'}")
     lines += ["", ""] + _model_class(graph, param_names, buffer_names)
     return "\n".join(lines) + "\n"
+
+
+def _tensor_expr(v: Value) -> str:
+    """The launcher's name for `v`: a buffer, an input, or a view of one."""
+    if v.kind == "input":
+        return f"in{v.input_index}"
+    if v.kind != "view":
+        return f"buf{v.id}"
+    base = _tensor_expr(v.args[0])
+    if v.op == "permute":
+        return f"{base}.permute{tuple(v.dims)!r}"
+    return f"{base}.reshape{tuple(v.shape)!r}"
 
 
 def _model_class(graph: Graph, param_names: list[str], buffer_names: set[str]) -> list[str]:

@@ -102,7 +102,7 @@ SIMPLE: dict[str, str] = {
     "rsqrt": "tl.rsqrt({0})", "reciprocal": "1.0 / {0}", "sin": "tl.sin({0})",
     "cos": "tl.cos({0})", "erf": "tl.erf({0})", "floor": "tl.floor({0})", "ceil": "tl.ceil({0})",
     "log1p": "tl.log(1.0 + {0})", "expm1": "tl.exp({0}) - 1.0", "square": "{0} * {0}",
-    "silu": "{0} * tl.sigmoid({0})",
+    "silu": "{0} * tl.sigmoid({0})", "xlogy": "tl.where({0} == 0, 0.0, {0} * tl.log({1}))",
     "hardswish": "{0} * tl.minimum(tl.maximum({0} + 3.0, 0.0), 6.0) * (1.0 / 6.0)",
     "hardsigmoid": "tl.minimum(tl.maximum({0} + 3.0, 0.0), 6.0) * (1.0 / 6.0)",
     "sign": "tl.where({0} > 0, 1.0, tl.where({0} < 0, -1.0, 0.0))",
@@ -134,6 +134,8 @@ def lower(captured: Captured) -> Graph:
             v = Value("input", tuple(val.shape), val.dtype, input_index=len(inputs))
             inputs.append(v)
             env[node] = v
+        elif node.op == "call_function" and not node.users:
+            continue  # dead: an unused allocation, or an in-place update of running statistics
         elif node.op == "call_function":
             args = [_resolve(a, env) for a in node.args]
             kwargs = {k: _resolve(a, env) for k, a in node.kwargs.items()}
@@ -243,8 +245,10 @@ def _elu(b: Builder, x: Value, alpha: float, scale: float, input_scale: float) -
                 f"(tl.exp({{0}} * {input_scale!r}) - 1.0) * {alpha * scale!r})", x)
 
 
-def _view(b: Builder, name: str, a: list[Any], meta: Any) -> Value:
+def _view(b: Builder, name: str, a: list[Any], meta: Any) -> Value | None:
     x = a[0]
+    if x is None:  # a view of an unused result (max pooling's indices)
+        return None
     shape = tuple(meta.shape)
     if name == "expand":  # a broadcast: the identity at the bigger shape
         return Value("pointwise", shape, x.dtype, [x], op="{0}")
@@ -319,12 +323,27 @@ def _group_norm(b: Builder, a: list[Any], kw: dict[str, Any]) -> tuple[Value, Va
     return out, mean, rstd
 
 
+def _batch_norm(b: Builder, a: list[Any], kw: dict[str, Any]) -> tuple[Value, Any, Any]:
+    """native_batch_norm: batch statistics in training mode, running ones in eval mode."""
+    x, weight, bias, training, eps = a[0], a[1], a[2], a[5], a[7]
+    if not training:
+        return _batch_norm_eval(b, a, kw)
+    shape = (1, x.shape[1]) + (1,) * (len(x.shape) - 2)
+    dims = [0] + list(range(2, len(x.shape)))
+    y, _, _ = b.norm_affine(x, dims, eps, _per_channel(weight, shape), _per_channel(bias, shape))
+    return y, None, None
+
+
+def _per_channel(v: Value | None, shape: tuple[int, ...]) -> Value | None:
+    return None if v is None else Value("view", shape, v.dtype, [v], op="reshape")
+
+
 def _batch_norm_eval(b: Builder, a: list[Any], kw: dict[str, Any]) -> tuple[Value, None, None]:
     x, weight, bias, mean, var, eps = a[0], a[1], a[2], a[3], a[4], a[-1]
     shape = (1, x.shape[1]) + (1,) * (len(x.shape) - 2)
 
     def per_channel(v: Value) -> Value:
-        return Value("view", shape, v.dtype, [v], op="reshape")
+        return _per_channel(v, shape)  # type: ignore[return-value]
 
     y = b.pw(f"({{0}} - {{1}}) * tl.rsqrt({{2}} + {eps!r})", x, per_channel(mean), per_channel(var))
     if weight is not None:
@@ -440,6 +459,7 @@ RULES: dict[str, Callable[[Builder, list[Any], dict[str, Any]], Any]] = {
     "native_layer_norm": _layer_norm,
     "native_group_norm": _group_norm,
     "_native_batch_norm_legit_no_training": _batch_norm_eval,
+    "native_batch_norm": _batch_norm,
     "max_pool2d_with_indices": lambda b, a, kw: _pool(b, "max", a, 2),
     "max_pool1d_with_indices": lambda b, a, kw: _pool(b, "max", a, 1),
     "max_pool2d": lambda b, a, kw: _pool(b, "max", a, 2)[0],  # type: ignore[index]

@@ -14,7 +14,13 @@ from collections.abc import Callable
 
 from pydantic import BaseModel, Field
 
-from kernelwright.agents.offline.emit import KernelConfig, triton_next_pow2
+from kernelwright.agents.offline.emit import (
+    SM_TARGET,
+    KernelConfig,
+    rows_are_contiguous,
+    splittable,
+    triton_next_pow2,
+)
 from kernelwright.agents.offline.fuse import Group
 from kernelwright.agents.offline.write import Plan
 from kernelwright.tools.results import EvalResult, EvalSettings
@@ -51,6 +57,13 @@ def config_space(group: Group) -> list[KernelConfig]:
                 for b, w in [(1024, 4), (2048, 8), (4096, 8), (512, 4), (2048, 4), (4096, 16)]]
     cols = triton_next_pow2(group.cols)
     out: list[KernelConfig] = []
+    if splittable(group) and group.cols >= 8192:  # few long rows: spread each over programs
+        for programs in (SM_TARGET, SM_TARGET // 2, SM_TARGET * 2):
+            split = min(1024, max(2, programs // group.rows), -(-group.cols // 1024))
+            for block_c, warps in ((2048, 8), (1024, 4)):
+                cfg = KernelConfig(block_r=1, block_c=block_c, num_warps=warps, split=split)
+                if split > 1 and cfg not in out:
+                    out.append(cfg)
     if cols <= MAX_PERSISTENT_COLS:
         for block_r in (1, 2, 4, 8, 16):
             if block_r * cols > MAX_PERSISTENT_COLS or block_r > group.rows:
@@ -63,9 +76,10 @@ def config_space(group: Group) -> list[KernelConfig]:
         if block_c < cols:
             for warps in (8, 4):
                 out.append(KernelConfig(block_r=1, block_c=block_c, num_warps=warps))
-    if group.axes and group.axes[-1] != len(group.shape) - 1:  # rows are contiguous
+    if rows_are_contiguous(group):
         out += [KernelConfig(block_r=64, block_c=32, num_warps=4),
-                KernelConfig(block_r=128, block_c=16, num_warps=4)]
+                KernelConfig(block_r=128, block_c=16, num_warps=4),
+                KernelConfig(block_r=256, block_c=16, num_warps=8)]
     return out
 
 
