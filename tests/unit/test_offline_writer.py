@@ -1,5 +1,6 @@
 """The offline writer: generated candidates pass the strict guard and correctness on the CPU
-interpreter for every suite problem built from pointwise, reduction, scan and pooling ops."""
+interpreter for every suite problem built from pointwise, reduction, scan and pooling ops, and
+in `library` mode for the problems whose GEMMs and convolutions stay vendor calls."""
 
 from pathlib import Path
 
@@ -19,6 +20,9 @@ COVERED = ["level1/01_relu", "level1/02_gelu_tanh", "level1/03_softmax", "level1
            "level2/05_scaled_softmax_mask"]
 NOT_COVERED = {"level1/07_matmul": "mm", "level1/12_small_batched_matmul": "bmm",
                "level2/01_linear_bias_relu_scale": "addmm", "level2/03_conv_relu_bias": "convolution"}
+# library mode: the GEMM or convolution stays the vendor's, everything around it is fused
+LIBRARY = ["level2/01_linear_bias_relu_scale", "level2/02_linear_gelu_layernorm",
+           "level2/03_conv_relu_bias", "level2/06_matmul_sum_rows", "level3/01_mlp"]
 # sizes written as literals cannot be shrunk by Problem.shrink; the test reduces them
 LITERAL_SIZES = {"level1/11_max_pool2d": ("torch.randn(32, 64, 256, 256)", "torch.randn(2, 3, 18, 22)")}
 SETTINGS = EvalSettings(device="cpu", cpu_max_elements=1 << 13, timeout_s=300,
@@ -64,3 +68,23 @@ def test_draft_describes_its_kernels():
     draft = offline_draft(small("level1/03_softmax"))
     assert draft.covered and len(draft.kernels) == 1
     assert draft.kernels[0].startswith("reduction over") and "persistent" in draft.kernels[0]
+
+
+@pytest.mark.parametrize("name", LIBRARY)
+def test_library_mode_fuses_around_vendor_calls(name):
+    settings = SETTINGS.model_copy(update={"guard": "library"})
+    made = plan(small(name), guard="library")
+    assert [g.kind for g in made.groups].count("extern") >= 1
+    assert all(g.kind != "pointwise" or prev.kind == "extern"  # epilogues are fused, one per call
+               for prev, g in zip(made.groups, made.groups[1:], strict=False))
+    source = made.source()
+    result = evaluate(made.problem, source, settings)
+    assert result.status == "correct", f"{result.reason}: {result.message}\n{result.log_tail}\n{source}"
+    assert result.guard == "library" and "@triton.jit" in source
+
+
+@pytest.mark.parametrize("name, op", [("level1/07_matmul", "mm"),
+                                      ("level1/12_small_batched_matmul", "bmm")])
+def test_a_lone_vendor_call_is_not_passed_off_as_covered(name, op):
+    draft = offline_draft(load_problem(SUITE / f"{name}.py"), guard="library")
+    assert not draft.covered and draft.missing_ops == [op]

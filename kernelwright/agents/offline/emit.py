@@ -49,8 +49,8 @@ SM_TARGET = 512  # programs that fill a large GPU (H100: 132 SMs, several progra
 
 
 def default_config(group: Group) -> KernelConfig:
-    """A sound starting point; the refiner improves on it."""
-    if group.kind in {"pointwise", "pool"}:
+    """A sound starting point; the refiner improves on it (an extern group ignores it)."""
+    if group.kind in {"pointwise", "pool", "extern"}:
         return KernelConfig(block_r=1024, num_warps=4)
     cols = triton_next_pow2(group.cols)
     if rows_are_contiguous(group):  # reduce over a non-last dim: a program reads many rows
@@ -218,7 +218,7 @@ class KernelWriter:
 
     def emit_pool(self, v: Value, env: dict[object, str], indent: int) -> str:
         pad = "    " * indent
-        p = v.pool
+        p = v.attrs
         nd = int(p["nd"])  # type: ignore[arg-type]
         src = v.args[0]
         in_sp = src.shape[-nd:]
@@ -261,7 +261,7 @@ class KernelWriter:
         return acc
 
     def avg_divisor(self, v: Value, in_sp: tuple[int, ...], out_sp: tuple[int, ...]) -> str:
-        p = v.pool
+        p = v.attrs
         if p["divisor"]:
             return f"{float(p['divisor'])!r}"  # type: ignore[arg-type]
         if not p["include_pad"]:
@@ -504,6 +504,9 @@ def write_module(title: str, graph: Graph, groups: list[Group], configs: list[Ke
             pointer_of[v.id] = f"buf{v.id}_ptr"
     kernels, launches, helpers, partials = [], [], set(), []
     for i, (g, cfg) in enumerate(zip(groups, configs, strict=True)):
+        if g.kind == "extern":  # `library` mode: the vendor's GEMM or convolution
+            launches.append(f"    buf{g.values[0].id} = {_extern_call(g.values[0])}")
+            continue
         if cfg.split > 1 and not splittable(g):
             raise ValueError(f"kernel{i}: a {g.kind} group cannot be split")
         if cfg.split > 1:
@@ -549,7 +552,7 @@ def write_module(title: str, graph: Graph, groups: list[Group], configs: list[Ke
         lines.append(f"    in{i} = in{i}.contiguous()")
     device = "in" + str(graph.n_params if graph.n_params < n_in else 0)
     outs = {o.id for o in graph.outputs}
-    for g in groups:
+    for g in (g for g in groups if g.kind != "extern"):
         for v in g.outputs:
             dtype = v.dtype if v.id in outs or not v.dtype.is_floating_point else torch.float32
             lines.append(f"    buf{v.id} = torch.empty({tuple(v.shape)!r}, device={device}.device, "
@@ -574,38 +577,63 @@ def _tensor_expr(v: Value) -> str:
     return f"{base}.reshape{tuple(v.shape)!r}"
 
 
+def _extern_call(v: Value) -> str:
+    args = [_tensor_expr(a) for a in v.args]
+    if v.op in {"mm", "bmm"}:
+        return f"torch.{v.op}({args[0]}, {args[1]})"
+    a = v.attrs
+    nd = len(v.shape) - 2
+    if a["transposed"]:
+        return (f"torch.nn.functional.conv_transpose{nd}d({args[0]}, {args[1]}, None, "
+                f"{a['stride']}, {a['padding']}, {a['output_padding']}, {a['groups']}, "
+                f"{a['dilation']})")
+    return (f"torch.nn.functional.conv{nd}d({args[0]}, {args[1]}, None, {a['stride']}, "
+            f"{a['padding']}, {a['dilation']}, {a['groups']})")
+
+
 def _model_class(graph: Graph, param_names: list[str], buffer_names: set[str]) -> list[str]:
+    """ModelNew with the reference's parameter and buffer names, so its state dict loads."""
+    lists = {name.rsplit(".", 1)[0] for name in _prefixes(param_names)
+             if "." in name and name.rsplit(".", 1)[1].isdigit()}  # nn.Sequential and friends
     lines = ["class ModelNew(nn.Module):",
              '    """Same parameters (names and shapes) as the reference; the kernels do the work."""',
              "", "    def __init__(self, *args, **kwargs):", "        super().__init__()"]
-    made: set[str] = set()
+    for prefix in _prefixes(param_names):
+        container = "nn.ModuleDict()" if prefix in lists else "nn.Module()"
+        lines.append(f"        {_attr(prefix)} = {container}")
     for i, name in enumerate(param_names):
-        *parents, leaf = name.split(".")
-        path = "self"
-        for part in parents:
-            if f"{path}.{part}" not in made:
-                lines.append(f"        {path}.{part} = nn.Module()" if not part.isdigit() else
-                             f"        setattr({path}, {part!r}, nn.Module())")
-                made.add(f"{path}.{part}")
-            path = f"{path}.{part}" if not part.isdigit() else f"getattr({path}, {part!r})"
-        shape = tuple(graph.inputs[i].shape)
-        dtype = graph.inputs[i].dtype
+        parent, _, leaf = name.rpartition(".")
+        owner = _attr(parent) if parent else "self"
+        init = f"torch.zeros({tuple(graph.inputs[i].shape)!r}, dtype={graph.inputs[i].dtype})"
         if name in buffer_names:
-            lines.append(f"        {path}.register_buffer({leaf!r}, torch.zeros({shape!r}, "
-                         f"dtype={dtype}))")
+            lines.append(f"        {owner}.register_buffer({leaf!r}, {init})")
         else:
-            lines.append(f"        {path}.{leaf} = nn.Parameter(torch.zeros({shape!r}, "
-                         f"dtype={dtype}))")
+            lines.append(f"        {owner}.register_parameter({leaf!r}, nn.Parameter({init}))")
     args = [f"a{i}" for i in range(len(graph.inputs) - graph.n_params)]
-    params = []
-    for name in param_names:
-        expr = "self"
-        for part in name.split("."):
-            expr = f"getattr({expr}, {part!r})" if part.isdigit() else f"{expr}.{part}"
-        params.append(expr)
+    params = [_attr(name) for name in param_names]
     lines += ["", f"    def forward(self, {', '.join(args)}):",
               f"        return forward_impl({', '.join(params + args)})"]
     return lines
+
+
+def _prefixes(names: list[str]) -> list[str]:
+    """Every submodule path above the given parameter names, parents first."""
+    out: list[str] = []
+    for name in names:
+        parts = name.split(".")[:-1]
+        for k in range(1, len(parts) + 1):
+            prefix = ".".join(parts[:k])
+            if prefix not in out:
+                out.append(prefix)
+    return out
+
+
+def _attr(path: str) -> str:
+    """`self.net["0"].weight` for "net.0.weight"."""
+    expr = "self"
+    for part in path.split("."):
+        expr = f"{expr}[{part!r}]" if part.isdigit() else f"{expr}.{part}"
+    return expr
 
 
 def _cost(g: Group, writer: KernelWriter, graph: Graph) -> str:

@@ -6,7 +6,8 @@ a domain dim (`dmap`), so a value of shape [C] inside a [R, C] domain is a per-c
 and a keepdim reduction is a per-row one. Values are placed greedily in topological order; one
 that cannot be mapped onto the current domain (another reduction axis, a reshape of a computed
 value, a second pool) closes the group, and whatever later groups read from it is stored to a
-buffer (materialised).
+buffer (materialised). An extern value (a vendor call in `library` mode) is a group of its
+own: its arguments are read from buffers and its result is a buffer the next kernel reads.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ DMap = tuple[int | None, ...]
 
 @dataclass
 class Group:
-    kind: Literal["pointwise", "reduction", "scan", "pool"]
+    kind: Literal["pointwise", "reduction", "scan", "pool", "extern"]
     shape: tuple[int, ...] = ()
     axes: tuple[int, ...] = ()
     values: list[Value] = field(default_factory=list)
@@ -41,7 +42,7 @@ class Group:
         return math.prod(self.shape[k] for k in self.axes)
 
 
-COMPUTED = {"pointwise", "reduce", "scan", "pool"}
+COMPUTED = {"pointwise", "reduce", "scan", "pool", "extern"}
 
 
 def partition(graph: Graph) -> list[Group]:
@@ -50,6 +51,11 @@ def partition(graph: Graph) -> list[Group]:
     current: Group | None = None
     for v in graph.topo():
         if v.kind not in COMPUTED:
+            continue
+        if v.kind == "extern":
+            groups.append(Group(kind="extern", shape=v.shape, values=[v],
+                                dmap={v.id: tuple(range(len(v.shape)))}))
+            current = None
             continue
         if current is not None and _place(current, v):
             continue

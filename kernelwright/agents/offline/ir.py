@@ -2,6 +2,8 @@
 
 Pointwise values carry a Triton expression template over their arguments ("{0} * {1}"), which
 is all the emitter needs. Reductions and scans name their op and the real dims they consume.
+Extern values are vendor calls (cuBLAS, cuDNN) that `library` mode keeps; everything around
+them is still the writer's own kernels.
 Everything is computed in fp32 inside kernels (integers and booleans keep their type) and cast
 to the output dtype on store.
 """
@@ -14,7 +16,7 @@ from typing import Literal
 
 import torch
 
-Kind = Literal["input", "const", "pointwise", "reduce", "scan", "pool", "view"]
+Kind = Literal["input", "const", "pointwise", "reduce", "scan", "pool", "view", "extern"]
 REDUCE_OPS = {"sum", "max", "min", "prod", "argmax", "argmin"}
 SCAN_OPS = {"cumsum", "cumprod"}
 
@@ -29,12 +31,13 @@ class Value:
     shape: tuple[int, ...]
     dtype: torch.dtype
     args: list[Value] = field(default_factory=list)
-    op: str = ""  # pointwise: expression template; reduce/scan: op name; pool: "max" | "avg"
+    op: str = ""  # pointwise: expression template; reduce/scan: op name; pool: "max" | "avg";
+    # extern (a vendor GEMM or convolution, `library` mode only): "mm" | "bmm" | "conv"
     dims: tuple[int, ...] = ()  # reduce/scan: real dims of args[0] consumed
     keepdim: bool = False
     scalar: float | int | bool | None = None  # const
     input_index: int = -1  # input: position among the graph's inputs
-    pool: dict[str, tuple[int, ...] | int | bool | None] = field(default_factory=dict)
+    attrs: dict[str, tuple[int, ...] | int | bool | None] = field(default_factory=dict)  # pool, extern
     id: int = field(default_factory=lambda: next(_ids))
 
     @property

@@ -2,7 +2,9 @@
 
 Each aten op maps to a rule below. Composite ops (softmax, layer norm, variance, ...) are
 decomposed here, in the form a row kernel computes them: statistics in fp32, two passes where
-the textbook formula needs them. Ops without a rule raise Unsupported with their names.
+the textbook formula needs them. In `library` mode GEMMs and convolutions become extern values
+(vendor calls) and their bias, alpha and beta become pointwise ops that fuse into the next
+kernel. Ops without a rule raise Unsupported with their names.
 """
 
 from __future__ import annotations
@@ -121,8 +123,9 @@ VIEWS = {"view", "_unsafe_view", "reshape", "unsqueeze", "squeeze", "flatten", "
          "transpose", "t", "expand"}
 
 
-def lower(captured: Captured) -> Graph:
-    """The IR of a captured forward, or Unsupported naming every op without a rule."""
+def lower(captured: Captured, library: bool = False) -> Graph:
+    """The IR of a captured forward, or Unsupported naming every op without a rule.
+    `library`: keep GEMMs and convolutions as vendor calls (the `library` guard mode)."""
     b = Builder()
     env: dict[Node, Any] = {}
     inputs: list[Value] = []
@@ -147,7 +150,7 @@ def lower(captured: Captured) -> Graph:
                 continue
             name = getattr(node.target, "overloadpacket", node.target).__name__
             try:
-                env[node] = _lower_op(b, name, args, kwargs, node.meta.get("val"))
+                env[node] = _lower_op(b, name, args, kwargs, node.meta.get("val"), library)
             except Unsupported as exc:
                 missing += exc.ops
                 env[node] = _MISSING
@@ -171,9 +174,13 @@ def _resolve(a: Any, env: dict[Node, Any]) -> Any:
     return a
 
 
-def _lower_op(b: Builder, name: str, args: list[Any], kw: dict[str, Any], meta: Any) -> Any:
+def _lower_op(b: Builder, name: str, args: list[Any], kw: dict[str, Any], meta: Any,
+              library: bool) -> Any:
     out_dtype = getattr(meta, "dtype", None)
-    if name in VIEWS:
+    result: Any
+    if library and name in EXTERN:
+        result = EXTERN[name](b, args, kw, tuple(meta.shape))
+    elif name in VIEWS:
         result = _view(b, name, args, meta)
     elif name in RULES:
         result = RULES[name](b, args, kw)
@@ -299,7 +306,7 @@ def _pool(b: Builder, kind: str, a: list[Any], nd: int) -> Value | tuple[Value, 
             out -= 1
         spatial.append(out)
     shape = tuple(x.shape[:-nd]) + tuple(spatial)
-    v = Value("pool", shape, F32, [x], op=kind, pool=dict(
+    v = Value("pool", shape, F32, [x], op=kind, attrs=dict(
         kernel=kernel, stride=stride, padding=padding, dilation=dilation, nd=nd,
         include_pad=include_pad, divisor=divisor))
     return (v, None) if kind == "max" else v
@@ -466,4 +473,38 @@ RULES: dict[str, Callable[[Builder, list[Any], dict[str, Any]], Any]] = {
     "max_pool1d": lambda b, a, kw: _pool(b, "max", a, 1)[0],  # type: ignore[index]
     "avg_pool2d": lambda b, a, kw: _pool(b, "avg", a, 2),
     "avg_pool1d": lambda b, a, kw: _pool(b, "avg", a, 1),
+}
+
+
+# `library` mode: vendor GEMMs and convolutions, with what follows them left to fuse.
+def _extern(op: str, shape: tuple[int, ...], *args: Value, **attrs: Any) -> Value:
+    return Value("extern", shape, F32, list(args), op=op, attrs=attrs)
+
+
+def _addmm(b: Builder, a: list[Any], kw: dict[str, Any], shape: tuple[int, ...]) -> Value:
+    bias, x, w = a[:3]
+    beta, alpha = kw.get("beta", 1), kw.get("alpha", 1)
+    product = _extern("mm", shape, x, w)
+    if alpha != 1:
+        product = b.pw(f"{{0}} * {alpha!r}", product)
+    return b.pw("{0} + {1}" if beta == 1 else f"{{0}} + {{1}} * {beta!r}", product, bias)
+
+
+def _convolution(b: Builder, a: list[Any], kw: dict[str, Any], shape: tuple[int, ...]) -> Value:
+    x, w, bias, stride, padding, dilation, transposed, output_padding, groups = a[:9]
+    y = _extern("conv", shape, x, w, stride=tuple(stride), padding=tuple(padding),
+                dilation=tuple(dilation), transposed=bool(transposed),
+                output_padding=tuple(output_padding), groups=int(groups))
+    if bias is None:
+        return y
+    per_channel = Value("view", (shape[1],) + (1,) * (len(shape) - 2), bias.dtype, [bias],
+                        op="reshape")
+    return b.pw("{0} + {1}", y, per_channel)
+
+
+EXTERN: dict[str, Callable[[Builder, list[Any], dict[str, Any], tuple[int, ...]], Value]] = {
+    "mm": lambda b, a, kw, shape: _extern("mm", shape, a[0], a[1]),
+    "bmm": lambda b, a, kw, shape: _extern("bmm", shape, a[0], a[1]),
+    "addmm": _addmm,
+    "convolution": _convolution,
 }

@@ -51,7 +51,9 @@ class SearchResult(BaseModel):
 
 
 def config_space(group: Group) -> list[KernelConfig]:
-    """Alternatives for one kernel, most promising first."""
+    """Alternatives for one kernel, most promising first (none for a vendor call)."""
+    if group.kind == "extern":
+        return []
     if group.kind in {"pointwise", "pool"}:
         return [KernelConfig(block_r=b, num_warps=w)
                 for b, w in [(1024, 4), (2048, 8), (4096, 8), (512, 4), (2048, 4), (4096, 16)]]

@@ -39,8 +39,11 @@ class Plan:
 def plan(problem: Problem, precision: Precision = "fp32", guard: GuardMode = "strict") -> Plan:
     """Capture, lower and partition `problem`; raise Unsupported naming what is not covered."""
     captured = capture(problem.module(), precision)
-    graph = lower(captured)
+    graph = lower(captured, library=guard == "library")
     groups = partition(graph)
+    if all(g.kind == "extern" for g in groups):
+        raise Unsupported([g.values[0].op for g in groups],
+                          "only vendor calls: nothing around them for a kernel of its own")
     return Plan(problem=problem, precision=precision, guard=guard, graph=graph, groups=groups,
                 param_names=captured.param_names, buffer_names=captured.buffer_names,
                 configs=[default_config(g) for g in groups])
