@@ -1,9 +1,9 @@
 """Refine the offline writer's candidate for each covered problem on a GPU and compare it with
-eager, torch.compile and the SOL floor (fp32 policy, strict guard).
+eager, torch.compile and the SOL floor (fp32 policy; `strict` guard, or `library` with --guard).
 
 Run on a GPU machine from the repo root:
     python benchmarks/offline_part1.py --out OUT examples/problems/level1/01_relu.py ...
-writes OUT/<level>__<problem>.json as it goes; then
+writes OUT/<guard>__<level>__<problem>.json as it goes; then
     python benchmarks/offline_part1.py --report OUT > benchmarks/offline-part1-h100.md
 """
 
@@ -24,8 +24,9 @@ def measure(args: argparse.Namespace) -> None:
     from kernelwright.tools.results import EvalSettings
 
     args.out.mkdir(parents=True, exist_ok=True)
-    search = EvalSettings(device="cuda", compile_baseline=False, reps=50, sequence_checks=2)
-    final = EvalSettings(device="cuda")
+    search = EvalSettings(device="cuda", compile_baseline=False, reps=50, sequence_checks=2,
+                          guard=args.guard)
+    final = EvalSettings(device="cuda", guard=args.guard)
     for file in args.problems:
         label = f"{file.parent.name}/{file.stem}"
         problem = load_problem(file)
@@ -39,7 +40,8 @@ def measure(args: argparse.Namespace) -> None:
                   "tree": [n.model_dump() for n in found.tree], "stopped": found.stopped,
                   "source": found.best_source, "date": datetime.date.today().isoformat(),
                   "python": platform.python_version()}
-        (args.out / f"{label.replace('/', '__')}.json").write_text(json.dumps(record, indent=2))
+        name = f"{args.guard}__{label.replace('/', '__')}.json"
+        (args.out / name).write_text(json.dumps(record, indent=2))
         print(f"{label}: {result.status} cand {result.runtime_us} eager {result.eager_us} "
               f"compile {result.compile_us} floor {result.sol.floor_us if result.sol else None}",
               flush=True)
@@ -51,12 +53,12 @@ def report(folder: Path) -> None:
     print(f"# Offline policy, part 1, on {first['device']}\n")
     sol0 = first["sol"]
     print(f"{records[0]['date']}, torch {first['torch_version']}, triton {first['triton_version']}, "
-          f"Python {records[0]['python']}; precision `fp32`, guard `strict`; SOL profile "
+          f"Python {records[0]['python']}; precision `fp32`; SOL profile "
           f"`{sol0['profile']}` ({'calibrated' if sol0['calibrated'] else 'datasheet'}: "
           f"{sol0['bandwidth_gbps']:.0f} GB/s).\n")
-    print("| problem | status | candidate us | eager us | compile us | floor us | vs eager | "
+    print("| problem | guard | status | candidate us | eager us | compile us | floor us | vs eager | "
           "vs compile | SOL fraction | x floor | evals | best config |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+    print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
     speedups, misses = [], []
     for rec in records:
         r = rec["result"]
@@ -70,7 +72,7 @@ def report(folder: Path) -> None:
             (m["runtime_us"] for m in rec["tree"] if m["runtime_us"] and m["status"] == "correct"),
             default=None)) if any(n["runtime_us"] for n in rec["tree"]) else rec["tree"][0]
         f = lambda v, d=1: "-" if v is None else f"{v:.{d}f}"  # noqa: E731
-        print(f"| {rec['label']} | {r['status']} | {f(r['runtime_us'])} | {f(r['eager_us'])} | "
+        print(f"| {rec['label']} | {r['guard']} | {r['status']} | {f(r['runtime_us'])} | {f(r['eager_us'])} | "
               f"{f(r['compile_us'])} | {f(floor)} | {f(r['speedup_eager'], 2)}x | "
               f"{f(r['speedup_compile'], 2)}x | {f(r['sol_fraction'], 2)} | {f(x_floor, 2)} | "
               f"{len(rec['tree'])} | {'; '.join(best['configs'])} |")
@@ -86,6 +88,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/offline-part1"))
     parser.add_argument("--budget", type=int, default=8, help="evaluations per problem")
     parser.add_argument("--report", type=Path)
+    parser.add_argument("--guard", choices=["strict", "library"], default="strict")
     args = parser.parse_args()
     if args.report:
         report(args.report)

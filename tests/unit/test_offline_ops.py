@@ -34,6 +34,8 @@ FORWARDS = {
     "avg_pool2d_pad": ("F.avg_pool2d(x, 3, stride=2, padding=1)", "[torch.randn(2, 3, 13, 11)]"),
     "long_rows_sum": ("(x * 2).sum(dim=-1) + 1", "[torch.randn(2, 40000)]"),
     "rms_of_everything": ("torch.sqrt((x * x).mean())", "[torch.randn(250, 160)]"),
+    "losses": ("F.mse_loss(x, 0.3 * x + 1) + F.smooth_l1_loss(x, 0.5 * x, beta=0.7) "
+               "+ F.huber_loss(x, -x, delta=1.5) + F.l1_loss(x, 0.1 * x)", "[torch.randn(19, 23)]"),
     "max_pool1d_dilated": ("F.max_pool1d(x, 3, stride=2, padding=1, dilation=2)",
                            "[torch.randn(2, 5, 29)]"),
 }

@@ -57,7 +57,12 @@ def default_config(group: Group) -> KernelConfig:
         block_r = min(128, triton_next_pow2(group.rows))
         if cols * block_r <= 8192:
             return KernelConfig(block_r=block_r, block_c=cols, num_warps=4, persistent=True)
-        return KernelConfig(block_r=block_r, block_c=max(1, 4096 // block_r), num_warps=4)
+        programs = -(-group.rows // block_r)
+        split = 1
+        if splittable(group) and programs * 4 < SM_TARGET:  # too few programs: split columns
+            split = max(1, min(1024, SM_TARGET // programs, -(-group.cols // 256)))
+        return KernelConfig(block_r=block_r, block_c=max(1, 4096 // block_r), num_warps=4,
+                            split=split)
     if splittable(group) and group.rows * 4 < SM_TARGET and group.cols >= 32768:
         split = min(1024, SM_TARGET // group.rows, -(-group.cols // 4096))
         return KernelConfig(block_r=1, block_c=2048, num_warps=8, split=split)

@@ -412,7 +412,24 @@ def _logsumexp(b: Builder, a: list[Any], kw: dict[str, Any]) -> Value:
     return b.pw("{0} + tl.log({1})", m if keepdim else b.reduce("max", x, dims, False), total)
 
 
+def _loss(template: str) -> Callable[[Builder, list[Any], dict[str, Any]], Value]:
+    """A pointwise loss of (input, target), then reduction 0 none, 1 mean, 2 sum."""
+    def rule(b: Builder, a: list[Any], kw: dict[str, Any]) -> Value:
+        reduction = a[2] if len(a) > 2 else kw.get("reduction", 1)
+        extra = a[3] if len(a) > 3 else kw.get("beta", kw.get("delta", 1.0))
+        per = b.pw(template.replace("BETA", repr(float(extra))), a[0], a[1])
+        if reduction == 0:
+            return per
+        return b.mean(per, None, False) if reduction == 1 else b.reduce("sum", per, None, False)
+    return rule
+
+
 RULES: dict[str, Callable[[Builder, list[Any], dict[str, Any]], Any]] = {
+    "mse_loss": _loss("({0} - {1}) * ({0} - {1})"),
+    "smooth_l1_loss": _loss("tl.where(tl.abs({0} - {1}) < BETA, 0.5 * ({0} - {1}) * ({0} - {1})"
+                            " / BETA, tl.abs({0} - {1}) - 0.5 * BETA)"),
+    "huber_loss": _loss("tl.where(tl.abs({0} - {1}) < BETA, 0.5 * ({0} - {1}) * ({0} - {1}),"
+                        " BETA * (tl.abs({0} - {1}) - 0.5 * BETA))"),
     "add": lambda b, a, kw: _add(b, a, kw, "+"),
     "sub": lambda b, a, kw: _add(b, a, kw, "-"),
     "rsub": lambda b, a, kw: _add(b, [a[1], a[0]] + a[2:], kw, "-"),

@@ -60,10 +60,13 @@ def config_space(group: Group) -> list[KernelConfig]:
     cols = triton_next_pow2(group.cols)
     out: list[KernelConfig] = []
     if splittable(group) and group.cols >= 8192:  # few long rows: spread each over programs
+        shapes = [(128, 32, 4), (64, 64, 4)] if rows_are_contiguous(group) else \
+            [(1, 2048, 8), (1, 1024, 4)]
         for programs in (SM_TARGET, SM_TARGET // 2, SM_TARGET * 2):
-            split = min(1024, max(2, programs // group.rows), -(-group.cols // 1024))
-            for block_c, warps in ((2048, 8), (1024, 4)):
-                cfg = KernelConfig(block_r=1, block_c=block_c, num_warps=warps, split=split)
+            for block_r, block_c, warps in shapes:
+                rows = -(-group.rows // block_r)
+                split = min(1024, max(2, programs // rows), -(-group.cols // block_c))
+                cfg = KernelConfig(block_r=block_r, block_c=block_c, num_warps=warps, split=split)
                 if split > 1 and cfg not in out:
                     out.append(cfg)
     if cols <= MAX_PERSISTENT_COLS:
