@@ -19,7 +19,7 @@ from kernelwright.tools.results import KernelStat, ProfileReport, SolAnalysis
 
 
 def profile_call(fn: Callable[..., Any], inputs: list[Any], own_names: set[str],
-                 trace_path: str) -> ProfileReport:
+                 trace_path: str, vendor_streams_ok: bool = False) -> ProfileReport:
     """Run `fn` once under the profiler and list its kernels (the marker excluded)."""
     from torch.profiler import ProfilerActivity, profile
 
@@ -34,11 +34,18 @@ def profile_call(fn: Callable[..., Any], inputs: list[Any], own_names: set[str],
         events = [e for e in json.load(f).get("traceEvents", [])
                   if e.get("cat") == "kernel" and e.get("ph") == "X"]
     events.sort(key=lambda e: e.get("ts", 0))
-    return summarize_kernels(events, own_names)
+    return summarize_kernels(events, own_names, vendor_streams_ok)
 
 
-def summarize_kernels(events: list[dict[str, Any]], own_names: set[str]) -> ProfileReport:
-    """Kernel table of one call from chrome-trace kernel events; the first is the marker."""
+def summarize_kernels(events: list[dict[str, Any]], own_names: set[str],
+                      vendor_streams_ok: bool = False) -> ProfileReport:
+    """Kernel table of one call from chrome-trace kernel events; the first is the marker.
+
+    Kernels off the calling stream are listed in `side_streams` (the worker rejects them): their
+    time could escape the events that time the call. With `vendor_streams_ok` (`library` mode)
+    a vendor kernel is exempt when the library evidently joined its stream back: it overlaps no
+    kernel of the calling stream and one of those starts after it ends (cuDNN runs some
+    algorithms on internal streams that way). The candidate's own kernels never are."""
     if not events:
         return ProfileReport()
     home = events[0].get("args", {}).get("stream")
@@ -52,8 +59,18 @@ def summarize_kernels(events: list[dict[str, Any]], own_names: set[str]) -> Prof
         stat.total_us += float(e.get("dur", 0))
     total = sum(s.total_us for s in stats.values())
     own = sum(s.total_us for s in stats.values() if s.own)
+    on_home = [e for e in events if e.get("args", {}).get("stream") == home]
+
+    def joined(e: dict[str, Any]) -> bool:
+        start, end = float(e.get("ts", 0)), float(e.get("ts", 0)) + float(e.get("dur", 0))
+        spans = [(float(h.get("ts", 0)), float(h.get("ts", 0)) + float(h.get("dur", 0)))
+                 for h in on_home]
+        return all(b <= start or a >= end for a, b in spans) and any(a >= end for a, _ in spans)
+
     side = sorted({f"{e.get('name', '?')[:60]} on stream {e.get('args', {}).get('stream')}"
-                   for e in call if e.get("args", {}).get("stream") != home})
+                   for e in call if e.get("args", {}).get("stream") != home
+                   and not (vendor_streams_ok and not _is_own(e.get("name", "?"), own_names)
+                            and joined(e))})
     return ProfileReport(kernels=sorted(stats.values(), key=lambda s: -s.total_us),
                          gpu_time_us=total, launches=len(call),
                          own_kernel_fraction=own / total if total > 0 else None,

@@ -5,8 +5,9 @@ from kernelwright.tools.profile import diagnose, summarize_kernels
 from kernelwright.tools.sol import SolCounts, floor
 
 
-def kernel(name, dur, stream=7):
-    return {"name": name, "dur": dur, "ph": "X", "cat": "kernel", "args": {"stream": stream}}
+def kernel(name, dur, stream=7, ts=0):
+    return {"name": name, "dur": dur, "ts": ts, "ph": "X", "cat": "kernel",
+            "args": {"stream": stream}}
 
 
 def test_kernel_table_coverage_and_side_streams():
@@ -18,6 +19,24 @@ def test_kernel_table_coverage_and_side_streams():
     assert report.kernels[0].name == "softmax_kernel_0d1d" and report.kernels[0].calls == 2
     assert report.own_kernel_fraction == 70 / 105
     assert report.side_streams == ["hidden_work on stream 9"]
+
+
+def test_library_mode_accepts_vendor_streams_only_when_joined_back():
+    def trace(side_name, side_ts):
+        return [kernel("marker_fill", 1, ts=0), kernel("epilogue_kernel", 10, ts=100),
+                kernel(side_name, 50, stream=13, ts=side_ts)]
+
+    vendor_joined = trace("cudnn::fft_conv", 20)  # runs between the marker and the epilogue
+    assert summarize_kernels(vendor_joined, {"epilogue_kernel"}, vendor_streams_ok=True
+                             ).side_streams == []
+    assert summarize_kernels(vendor_joined, {"epilogue_kernel"}).side_streams  # strict mode
+    overlapping = trace("cudnn::fft_conv", 80)  # concurrent with the epilogue: could hide time
+    assert summarize_kernels(overlapping, {"epilogue_kernel"}, vendor_streams_ok=True).side_streams
+    trailing = trace("cudnn::fft_conv", 200)  # nothing on the calling stream waits for it
+    assert summarize_kernels(trailing, {"epilogue_kernel"}, vendor_streams_ok=True).side_streams
+    own = trace("my_own_kernel", 20)  # the candidate's own kernel: never exempt
+    assert summarize_kernels(own, {"epilogue_kernel", "my_own_kernel"},
+                             vendor_streams_ok=True).side_streams
 
 
 def test_diagnosis_names_bound_fraction_and_extra_launches():

@@ -69,6 +69,9 @@ def config_space(group: Group) -> list[KernelConfig]:
                 cfg = KernelConfig(block_r=block_r, block_c=block_c, num_warps=warps, split=split)
                 if split > 1 and cfg not in out:
                     out.append(cfg)
+    if rows_are_contiguous(group):  # only tiles that read many adjacent rows stay coalesced
+        tiles = [(64, 32, 4), (32, 64, 4), (128, 32, 8), (256, 16, 8), (64, 16, 2)]
+        return out + [KernelConfig(block_r=r, block_c=c, num_warps=w) for r, c, w in tiles]
     if cols <= MAX_PERSISTENT_COLS:
         for block_r in (1, 2, 4, 8, 16):
             if block_r * cols > MAX_PERSISTENT_COLS or block_r > group.rows:
@@ -81,10 +84,6 @@ def config_space(group: Group) -> list[KernelConfig]:
         if block_c < cols:
             for warps in (8, 4):
                 out.append(KernelConfig(block_r=1, block_c=block_c, num_warps=warps))
-    if rows_are_contiguous(group):
-        out += [KernelConfig(block_r=64, block_c=32, num_warps=4),
-                KernelConfig(block_r=128, block_c=16, num_warps=4),
-                KernelConfig(block_r=256, block_c=16, num_warps=8)]
     return out
 
 
