@@ -43,9 +43,9 @@ def summarize_kernels(events: list[dict[str, Any]], own_names: set[str],
 
     Kernels off the calling stream are listed in `side_streams` (the worker rejects them): their
     time could escape the events that time the call. With `vendor_streams_ok` (`library` mode)
-    a vendor kernel is exempt when the library evidently joined its stream back: it overlaps no
-    kernel of the calling stream and one of those starts after it ends (cuDNN runs some
-    algorithms on internal streams that way). The candidate's own kernels never are."""
+    a vendor kernel is exempt when it ends before a later kernel of the calling stream starts:
+    its work then lies inside the timed window (cuDNN runs some algorithms on internal streams
+    and joins them back). The candidate's own kernels never are."""
     if not events:
         return ProfileReport()
     home = events[0].get("args", {}).get("stream")
@@ -62,10 +62,8 @@ def summarize_kernels(events: list[dict[str, Any]], own_names: set[str],
     on_home = [e for e in events if e.get("args", {}).get("stream") == home]
 
     def joined(e: dict[str, Any]) -> bool:
-        start, end = float(e.get("ts", 0)), float(e.get("ts", 0)) + float(e.get("dur", 0))
-        spans = [(float(h.get("ts", 0)), float(h.get("ts", 0)) + float(h.get("dur", 0)))
-                 for h in on_home]
-        return all(b <= start or a >= end for a, b in spans) and any(a >= end for a, _ in spans)
+        end = float(e.get("ts", 0)) + float(e.get("dur", 0))
+        return any(float(h.get("ts", 0)) >= end for h in on_home)
 
     side = sorted({f"{e.get('name', '?')[:60]} on stream {e.get('args', {}).get('stream')}"
                    for e in call if e.get("args", {}).get("stream") != home

@@ -30,7 +30,7 @@ def test_library_mode_accepts_vendor_streams_only_when_joined_back():
     assert summarize_kernels(vendor_joined, {"epilogue_kernel"}, vendor_streams_ok=True
                              ).side_streams == []
     assert summarize_kernels(vendor_joined, {"epilogue_kernel"}).side_streams  # strict mode
-    overlapping = trace("cudnn::fft_conv", 80)  # concurrent with the epilogue: could hide time
+    overlapping = trace("cudnn::fft_conv", 80)  # still running when the epilogue starts
     assert summarize_kernels(overlapping, {"epilogue_kernel"}, vendor_streams_ok=True).side_streams
     trailing = trace("cudnn::fft_conv", 200)  # nothing on the calling stream waits for it
     assert summarize_kernels(trailing, {"epilogue_kernel"}, vendor_streams_ok=True).side_streams
