@@ -36,6 +36,8 @@ FORWARDS = {
     "rms_of_everything": ("torch.sqrt((x * x).mean())", "[torch.randn(250, 160)]"),
     "losses": ("F.mse_loss(x, 0.3 * x + 1) + F.smooth_l1_loss(x, 0.5 * x, beta=0.7) "
                "+ F.huber_loss(x, -x, delta=1.5) + F.l1_loss(x, 0.1 * x)", "[torch.randn(19, 23)]"),
+    "softmax_one_long_row": ("torch.softmax(x, dim=-1)", "[torch.randn(2, 40000)]"),
+    "frobenius_normalize": ("x / torch.norm(x, p='fro')", "[torch.randn(190, 180)]"),
     "max_pool1d_dilated": ("F.max_pool1d(x, 3, stride=2, padding=1, dilation=2)",
                            "[torch.randn(2, 5, 29)]"),
 }
@@ -96,7 +98,9 @@ def test_offline_writer_covers_the_op(tmp_path, name, forward, inputs, layer):
     ("long_rows_sum", lambda cfg: cfg.split > 1),  # 2 rows of 40000: split each row
     ("rms_of_everything", lambda cfg: cfg.split > 1),  # one row (a scalar): split it
     ("sum_dim0", lambda cfg: cfg.block_r > 1 and cfg.split == 1),  # rows adjacent in memory
-    ("log_softmax", lambda cfg: cfg.persistent and cfg.split == 1),  # two passes: never split
+    ("log_softmax", lambda cfg: cfg.persistent and cfg.split == 1),  # many short rows
+    ("softmax_one_long_row", lambda cfg: cfg.split > 1),  # max, then exp-sum: each split
+    ("frobenius_normalize", lambda cfg: cfg.split > 1),  # the norm split, then a pointwise pass
 ])
 def test_the_shape_decides_the_reduction_strategy(tmp_path, name, check):
     forward, inputs = FORWARDS[name]

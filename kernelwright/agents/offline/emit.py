@@ -18,7 +18,14 @@ from typing import Literal
 
 import torch
 
-from kernelwright.agents.offline.fuse import DMap, Group, leaf_map, view_base
+from kernelwright.agents.offline.fuse import (
+    SM_TARGET,
+    DMap,
+    Group,
+    few_long_rows,
+    leaf_map,
+    view_base,
+)
 from kernelwright.agents.offline.ir import Graph, Unsupported, Value
 
 NEUTRAL = {"sum": "0.0", "prod": "1.0", "max": '-float("inf")', "min": 'float("inf")',
@@ -45,9 +52,6 @@ class KernelConfig:
         return f"{mode}, BLOCK_R={self.block_r}, BLOCK_C={self.block_c}, num_warps={self.num_warps}"
 
 
-SM_TARGET = 512  # programs that fill a large GPU (H100: 132 SMs, several programs each)
-
-
 def default_config(group: Group) -> KernelConfig:
     """A sound starting point; the refiner improves on it (an extern group ignores it)."""
     if group.kind in {"pointwise", "pool", "extern"}:
@@ -63,7 +67,7 @@ def default_config(group: Group) -> KernelConfig:
             split = max(1, min(1024, SM_TARGET // programs, -(-group.cols // 256)))
         return KernelConfig(block_r=block_r, block_c=max(1, 4096 // block_r), num_warps=4,
                             split=split)
-    if splittable(group) and group.rows * 4 < SM_TARGET and group.cols >= 32768:
+    if splittable(group) and few_long_rows(group):
         split = min(1024, SM_TARGET // group.rows, -(-group.cols // 4096))
         return KernelConfig(block_r=1, block_c=2048, num_warps=8, split=split)
     if cols <= 16384:
@@ -340,6 +344,8 @@ class KernelWriter:
             env: dict[object, str] = {}
             for red in reductions:
                 self.update_acc(red, self.emit_arg(red, env, 2), 2)
+            for out in full_outputs:  # read by a later kernel; never after the reduction here
+                self.store(out, self.emit(out, env, 2), 2)
             for red in reductions:
                 self.finish_reduction(red, None, row_env, 1)
                 ptr = self.pointer_of[-red.id]

@@ -6,7 +6,9 @@ a domain dim (`dmap`), so a value of shape [C] inside a [R, C] domain is a per-c
 and a keepdim reduction is a per-row one. Values are placed greedily in topological order; one
 that cannot be mapped onto the current domain (another reduction axis, a reshape of a computed
 value, a second pool) closes the group, and whatever later groups read from it is stored to a
-buffer (materialised). An extern value (a vendor call in `library` mode) is a group of its
+buffer (materialised). Over few long rows a group holds one reduction and nothing per column
+after it, so each kernel can be split across the GPU (a softmax over one huge row becomes max,
+then exp-sum, then the normalisation). An extern value (a vendor call in `library` mode) is a group of its
 own: its arguments are read from buffers and its result is a buffer the next kernel reads.
 """
 
@@ -43,6 +45,12 @@ class Group:
 
 
 COMPUTED = {"pointwise", "reduce", "scan", "pool", "extern"}
+SM_TARGET = 512  # programs that fill a large GPU (H100: 132 SMs, several programs each)
+
+
+def few_long_rows(g: Group) -> bool:
+    """A reduction domain too narrow for one program per row to fill the GPU."""
+    return g.kind == "reduction" and g.rows * 4 < SM_TARGET and g.cols >= 32768
 
 
 def partition(graph: Graph) -> list[Group]:
@@ -91,9 +99,11 @@ def _place(g: Group, v: Value) -> bool:
         dmap = _pointwise_dmap(g, v, computed_args)
         if dmap is None:
             return False
+        if few_long_rows(g) and any(k in g.axes for k in dmap) and _after_reduction(g, v):
+            return False  # per column after a reduction: the next kernel, so this one splits
         return _add(g, v, dmap)
     if v.kind == "reduce":
-        if g.kind == "scan":
+        if g.kind == "scan" or few_long_rows(g):
             return False
         arg = v.args[0]
         amap = g.dmap[arg.id] if g.has(arg) else _right_aligned(g, arg.shape)
@@ -111,6 +121,11 @@ def _place(g: Group, v: Value) -> bool:
     if v.kind == "scan":
         return False  # a scan opens its own group (rows, then the scanned dim)
     return False
+
+
+def _after_reduction(g: Group, v: Value) -> bool:
+    """True when `v` reads (through this group's values) a reduction of this group."""
+    return any(g.has(a) and (a.kind == "reduce" or _after_reduction(g, a)) for a in v.args)
 
 
 def _open(g: Group, v: Value) -> bool:

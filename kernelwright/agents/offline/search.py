@@ -15,13 +15,12 @@ from collections.abc import Callable
 from pydantic import BaseModel, Field
 
 from kernelwright.agents.offline.emit import (
-    SM_TARGET,
     KernelConfig,
     rows_are_contiguous,
     splittable,
     triton_next_pow2,
 )
-from kernelwright.agents.offline.fuse import Group
+from kernelwright.agents.offline.fuse import SM_TARGET, Group
 from kernelwright.agents.offline.write import Plan
 from kernelwright.tools.results import EvalResult, EvalSettings
 
