@@ -1,7 +1,8 @@
 """The coder role. Its offline policy writes Triton from the reference's traced graph and
 refines each kernel's launch configuration through the harness (see agents/offline/).
 
-The LangGraph node and the LLM policy that share these interfaces come with the agent graph.
+`offline_code` is what the graph's code node calls: a draft, or a refinement one launch
+configuration away from its parent.
 """
 
 from __future__ import annotations
@@ -48,3 +49,31 @@ def offline_refine(problem: Problem, settings: EvalSettings, budget: int = 10,
     except Unsupported:
         return None
     return refine(made, settings, budget=budget, progress=progress)
+
+
+def offline_code(problem: Problem, stage: str, index: int, parent_configs: list[dict] | None,
+                 tried: list[list[dict]], precision: Precision = "fp32",
+                 guard: GuardMode = "strict") -> dict:
+    """The index-th offline idea: the default draft (index 0) or a neighbouring configuration
+    not in `tried`. Returns source, configs (dicts) and the change, or `missing` ops."""
+    from dataclasses import asdict
+
+    from kernelwright.agents.offline.emit import KernelConfig
+    from kernelwright.agents.offline.search import neighbours
+    from kernelwright.agents.offline.write import Unsupported, plan
+
+    try:
+        made = plan(problem, precision, guard)
+    except Unsupported as exc:
+        return {"missing": exc.ops, "message": str(exc)}
+    start = made.configs if parent_configs is None else [KernelConfig(**c) for c in parent_configs]
+    ideas = ([(made.configs, "the writer's default")] if parent_configs is None else []) + \
+        neighbours(made, start)
+    seen = {tuple(tuple(sorted(c.items())) for c in t) for t in tried}
+    fresh = [(cfgs, change) for cfgs, change in ideas
+             if tuple(tuple(sorted(asdict(c).items())) for c in cfgs) not in seen]
+    if index >= len(fresh):
+        return {"exhausted": True, "message": "no untried configuration left"}
+    configs, change = fresh[index]
+    return {"source": made.source(configs), "configs": [asdict(c) for c in configs],
+            "change": change}

@@ -7,6 +7,7 @@ tensors, its parameters and buffers lifted to graph inputs (first, in `named_par
 
 from __future__ import annotations
 
+import threading
 import types
 from dataclasses import dataclass
 from typing import Any
@@ -15,6 +16,9 @@ import torch
 from torch.fx import GraphModule
 
 from kernelwright.tools.results import Precision
+
+_TRACING = threading.Lock()  # make_fx patches torch globally: one trace at a time (the graph's
+# coders run in parallel threads)
 
 
 @dataclass
@@ -47,7 +51,7 @@ def capture(module: types.ModuleType, precision: Precision) -> Captured:
         own = dict(zip(names, flat[:len(names)], strict=True))
         return torch.func.functional_call(model, own, tuple(flat[len(names):]))
 
-    with torch.no_grad():
+    with _TRACING, torch.no_grad():
         graph = make_fx(forward, tracing_mode="fake")(*state.values(), *inputs)
     return Captured(graph=graph, param_names=names, buffer_names=set(dict(model.named_buffers())),
                     param_shapes=[tuple(t.shape) for t in state.values()],

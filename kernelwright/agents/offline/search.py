@@ -86,6 +86,16 @@ def config_space(group: Group) -> list[KernelConfig]:
     return out
 
 
+def neighbours(plan: Plan, configs: list[KernelConfig]) -> list[tuple[list[KernelConfig], str]]:
+    """Configurations one change away from `configs`, most promising first, with the change."""
+    out = []
+    for i, group in enumerate(plan.groups):
+        for alt in config_space(group):
+            if alt != configs[i]:
+                out.append((configs[:i] + [alt] + configs[i + 1:], f"kernel{i}: {alt.describe()}"))
+    return out
+
+
 def refine(plan: Plan, settings: EvalSettings, budget: int = 10, stop_at_sol: float = 0.92,
            evaluate: Callable[..., EvalResult] | None = None,
            progress: Callable[[str], None] = lambda _: None) -> SearchResult:
@@ -110,17 +120,16 @@ def refine(plan: Plan, settings: EvalSettings, budget: int = 10, stop_at_sol: fl
     if best.runtime_us is None:
         stopped = "no timings (not a GPU, or the default failed): kept the default"
     else:
-        for i, group in enumerate(plan.groups):
-            for alt in config_space(group):
+        for i in range(len(plan.groups)):  # one kernel at a time, the others at the best
+            for trial, change in neighbours(plan, best_configs):
+                if trial[:i] != best_configs[:i] or trial[i + 1:] != best_configs[i + 1:]:
+                    continue
                 if len(tree) >= budget:
                     break
                 if (best.sol_fraction or 0) >= stop_at_sol:
                     stopped = f"within {1 / stop_at_sol:.2f}x of the SOL floor"
                     break
-                if alt == best_configs[i]:
-                    continue
-                trial = best_configs[:i] + [alt] + best_configs[i + 1:]
-                result = run(trial, best_id, f"kernel{i}: {alt.describe()}")
+                result = run(trial, best_id, change)
                 if result.ok and result.runtime_us and result.runtime_us < best.runtime_us:
                     best, best_configs, best_id = result, trial, len(tree) - 1
     plan.configs = best_configs

@@ -1,0 +1,40 @@
+"""The critic role: the lesson of each evaluated candidate, and whether the run goes on.
+
+Offline policy: stop when the best reaches the SOL target, when W rounds bring no improvement,
+when the budget is spent, when nothing can be timed (no GPU: a correct candidate is the end),
+or when the coder cannot cover the problem. Faster-than-SOL results are flagged, never kept
+silently.
+"""
+
+from __future__ import annotations
+
+from kernelwright.config import RunConfig
+from kernelwright.graph.state import Candidate
+
+
+def lesson(c: Candidate) -> str:
+    if c.status == "uncovered":
+        return f"not covered: {c.message}"
+    if not c.correct:
+        return f"{c.change}: {c.status} ({c.reason or c.message[:80]})"
+    if c.runtime_us is None:
+        return f"{c.change}: correct (not timed)"
+    sol = f", {c.sol_fraction:.2f} of SOL" if c.sol_fraction is not None else ""
+    flag = " -- faster than the SOL floor: check the harness" if (c.sol_fraction or 0) > 1.05 else ""
+    return f"{c.change}: {c.runtime_us:.1f} us{sol}{flag}"
+
+
+def offline_verdict(tree: list[Candidate], best: Candidate | None, round_: int, stale: int,
+                    device: str, config: RunConfig) -> str | None:
+    """Why the run stops now, or None to go on."""
+    if best is None and any(c.status == "uncovered" for c in tree):
+        return next(c for c in tree if c.status == "uncovered").message
+    if best is not None and device == "cpu":
+        return "a correct candidate; on the CPU timings are not meaningful, so nothing to refine"
+    if best is not None and (best.sol_fraction or 0) >= config.stop_sol:
+        return f"reached {best.sol_fraction:.2f} of the SOL floor (target {config.stop_sol})"
+    if stale >= config.patience:
+        return f"{stale} rounds without improvement"
+    if round_ >= config.iterations:
+        return f"iteration budget spent ({config.iterations} rounds)"
+    return None

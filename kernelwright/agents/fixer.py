@@ -1,0 +1,32 @@
+"""The compiler-fixer role: repair a candidate that failed to build or run.
+
+Offline policy (for candidates the offline coder wrote): rules keyed on the error. Resource
+errors (shared memory, registers) halve the tiles; any other build or runtime error falls back
+to the writer's default configuration, which the CPU tests cover. None when no rule applies.
+"""
+
+from __future__ import annotations
+
+from kernelwright.agents.offline.emit import KernelConfig
+from kernelwright.graph.state import Candidate
+
+RESOURCE_WORDS = ("out of resources", "shared memory", "registers", "too many resources")
+
+
+def offline_fix(failed: Candidate, default: list[KernelConfig]) -> tuple[list[KernelConfig], str] | None:
+    """New launch configs for `failed` and the change in words, or None."""
+    configs = [KernelConfig(**c) for c in failed.configs]
+    if not configs:
+        return None
+    text = f"{failed.reason} {failed.message}".lower()
+    if any(w in text for w in RESOURCE_WORDS):
+        smaller = [KernelConfig(block_r=max(1, c.block_r // 2) if c.block_c > 1 else
+                                max(128, c.block_r // 2),
+                                block_c=max(1, c.block_c // 2) if not c.persistent else c.block_c,
+                                num_warps=c.num_warps, persistent=c.persistent, split=c.split)
+                   for c in configs]
+        if smaller != configs:
+            return smaller, "halved the tiles after a resource error"
+    if configs != default:
+        return default, "back to the writer's default configuration"
+    return None

@@ -1,0 +1,71 @@
+"""RunConfig: everything one optimisation run may vary, from YAML, the environment or code.
+
+Environment variables use the KERNELWRIGHT_ prefix (KERNELWRIGHT_ITERATIONS=4); nested fields
+use a double underscore (KERNELWRIGHT_CODER__POLICY=llm). The config reaches graph nodes through
+LangGraph's context, never through module globals, so a server can pass one per request.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from kernelwright.errors import KernelwrightError
+from kernelwright.tools.results import EvalSettings, GuardMode, Precision
+
+
+class RoleConfig(BaseModel):
+    """Which policy plays a role; the model settings apply to the `llm` policy."""
+
+    policy: Literal["offline", "llm"] = "offline"
+    model: str = "gpt-4o-mini"
+    base_url: str | None = Field(None, description="any OpenAI-compatible endpoint")
+    temperature: float = 0.2
+
+
+class RunConfig(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="KERNELWRIGHT_", env_nested_delimiter="__",
+                                      extra="forbid")
+
+    precision: Precision = "fp32"
+    guard: GuardMode = "strict"
+    device: Literal["auto", "cuda", "cpu"] = "auto"
+    iterations: int = Field(6, ge=1, description="rounds of plan -> code -> evaluate")
+    candidates: int = Field(2, ge=1, description="candidates coded per round (fanned out)")
+    fix_tries: int = Field(2, ge=0, description="repairs of one failing candidate")
+    patience: int = Field(3, ge=1, description="rounds without improvement before stopping")
+    stop_sol: float = Field(0.92, gt=0, description="stop at this SOL fraction")
+    selection: Literal["best_first", "uct"] = "best_first"
+    exploration: float = Field(0.1, ge=0, description="bonus for rarely expanded parents")
+    timeout_s: float = Field(600.0, gt=0, description="wall-clock limit per evaluation")
+    cpu_max_elements: int = Field(1 << 14, gt=0, description="CPU: shrink inputs to this size")
+    planner: RoleConfig = RoleConfig()
+    coder: RoleConfig = RoleConfig()
+    fixer: RoleConfig = RoleConfig()
+    profiler: RoleConfig = RoleConfig()
+    critic: RoleConfig = RoleConfig()
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> RunConfig:
+        """A config file; the environment still fills what the file leaves out."""
+        import yaml
+        from pydantic import ValidationError
+
+        path = Path(path)
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise KernelwrightError(f"{path}: cannot read the config ({exc})") from None
+        try:
+            return cls(**data)
+        except ValidationError as exc:
+            lines = [f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()]
+            raise KernelwrightError(f"{path}: invalid config: " + "; ".join(lines)) from None
+
+    def eval_settings(self, device: Literal["cuda", "cpu"]) -> EvalSettings:
+        return EvalSettings(precision=self.precision, guard=self.guard,
+                            device=device, timeout_s=self.timeout_s,
+                            compile_baseline=False, cpu_max_elements=self.cpu_max_elements)

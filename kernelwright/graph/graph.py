@@ -1,0 +1,174 @@
+"""The whole optimisation flow on one page.
+
+    analyze -> plan -> code (x K, Send) -> evaluate (one candidate per step) -+-> fix -> evaluate
+                 ^                                                            +-> profile -> critique
+                 +------------------------ while the critic says go on <-------------------+
+
+Each node is a thin function: it reads the state, asks a role's policy (agents/) or a tool
+(tools/), and returns a partial update. Evaluating one candidate per step means every finished
+evaluation is checkpointed: a resumed run neither loses nor repeats one.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langgraph.graph import END, START, StateGraph
+from langgraph.runtime import Runtime
+from langgraph.types import Send
+
+from kernelwright.config import RunConfig
+from kernelwright.graph.state import Candidate, State, Task
+
+FIXABLE = {"build_error", "runtime_error"}
+
+
+def analyze(state: State, runtime: Runtime[RunConfig]) -> dict[str, Any]:
+    """Load the problem, pick the device, shrink it for the CPU interpreter."""
+    import torch
+
+    from kernelwright.problem import load_problem
+
+    cfg = runtime.context
+    device = cfg.device if cfg.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+    problem = load_problem(state["problem_path"])
+    if device == "cpu":
+        problem = problem.shrink(cfg.cpu_max_elements)
+    return {"problem_source": problem.source, "size_overrides": problem.size_overrides,
+            "device": device, "round": 0, "stale_rounds": 0,
+            "tree": [], "best_id": None, "stop": None,
+            "log": [f"analyze: {problem.name} on {device}"]}
+
+
+def plan(state: State, runtime: Runtime[RunConfig]) -> dict[str, Any]:
+    from kernelwright.agents.planner import offline_plan
+
+    tasks = offline_plan(state["tree"], runtime.context)
+    what = f"{tasks[0]['stage']} x{len(tasks)}" + (
+        f" from #{tasks[0]['parent']}" if tasks[0]["parent"] is not None else "")
+    return {"tasks": tasks, "round": state["round"] + 1,
+            "log": [f"round {state['round'] + 1}: plan {what}"]}
+
+
+def fan_out(state: State) -> list[Send]:
+    return [Send("code", {**state, "task": t}) for t in state["tasks"]]  # one coder each
+
+
+def code(state: State, runtime: Runtime[RunConfig]) -> dict[str, Any]:
+    from kernelwright.agents.coder import offline_code
+
+    task: Task = state["task"]
+    cfg = runtime.context
+    tree: list[Candidate] = state["tree"]
+    parent = next((c for c in tree if c.id == task["parent"]), None)
+    tried = [c.configs for c in tree if c.configs]
+    out = offline_code(_problem(state), task["stage"], task["index"],
+                       parent.configs if parent else None, tried, cfg.precision, cfg.guard)
+    if "source" not in out:
+        status = "uncovered" if "missing" in out else "exhausted"
+        return {"tree": [Candidate(id=task["id"], parent=task["parent"], stage=task["stage"],
+                                   change=out["message"], status=status, message=out["message"])]}
+    return {"tree": [Candidate(id=task["id"], parent=task["parent"], stage=task["stage"],
+                               change=out["change"], source=out["source"],
+                               configs=out["configs"])]}
+
+
+def evaluate(state: State, runtime: Runtime[RunConfig]) -> dict[str, Any]:
+    """Evaluate the first pending candidate with the harness."""
+    from kernelwright.agents.profiler import offline_profile
+    from kernelwright.tools.evaluate import evaluate as harness
+
+    c = next((c for c in state["tree"] if c.status == "pending"), None)
+    if c is None:  # the coders had nothing to write (not covered, or no idea left)
+        return {}
+    device = "cuda" if state["device"] == "cuda" else "cpu"
+    result = harness(_problem(state), c.source or "", runtime.context.eval_settings(device))
+    done = c.model_copy(update=dict(
+        status=result.status.value, reason=result.reason or "", message=result.message,
+        runtime_us=result.runtime_us, sol_fraction=result.sol_fraction,
+        lesson=offline_profile(result) if result.ok else ""))
+    return {"tree": [done], "log": [f"  #{c.id} {c.change}: {done.status}"
+                                    + (f" {done.runtime_us:.1f} us" if done.runtime_us else "")]}
+
+
+def after_evaluate(state: State, runtime: Runtime[RunConfig]) -> str:
+    if any(c.status == "pending" for c in state["tree"]):
+        return "evaluate"
+    return "fix" if _to_fix(state, runtime.context) else "critique"
+
+
+def fix(state: State, runtime: Runtime[RunConfig]) -> dict[str, Any]:
+    """Repair each fixable failure of this round with the fixer's policy."""
+    from dataclasses import asdict
+
+    from kernelwright.agents.fixer import offline_fix
+    from kernelwright.agents.offline.write import plan as write
+
+    cfg = runtime.context
+    writer = write(_problem(state), cfg.precision, cfg.guard)
+    next_id = max(c.id for c in state["tree"]) + 1
+    made: list[Candidate] = []
+    for failed in _to_fix(state, cfg):
+        made.append(failed.model_copy(update={"fixes": cfg.fix_tries}))  # repaired once only
+        repair = offline_fix(failed, writer.configs)
+        if repair is None:
+            continue
+        configs, change = repair
+        made.append(Candidate(id=next_id, parent=failed.id, stage="fix", change=change,
+                              source=writer.source(configs), configs=[asdict(c) for c in configs],
+                              fixes=failed.fixes + 1))
+        next_id += 1
+    return {"tree": made, "log": [f"  fix: {len(made) - len(_to_fix(state, cfg))} repair(s)"]}
+
+
+def critique(state: State, runtime: Runtime[RunConfig]) -> dict[str, Any]:
+    from kernelwright.agents.critic import lesson, offline_verdict
+
+    tree = state["tree"]
+    timed = [c for c in tree if c.correct]
+    best = min(timed, key=lambda c: c.runtime_us or float("inf"), default=None)
+    before = next((c for c in tree if c.id == state.get("best_id")), None)
+    improved = best is not None and (before is None or (best.runtime_us or 0) <
+                                     (before.runtime_us or float("inf")))
+    stale = 0 if improved else state["stale_rounds"] + 1
+    stop = offline_verdict(tree, best, state["round"], stale, state["device"], runtime.context)
+    if stop is None and all(c.status in {"exhausted", "uncovered"} for c in tree
+                            if c.id >= min(t["id"] for t in state["tasks"])):
+        stop = "the coder has no untried idea left"
+    lessons = [lesson(c) for c in tree if c.id >= min(t["id"] for t in state["tasks"])]
+    return {"best_id": best.id if best else None, "stale_rounds": stale, "stop": stop,
+            "log": [f"  critic: {'; '.join(lessons)}"] + ([f"stop: {stop}"] if stop else [])}
+
+
+def after_critique(state: State) -> str:
+    return END if state.get("stop") else "plan"
+
+
+def build_graph(checkpointer: Any = None) -> Any:
+    """The compiled graph; the CLI passes a SQLite checkpointer, the server none."""
+    g = StateGraph(State, context_schema=RunConfig)
+    g.add_node("analyze", analyze)
+    g.add_node("plan", plan)
+    g.add_node("code", code)
+    g.add_node("evaluate", evaluate)
+    g.add_node("fix", fix)
+    g.add_node("critique", critique)
+    g.add_edge(START, "analyze")
+    g.add_edge("analyze", "plan")
+    g.add_conditional_edges("plan", fan_out, ["code"])
+    g.add_edge("code", "evaluate")
+    g.add_conditional_edges("evaluate", after_evaluate, ["evaluate", "fix", "critique"])
+    g.add_edge("fix", "evaluate")
+    g.add_conditional_edges("critique", after_critique, ["plan", END])
+    return g.compile(checkpointer=checkpointer)
+
+
+def _problem(state: Any) -> Any:
+    from kernelwright.problem import Problem
+
+    return Problem(state["problem_path"], state["problem_source"], state["size_overrides"])
+
+
+def _to_fix(state: State, cfg: RunConfig) -> list[Candidate]:
+    return [c for c in state["tree"] if c.status in FIXABLE and c.fixes < cfg.fix_tries
+            and c.configs]

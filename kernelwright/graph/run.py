@@ -1,0 +1,59 @@
+"""`optimize()`: run the graph on one problem and return its best candidate and tree."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from kernelwright.config import RunConfig
+from kernelwright.graph.state import Candidate
+
+
+class Result(BaseModel):
+    """What a run found."""
+
+    problem: str
+    thread_id: str
+    best: Candidate | None = Field(None, description="the fastest correct candidate")
+    tree: list[Candidate]
+    stop: str | None
+    log: list[str]
+
+
+def optimize(problem: str | Path, config: RunConfig | None = None, *,
+             checkpoint: str | Path | None = None, thread_id: str | None = None,
+             progress: Callable[[str], None] = lambda _: None) -> Result:
+    """Optimise the problem file at `problem`. With `checkpoint` (a SQLite file) every step is
+    saved under `thread_id`; calling again with the same id resumes where the run stopped."""
+    from kernelwright.graph.graph import build_graph
+
+    config = config or RunConfig()
+    thread_id = thread_id or uuid.uuid4().hex[:12]
+    run_config = {"configurable": {"thread_id": thread_id}, "recursion_limit": 10_000}
+    if checkpoint is None:
+        return _drive(build_graph(), {"problem_path": str(problem)}, config, run_config,
+                      thread_id, progress)
+    from langgraph.checkpoint.sqlite import SqliteSaver
+
+    with SqliteSaver.from_conn_string(str(checkpoint)) as saver:
+        graph = build_graph(saver)
+        started = graph.get_state(run_config).values
+        inputs = None if started else {"problem_path": str(problem)}  # None: resume
+        return _drive(graph, inputs, config, run_config, thread_id, progress)
+
+
+def _drive(graph: Any, inputs: dict[str, Any] | None, config: RunConfig,
+           run_config: dict[str, Any], thread_id: str, progress: Callable[[str], None]) -> Result:
+    state: dict[str, Any] = {}
+    for update in graph.stream(inputs, run_config, context=config, stream_mode="values"):
+        for line in update.get("log", [])[len(state.get("log", [])):]:
+            progress(line)
+        state = update
+    tree = state.get("tree", [])
+    best = next((c for c in tree if c.id == state.get("best_id")), None)
+    return Result(problem=Path(state.get("problem_path", "")).stem, thread_id=thread_id,
+                  best=best, tree=tree, stop=state.get("stop"), log=state.get("log", []))

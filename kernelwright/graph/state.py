@@ -1,0 +1,66 @@
+"""The run's state: the problem, its analysis and the tree of candidates.
+
+Nodes return partial updates. The tree is merged by candidate id, so candidates coded in
+parallel (the fan-out) and later updates of one candidate (its evaluation) both land in place.
+"""
+
+from __future__ import annotations
+
+import operator
+from typing import Annotated, Any, Literal, TypedDict
+
+from pydantic import BaseModel, Field
+
+
+class Candidate(BaseModel):
+    """One node of the candidate tree."""
+
+    id: int
+    parent: int | None = None
+    stage: Literal["draft", "refine", "fix"]
+    change: str = Field(description="what this candidate tries, in words")
+    source: str | None = None
+    configs: list[dict[str, Any]] = Field(default_factory=list, description="offline launch configs")
+    status: str = "pending"  # pending, or an evaluation status (correct, build_error, ...)
+    reason: str = ""
+    message: str = ""
+    runtime_us: float | None = None
+    sol_fraction: float | None = None
+    fixes: int = Field(0, description="repairs made along this candidate's fix chain")
+    lesson: str = ""
+
+    @property
+    def correct(self) -> bool:
+        return self.status == "correct"
+
+
+def merge_tree(old: list[Candidate], new: list[Candidate]) -> list[Candidate]:
+    by_id = {c.id: c for c in old}
+    for c in new:
+        by_id[c.id] = c
+    return sorted(by_id.values(), key=lambda c: c.id)
+
+
+class Task(TypedDict):
+    """What the planner asks one coder to write."""
+
+    id: int
+    stage: Literal["draft", "refine"]
+    parent: int | None
+    index: int  # the coder's index-th idea for this parent
+
+
+class State(TypedDict, total=False):
+    problem_path: str
+    problem_source: str
+    size_overrides: dict[str, int]  # the CPU's smaller sizes where there is no GPU
+    device: str  # "cuda" or "cpu"
+    analysis: dict[str, Any]
+    tree: Annotated[list[Candidate], merge_tree]
+    tasks: list[Task]
+    task: Task  # a coder's own task (in its Send payload only)
+    round: int
+    stale_rounds: int  # rounds without a better candidate
+    best_id: int | None
+    stop: str | None  # why the run ended
+    log: Annotated[list[str], operator.add]
