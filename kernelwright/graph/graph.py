@@ -11,7 +11,7 @@ evaluation is checkpointed: a resumed run neither loses nor repeats one.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
@@ -30,7 +30,8 @@ def analyze(state: State, runtime: Runtime[RunConfig]) -> dict[str, Any]:
     from kernelwright.problem import load_problem
 
     cfg = runtime.context
-    device = cfg.device if cfg.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+    gpu = cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available())
+    device: Literal["cuda", "cpu"] = "cuda" if gpu else "cpu"
     problem = load_problem(state["problem_path"])
     if device == "cpu":
         problem = problem.shrink(cfg.cpu_max_elements)
@@ -81,8 +82,7 @@ def evaluate(state: State, runtime: Runtime[RunConfig]) -> dict[str, Any]:
     c = next((c for c in state["tree"] if c.status == "pending"), None)
     if c is None:  # the coders had nothing to write (not covered, or no idea left)
         return {}
-    device = "cuda" if state["device"] == "cuda" else "cpu"
-    result = harness(_problem(state), c.source or "", runtime.context.eval_settings(device))
+    result = harness(_problem(state), c.source or "", runtime.context.eval_settings(state["device"]))
     done = c.model_copy(update=dict(
         status=result.status.value, reason=result.reason or "", message=result.message,
         runtime_us=result.runtime_us, sol_fraction=result.sol_fraction,

@@ -54,7 +54,7 @@ class State(TypedDict, total=False):
     problem_path: str
     problem_source: str
     size_overrides: dict[str, int]  # the CPU's smaller sizes where there is no GPU
-    device: str  # "cuda" or "cpu"
+    device: Literal["cuda", "cpu"]
     analysis: dict[str, Any]
     tree: Annotated[list[Candidate], merge_tree]
     tasks: list[Task]
