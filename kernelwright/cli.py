@@ -1,4 +1,4 @@
-"""Command line: `kernelwright eval`, `analyze` and `hw`."""
+"""Command line: `kernelwright run`, `eval`, `analyze` and `hw`."""
 
 from __future__ import annotations
 
@@ -33,6 +33,71 @@ def _root(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="debug l
           ) -> None:
     logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
+
+
+@app.command("run")
+def run_command(
+    problem: Annotated[Path, typer.Argument(help="KernelBench-format problem file")],
+    config: Annotated[Path | None, typer.Option(help="RunConfig YAML (see mlflow/configs/)")]
+    = None,
+    iterations: Annotated[int | None, typer.Option(help="rounds of plan, code, evaluate")] = None,
+    candidates: Annotated[int | None, typer.Option(help="candidates coded per round")] = None,
+    device: Annotated[str | None, typer.Option(help="auto | cuda | cpu (Triton interpreter)")]
+    = None,
+    out: Annotated[Path, typer.Option(help="folder for the best kernel and the run summary")]
+    = Path("runs"),
+    checkpoint: Annotated[Path, typer.Option(help="SQLite file holding resumable runs")]
+    = Path("runs/checkpoints.sqlite"),
+    resume: Annotated[str | None, typer.Option(help="thread id of an interrupted run")] = None,
+) -> None:
+    """Optimise a problem with the agent graph; writes the best kernel and a summary."""
+    from pydantic import ValidationError
+    from rich.live import Live
+
+    from kernelwright.config import RunConfig
+    from kernelwright.graph.run import optimize
+    from kernelwright.problem import load_problem
+
+    overrides = {k: v for k, v in dict(iterations=iterations, candidates=candidates,
+                                       device=device).items() if v is not None}
+    try:
+        load_problem(problem)  # a clear error now rather than inside the graph
+        base = RunConfig.from_yaml(config) if config else RunConfig()
+        settings = RunConfig(**{**base.model_dump(), **overrides})
+    except ValidationError as exc:
+        bad = "; ".join(f"--{e['loc'][0]}: {e['msg']}" for e in exc.errors())
+        raise _fail(f"invalid option: {bad}") from None
+    except KernelwrightError as exc:
+        raise _fail(str(exc)) from None
+    checkpoint.parent.mkdir(parents=True, exist_ok=True)
+    lines: list[str] = []
+    with Live(console=console, refresh_per_second=4, transient=False) as live:
+        def progress(line: str) -> None:
+            lines.append(line)
+            live.update(_run_panel(problem.stem, lines))
+
+        try:
+            result = optimize(problem, settings, checkpoint=checkpoint, thread_id=resume,
+                              progress=progress)
+        except KernelwrightError as exc:
+            raise _fail(str(exc)) from None
+    console.print()
+    folder = out / f"{problem.stem}-{result.thread_id}"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "summary.json").write_text(result.model_dump_json(indent=2))
+    if result.best is not None and result.best.source:
+        (folder / "best.py").write_text(result.best.source)
+        console.print(f"best: #{result.best.id} ({result.best.change}) -> {folder / 'best.py'}")
+    console.print(f"stopped: {result.stop}\nthread {result.thread_id} (resume with "
+                  f"--resume {result.thread_id}); summary in {folder / 'summary.json'}")
+    raise typer.Exit(0 if result.best is not None else 1)
+
+
+def _run_panel(name: str, lines: list[str]) -> Any:
+    from rich.panel import Panel
+
+    return Panel("\n".join(escape(line) for line in lines[-14:]), title=f"kernelwright run: {name}",
+                 border_style="cyan")
 
 
 @app.command("eval")
