@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from kernelwright.errors import KernelwrightError
@@ -23,7 +23,10 @@ class RoleConfig(BaseModel):
     policy: Literal["offline", "llm"] = "offline"
     model: str = "gpt-4o-mini"
     base_url: str | None = Field(None, description="any OpenAI-compatible endpoint")
+    api_key: str | None = Field(None, description="default: OPENAI_API_KEY")
     temperature: float = 0.2
+    max_retries: int = Field(3, ge=0, description="transport retries, with backoff")
+    timeout_s: float = Field(120.0, gt=0, description="per request")
 
 
 class RunConfig(BaseSettings):
@@ -42,11 +45,20 @@ class RunConfig(BaseSettings):
     exploration: float = Field(0.1, ge=0, description="bonus for rarely expanded parents")
     timeout_s: float = Field(600.0, gt=0, description="wall-clock limit per evaluation")
     cpu_max_elements: int = Field(1 << 14, gt=0, description="CPU: shrink inputs to this size")
+    max_tokens: int = Field(2_000_000, gt=0, description="LLM tokens the run may spend")
     planner: RoleConfig = RoleConfig()
     coder: RoleConfig = RoleConfig()
     fixer: RoleConfig = RoleConfig()
     profiler: RoleConfig = RoleConfig()
     critic: RoleConfig = RoleConfig()
+
+    @model_validator(mode="after")
+    def _llm_roles_available(self) -> RunConfig:
+        for role in ("planner", "profiler"):
+            if getattr(self, role).policy == "llm":
+                raise ValueError(f"{role}.policy: the LLM policy of the {role} is not available "
+                                 "yet; use `offline` (coder, fixer and critic take `llm`)")
+        return self
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> RunConfig:

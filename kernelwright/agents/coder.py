@@ -1,8 +1,8 @@
 """The coder role. Its offline policy writes Triton from the reference's traced graph and
 refines each kernel's launch configuration through the harness (see agents/offline/).
 
-`offline_code` is what the graph's code node calls: a draft, or a refinement one launch
-configuration away from its parent.
+The graph's code node calls `offline_code` (a draft, or a refinement one launch configuration
+away from its parent) or `llm_code` (the role's model, prompted from agents/prompts/).
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 from pydantic import BaseModel, Field
 
+from kernelwright.config import RoleConfig
 from kernelwright.problem import Problem
 from kernelwright.tools.results import EvalSettings, GuardMode, Precision
 
@@ -77,3 +78,34 @@ def offline_code(problem: Problem, stage: str, index: int, parent_configs: list[
     configs, change = fresh[index]
     return {"source": made.source(configs), "configs": [asdict(c) for c in configs],
             "change": change}
+
+
+GUARD_RULES = {
+    "strict": "no torch compute in the forward: every op runs in your own kernels",
+    "library": "torch GEMM and convolution calls (torch.matmul, F.linear, F.conv2d) are "
+               "allowed; every other op runs in your own kernels",
+}
+STRATEGIES = [
+    "one fused kernel for the whole forward where possible",
+    "one program per row with the row held in registers",
+    "a grid that fills every SM, with large blocks and few launches",
+    "minimise bytes moved: read each input once, write each output once",
+]
+
+
+def llm_code(problem: Problem, role: RoleConfig, stage: str, index: int, parent_source: str | None,
+             measurement: str, diagnosis: str, precision: Precision, guard: GuardMode
+             ) -> tuple[str, str, int]:
+    """(source, strategy, tokens) from the coder's model; raises LLMError."""
+    from kernelwright.agents.llm import ask, fenced_code, prompt
+
+    strategy = STRATEGIES[index % len(STRATEGIES)]
+    values = dict(reference=problem.source, strategy=strategy, guard=guard,
+                  guard_rule=GUARD_RULES[guard], precision=precision, backend="Triton")
+    if stage == "draft" or parent_source is None:
+        text = prompt("coder_draft", **values)
+    else:
+        text = prompt("coder_refine", source=parent_source, measurement=measurement,
+                      diagnosis=diagnosis, **values)
+    reply = ask(role, text, want_code=True)
+    return fenced_code(reply.text) or "", strategy, reply.tokens

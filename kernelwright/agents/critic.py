@@ -3,13 +3,23 @@
 Offline policy: stop when the best reaches the SOL target, when W rounds bring no improvement,
 when the budget is spent, when nothing can be timed (no GPU: a correct candidate is the end),
 or when the coder cannot cover the problem. Faster-than-SOL results are flagged, never kept
-silently.
+silently. LLM policy: the role's model writes the round's lesson and may stop earlier (a
+structured Critique); the hard stops above still apply.
 """
 
 from __future__ import annotations
 
-from kernelwright.config import RunConfig
+from pydantic import BaseModel, Field
+
+from kernelwright.config import RoleConfig, RunConfig
 from kernelwright.graph.state import Candidate
+
+
+class Critique(BaseModel):
+    """The critic model's structured reply."""
+
+    lesson: str = Field(description="one or two sentences: what this round taught")
+    stop: bool = Field(description="true when more attempts are unlikely to pay off")
 
 
 def lesson(c: Candidate) -> str:
@@ -29,7 +39,7 @@ def offline_verdict(tree: list[Candidate], best: Candidate | None, round_: int, 
     """Why the run stops now, or None to go on."""
     if best is None and any(c.status == "uncovered" for c in tree):
         return next(c for c in tree if c.status == "uncovered").message
-    if best is not None and device == "cpu":
+    if best is not None and best.runtime_us is None:
         return "a correct candidate; on the CPU timings are not meaningful, so nothing to refine"
     if best is not None and (best.sol_fraction or 0) >= config.stop_sol:
         return f"reached {best.sol_fraction:.2f} of the SOL floor (target {config.stop_sol})"
@@ -38,3 +48,15 @@ def offline_verdict(tree: list[Candidate], best: Candidate | None, round_: int, 
     if round_ >= config.iterations:
         return f"iteration budget spent ({config.iterations} rounds)"
     return None
+
+
+def llm_critique(problem: str, floor: str, best: Candidate | None, round_: list[Candidate],
+                 role: RoleConfig) -> tuple[Critique, int]:
+    """(critique, tokens) from the critic's model; raises LLMError."""
+    from kernelwright.agents.llm import ask, prompt
+
+    text = prompt("critic", problem=problem, floor=floor,
+                  best=lesson(best) if best else "none correct yet",
+                  round="\n".join(f"- #{c.id}: {lesson(c)}" for c in round_))
+    reply = ask(role, text, schema=Critique)
+    return reply.parsed, reply.tokens

@@ -3,12 +3,15 @@
 Offline policy (for candidates the offline coder wrote): rules keyed on the error. Resource
 errors (shared memory, registers) halve the tiles; any other build or runtime error falls back
 to the writer's default configuration, which the CPU tests cover. None when no rule applies.
+LLM policy: the role's model repairs the source from the failure (agents/prompts/fixer.md).
 """
 
 from __future__ import annotations
 
 from kernelwright.agents.offline.emit import KernelConfig
+from kernelwright.config import RoleConfig
 from kernelwright.graph.state import Candidate
+from kernelwright.problem import Problem
 
 RESOURCE_WORDS = ("out of resources", "shared memory", "registers", "too many resources")
 
@@ -30,3 +33,13 @@ def offline_fix(failed: Candidate, default: list[KernelConfig]) -> tuple[list[Ke
     if configs != default:
         return default, "back to the writer's default configuration"
     return None
+
+
+def llm_fix(problem: Problem, failed: Candidate, role: RoleConfig) -> tuple[str, int]:
+    """(repaired source, tokens) from the fixer's model; raises LLMError."""
+    from kernelwright.agents.llm import ask, fenced_code, prompt
+
+    reply = ask(role, prompt("fixer", reference=problem.source, source=failed.source or "",
+                             status=failed.status, message=failed.message[-3000:]),
+                want_code=True)
+    return fenced_code(reply.text) or "", reply.tokens

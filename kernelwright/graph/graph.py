@@ -11,6 +11,7 @@ evaluation is checkpointed: a resumed run neither loses nor repeats one.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Literal
 
 from langgraph.graph import END, START, StateGraph
@@ -56,21 +57,34 @@ def fan_out(state: State) -> list[Send]:
 
 
 def code(state: State, runtime: Runtime[RunConfig]) -> dict[str, Any]:
-    from kernelwright.agents.coder import offline_code
+    """One coder: the offline writer, or the coder role's model."""
+    from kernelwright.agents.coder import llm_code, offline_code
+    from kernelwright.agents.llm import LLMError
 
     task: Task = state["task"]
     cfg = runtime.context
     tree: list[Candidate] = state["tree"]
     parent = next((c for c in tree if c.id == task["parent"]), None)
-    tried = [c.configs for c in tree if c.configs]
+    base = dict(id=task["id"], parent=task["parent"], stage=task["stage"])
+    if cfg.coder.policy == "llm":
+        try:
+            source, strategy, tokens = llm_code(
+                _problem(state), cfg.coder, task["stage"], task["index"],
+                parent.source if parent else None,
+                f"{parent.runtime_us} us" if parent and parent.runtime_us else "not timed",
+                parent.lesson if parent else "", cfg.precision, cfg.guard)
+        except LLMError as exc:
+            return {"tree": [Candidate(**base, change="coder model failed", status="llm_error",
+                                       message=str(exc))]}
+        return {"tree": [Candidate(**base, change=strategy, source=source)], "tokens": tokens}
     out = offline_code(_problem(state), task["stage"], task["index"],
-                       parent.configs if parent else None, tried, cfg.precision, cfg.guard)
+                       parent.configs if parent else None, [c.configs for c in tree if c.configs],
+                       cfg.precision, cfg.guard)
     if "source" not in out:
         status = "uncovered" if "missing" in out else "exhausted"
-        return {"tree": [Candidate(id=task["id"], parent=task["parent"], stage=task["stage"],
-                                   change=out["message"], status=status, message=out["message"])]}
-    return {"tree": [Candidate(id=task["id"], parent=task["parent"], stage=task["stage"],
-                               change=out["change"], source=out["source"],
+        return {"tree": [Candidate(**base, change=out["message"], status=status,
+                                   message=out["message"])]}
+    return {"tree": [Candidate(**base, change=out["change"], source=out["source"],
                                configs=out["configs"])]}
 
 
@@ -101,42 +115,75 @@ def fix(state: State, runtime: Runtime[RunConfig]) -> dict[str, Any]:
     """Repair each fixable failure of this round with the fixer's policy."""
     from dataclasses import asdict
 
-    from kernelwright.agents.fixer import offline_fix
+    from kernelwright.agents.fixer import llm_fix, offline_fix
+    from kernelwright.agents.llm import LLMError
     from kernelwright.agents.offline.write import plan as write
 
     cfg = runtime.context
-    writer = write(_problem(state), cfg.precision, cfg.guard)
     next_id = max(c.id for c in state["tree"]) + 1
     made: list[Candidate] = []
+    tokens = 0
     for failed in _to_fix(state, cfg):
         made.append(failed.model_copy(update={"fixes": cfg.fix_tries}))  # repaired once only
-        repair = offline_fix(failed, writer.configs)
-        if repair is None:
-            continue
-        configs, change = repair
-        made.append(Candidate(id=next_id, parent=failed.id, stage="fix", change=change,
-                              source=writer.source(configs), configs=[asdict(c) for c in configs],
-                              fixes=failed.fixes + 1))
+        child = dict(id=next_id, parent=failed.id, stage="fix", fixes=failed.fixes + 1)
+        if cfg.fixer.policy == "llm":
+            try:
+                source, used = llm_fix(_problem(state), failed, cfg.fixer)
+            except LLMError as exc:
+                made.append(Candidate(**child, change="fixer model failed", status="llm_error",
+                                      message=str(exc)))
+                break
+            tokens += used
+            made.append(Candidate(**child, change=f"repair of #{failed.id}", source=source))
+        else:
+            writer = write(_problem(state), cfg.precision, cfg.guard)
+            repair = offline_fix(failed, writer.configs)
+            if repair is None:
+                continue
+            configs, change = repair
+            made.append(Candidate(**child, change=change, source=writer.source(configs),
+                                  configs=[asdict(c) for c in configs]))
         next_id += 1
-    return {"tree": made, "log": [f"  fix: {len(made) - len(_to_fix(state, cfg))} repair(s)"]}
+    repairs = [c for c in made if c.stage == "fix" and c.status == "pending"]
+    return {"tree": made, "tokens": tokens, "log": [f"  fix: {len(repairs)} repair(s)"]}
 
 
 def critique(state: State, runtime: Runtime[RunConfig]) -> dict[str, Any]:
-    from kernelwright.agents.critic import lesson, offline_verdict
+    """The round's lessons and the decision to go on; LLM failures end the run cleanly."""
+    from kernelwright.agents.critic import lesson, llm_critique, offline_verdict
+    from kernelwright.agents.llm import LLMError
 
+    cfg = runtime.context
     tree = state["tree"]
-    timed = [c for c in tree if c.correct]
-    best = min(timed, key=lambda c: c.runtime_us or float("inf"), default=None)
+    first = min(t["id"] for t in state["tasks"])
+    this_round = [c for c in tree if c.id >= first]
+    best = min((c for c in tree if c.correct), key=lambda c: c.runtime_us or float("inf"),
+               default=None)
     before = next((c for c in tree if c.id == state.get("best_id")), None)
     improved = best is not None and (before is None or (best.runtime_us or 0) <
                                      (before.runtime_us or float("inf")))
     stale = 0 if improved else state["stale_rounds"] + 1
-    stop = offline_verdict(tree, best, state["round"], stale, state["device"], runtime.context)
-    if stop is None and all(c.status in {"exhausted", "uncovered"} for c in tree
-                            if c.id >= min(t["id"] for t in state["tasks"])):
+    stop = offline_verdict(tree, best, state["round"], stale, state["device"], cfg)
+    failed = next((c for c in this_round if c.status == "llm_error"), None)
+    if failed is not None:
+        stop = f"LLM failure, run ended with its tree kept: {failed.message}"
+    elif stop is None and all(c.status in {"exhausted", "uncovered"} for c in this_round):
         stop = "the coder has no untried idea left"
-    lessons = [lesson(c) for c in tree if c.id >= min(t["id"] for t in state["tasks"])]
+    if stop is None and state.get("tokens", 0) >= cfg.max_tokens:
+        stop = f"token budget spent ({state.get('tokens', 0)} of {cfg.max_tokens})"
+    lessons = [lesson(c) for c in this_round]
+    tokens = 0
+    if cfg.critic.policy == "llm" and failed is None:
+        try:
+            verdict, tokens = llm_critique(Path(state["problem_path"]).stem, "see the analysis",
+                                           best, this_round, cfg.critic)
+        except LLMError as exc:
+            verdict, stop = None, f"LLM failure, run ended with its tree kept: {exc}"
+        if verdict is not None:
+            lessons = [verdict.lesson]
+            stop = stop or (f"critic: {verdict.lesson}" if verdict.stop else None)
     return {"best_id": best.id if best else None, "stale_rounds": stale, "stop": stop,
+            "tokens": tokens,
             "log": [f"  critic: {'; '.join(lessons)}"] + ([f"stop: {stop}"] if stop else [])}
 
 
@@ -171,4 +218,4 @@ def _problem(state: Any) -> Any:
 
 def _to_fix(state: State, cfg: RunConfig) -> list[Candidate]:
     return [c for c in state["tree"] if c.status in FIXABLE and c.fixes < cfg.fix_tries
-            and c.configs]
+            and (c.configs or cfg.fixer.policy == "llm")]

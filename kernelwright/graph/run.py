@@ -21,6 +21,7 @@ class Result(BaseModel):
     best: Candidate | None = Field(None, description="the fastest correct candidate")
     tree: list[Candidate]
     stop: str | None
+    tokens: int = Field(0, description="LLM tokens spent")
     log: list[str]
 
 
@@ -56,4 +57,5 @@ def _drive(graph: Any, inputs: dict[str, Any] | None, config: RunConfig,
     tree = state.get("tree", [])
     best = next((c for c in tree if c.id == state.get("best_id")), None)
     return Result(problem=Path(state.get("problem_path", "")).stem, thread_id=thread_id,
-                  best=best, tree=tree, stop=state.get("stop"), log=state.get("log", []))
+                  best=best, tree=tree, stop=state.get("stop"), tokens=state.get("tokens", 0),
+                  log=state.get("log", []))

@@ -63,4 +63,5 @@ class State(TypedDict, total=False):
     stale_rounds: int  # rounds without a better candidate
     best_id: int | None
     stop: str | None  # why the run ended
+    tokens: Annotated[int, operator.add]  # LLM tokens spent
     log: Annotated[list[str], operator.add]

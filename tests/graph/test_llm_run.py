@@ -1,0 +1,122 @@
+"""The graph with the LLM policy over real HTTP: ChatOpenAI against a scripted
+OpenAI-compatible server on 127.0.0.1 (tests/scripted_llm.py)."""
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from scripted_llm import ScriptedLLM
+
+from kernelwright.config import RoleConfig, RunConfig
+from kernelwright.graph.run import optimize
+
+PROBLEM = Path(__file__).resolve().parents[2] / "examples" / "problems" / "level1" / "01_relu.py"
+
+RELU = '''
+import torch
+import torch.nn as nn
+import triton
+import triton.language as tl
+
+
+@triton.jit
+def relu_kernel(x_ptr, y_ptr, n, BLOCK: tl.constexpr):
+    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    mask = offs < n
+    x = tl.load(x_ptr + offs, mask=mask)
+    tl.store(y_ptr + offs, {body}, mask=mask)
+
+
+class ModelNew(nn.Module):
+    def forward(self, x):
+        x = x.contiguous()
+        y = torch.empty_like(x)
+        relu_kernel[(triton.cdiv(x.numel(), {block}),)](x, y, x.numel(), BLOCK={block})
+        return y
+# scripted-runtime: {runtime}
+'''
+
+
+def reply(body="tl.maximum(x, 0.0)", block=1024, runtime=100.0):
+    return "Here it is:\n```python\n" + RELU.format(body=body, block=block, runtime=runtime) + "```\n"
+
+
+def critique(lesson, stop):
+    return json.dumps({"lesson": lesson, "stop": stop})
+
+
+@pytest.fixture
+def scripted_times(monkeypatch):
+    """Real correctness on the CPU; the time is read from the candidate (no GPU here)."""
+    import kernelwright.tools.evaluate as harness
+
+    real = harness.evaluate
+
+    def evaluate(problem, source, settings=None):
+        result = real(problem, source, settings)
+        found = re.search(r"scripted-runtime: ([\d.]+)", source)
+        if result.ok and found:
+            result = result.model_copy(update={"runtime_us": float(found.group(1))})
+        return result
+
+    monkeypatch.setattr(harness, "evaluate", evaluate)
+
+
+def llm_config(server, **kw):
+    role = RoleConfig(policy="llm", model="scripted", base_url=server.base_url, api_key="test",
+                      max_retries=2, timeout_s=30)
+    return RunConfig(candidates=1, fix_tries=1, iterations=4, coder=role, fixer=role, critic=role,
+                     **kw)
+
+
+def test_draft_fix_refine_over_http(scripted_times):
+    script = [
+        reply(body="tl.maximum(x, 0.0) + tl.no_such_function(x)"),  # draft: fails to compile
+        500,  # a transient server error: retried by the client
+        reply(runtime=100.0),  # the fixer's repair: correct
+        critique("the repair compiled; try a bigger block", False),
+        reply(block=4096, runtime=60.0),  # the refinement: faster
+        "this is not JSON",  # a garbage critique: asked again
+        critique("a 4096 block was 1.7x faster; stop here", True),
+    ]
+    with ScriptedLLM(script) as server:
+        result = optimize(PROBLEM, llm_config(server))
+    draft, repair, refined = result.tree
+    assert draft.status in {"build_error", "runtime_error"} and draft.stage == "draft"
+    assert repair.stage == "fix" and repair.parent == draft.id and repair.correct
+    assert refined.stage == "refine" and refined.parent == repair.id and refined.correct
+    assert result.best is not None and result.best.id == refined.id
+    assert result.stop and result.stop.startswith("critic:")
+    assert len(server.requests) == 7 and not server.script
+    assert result.tokens == server.tokens_served > 0  # every reply's usage counted once
+    # the refine prompt carried the parent's source and time; structured output was requested
+    assert "60.0" not in server.requests[4]["messages"][0]["content"]
+    assert "scripted-runtime: 100.0" in server.requests[4]["messages"][0]["content"]
+    assert server.requests[3].get("response_format", {}).get("type") == "json_schema"
+
+
+def test_endpoint_going_down_ends_the_run_with_its_tree(scripted_times):
+    with ScriptedLLM([reply(runtime=80.0), "DOWN"]) as server:
+        result = optimize(PROBLEM, llm_config(server))
+    assert result.stop and result.stop.startswith("LLM failure")
+    assert [c.status for c in result.tree] == ["correct"]  # the evaluated draft is kept
+    assert result.best is not None and result.best.source
+
+
+def test_endpoint_without_json_schema_and_replies_without_code():
+    from kernelwright.agents.critic import Critique
+    from kernelwright.agents.llm import LLMError, ask
+
+    with ScriptedLLM([400, critique("plain JSON works", True), "no code, sorry", reply(),
+                      "still none", "none again", "nor now"]) as server:
+        role = RoleConfig(policy="llm", model="scripted", base_url=server.base_url,
+                          api_key="test", max_retries=0)
+        got = ask(role, "review", schema=Critique)
+        assert got.parsed == Critique(lesson="plain JSON works", stop=True)
+        assert "response_format" in server.requests[0]
+        assert "response_format" not in server.requests[1]  # fell back to plain JSON
+        code = ask(role, "write", want_code=True)  # first reply has no code: asked again
+        assert "class ModelNew" in code.text and code.tokens > 0
+        with pytest.raises(LLMError, match="no fenced code block"):
+            ask(role, "write", want_code=True)  # three replies without code
