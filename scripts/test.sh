@@ -5,4 +5,4 @@ cd "$(dirname "$0")/.."
 bash scripts/env.sh
 .venv/bin/python -m ruff check kernelwright tests benchmarks
 .venv/bin/python -m mypy
-.venv/bin/python -m pytest -q --timeout=900 tests "$@"
+.venv/bin/python -m pytest -q --timeout=900 -n auto --durations=10 tests "$@"
