@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Install everything, then evaluate a bundled candidate against its KernelBench problem.
+# Install everything, then optimise a bundled KernelBench problem with the offline policy
+# (no LLM needed). On a machine without a GPU the run checks correctness only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/env.sh
-.venv/bin/kernelwright eval examples/problems/level1/03_softmax.py examples/candidates/level1/03_softmax.py "$@"
+.venv/bin/kernelwright run examples/problems/level2/04_residual_add_layernorm.py "$@"
