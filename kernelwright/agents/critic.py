@@ -35,7 +35,7 @@ def lesson(c: Candidate) -> str:
 
 
 def offline_verdict(tree: list[Candidate], best: Candidate | None, round_: int, stale: int,
-                    device: str, config: RunConfig) -> str | None:
+                    config: RunConfig) -> str | None:
     """Why the run stops now, or None to go on."""
     if best is None and any(c.status == "uncovered" for c in tree):
         return next(c for c in tree if c.status == "uncovered").message

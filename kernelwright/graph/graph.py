@@ -123,6 +123,7 @@ def fix(state: State, runtime: Runtime[RunConfig]) -> dict[str, Any]:
     next_id = max(c.id for c in state["tree"]) + 1
     made: list[Candidate] = []
     tokens = 0
+    writer = None  # the offline writer's plan, captured once for all repairs
     for failed in _to_fix(state, cfg):
         made.append(failed.model_copy(update={"fixes": cfg.fix_tries}))  # repaired once only
         child = dict(id=next_id, parent=failed.id, stage="fix", fixes=failed.fixes + 1)
@@ -136,7 +137,7 @@ def fix(state: State, runtime: Runtime[RunConfig]) -> dict[str, Any]:
             tokens += used
             made.append(Candidate(**child, change=f"repair of #{failed.id}", source=source))
         else:
-            writer = write(_problem(state), cfg.precision, cfg.guard)
+            writer = writer or write(_problem(state), cfg.precision, cfg.guard)
             repair = offline_fix(failed, writer.configs)
             if repair is None:
                 continue
@@ -163,7 +164,7 @@ def critique(state: State, runtime: Runtime[RunConfig]) -> dict[str, Any]:
     improved = best is not None and (before is None or (best.runtime_us or 0) <
                                      (before.runtime_us or float("inf")))
     stale = 0 if improved else state["stale_rounds"] + 1
-    stop = offline_verdict(tree, best, state["round"], stale, state["device"], cfg)
+    stop = offline_verdict(tree, best, state["round"], stale, cfg)
     failed = next((c for c in this_round if c.status == "llm_error"), None)
     if failed is not None:
         stop = f"LLM failure, run ended with its tree kept: {failed.message}"
@@ -175,8 +176,10 @@ def critique(state: State, runtime: Runtime[RunConfig]) -> dict[str, Any]:
     tokens = 0
     if cfg.critic.policy == "llm" and failed is None:
         try:
-            verdict, tokens = llm_critique(Path(state["problem_path"]).stem, "see the analysis",
-                                           best, this_round, cfg.critic)
+            floor = (f"{best.runtime_us * best.sol_fraction:.1f} us" if best and best.runtime_us
+                     and best.sol_fraction else "unknown (no GPU timing yet)")
+            verdict, tokens = llm_critique(Path(state["problem_path"]).stem, floor, best,
+                                           this_round, cfg.critic)
         except LLMError as exc:
             verdict, stop = None, f"LLM failure, run ended with its tree kept: {exc}"
         if verdict is not None:

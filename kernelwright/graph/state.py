@@ -1,4 +1,4 @@
-"""The run's state: the problem, its analysis and the tree of candidates.
+"""The run's state: the problem, the device and the tree of candidates.
 
 Nodes return partial updates. The tree is merged by candidate id, so candidates coded in
 parallel (the fan-out) and later updates of one candidate (its evaluation) both land in place.
@@ -55,7 +55,6 @@ class State(TypedDict, total=False):
     problem_source: str
     size_overrides: dict[str, int]  # the CPU's smaller sizes where there is no GPU
     device: Literal["cuda", "cpu"]
-    analysis: dict[str, Any]
     tree: Annotated[list[Candidate], merge_tree]
     tasks: list[Task]
     task: Task  # a coder's own task (in its Send payload only)

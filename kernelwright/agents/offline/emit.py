@@ -522,7 +522,7 @@ def write_module(title: str, graph: Graph, groups: list[Group], configs: list[Ke
             raise ValueError(f"kernel{i}: a {g.kind} group cannot be split")
         if cfg.split > 1:
             for red in (v for v in g.values if v.kind == "reduce"):
-                pointer_of[-red.id] = f"part{red.id}_ptr"
+                pointer_of[-red.id] = f"part{red.id}_ptr"  # keyed -id: the partials of red
                 partials.append(f"part{red.id} = torch.empty(({g.rows}, {cfg.split}), "
                                 "device={device}.device, dtype=torch.float32)")
             stages = [("partial", cfg, f"(triton.cdiv({g.rows}, {cfg.block_r}), {cfg.split})"),

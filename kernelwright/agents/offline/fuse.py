@@ -160,18 +160,7 @@ def _reduced_map(v: Value, amap: DMap) -> DMap:
 
 def _right_aligned(g: Group, shape: tuple[int, ...]) -> DMap | None:
     """Map a leaf's dims onto the domain as broadcasting would; None if the sizes disagree."""
-    off = len(g.shape) - len(shape)
-    if off < 0:
-        return None
-    out: list[int | None] = []
-    for d, s in enumerate(shape):
-        if s == 1:
-            out.append(None)
-        elif g.shape[d + off] == s:
-            out.append(d + off)
-        else:
-            return None
-    return tuple(out)
+    return leaf_map(shape, g.shape, tuple(range(len(g.shape))))
 
 
 def _pointwise_dmap(g: Group, v: Value, computed: list[Value]) -> DMap | None:
