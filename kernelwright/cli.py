@@ -44,6 +44,12 @@ def run_command(
     candidates: Annotated[int | None, typer.Option(help="candidates coded per round")] = None,
     device: Annotated[str | None, typer.Option(help="auto | cuda | cpu (Triton interpreter)")]
     = None,
+    backend: Annotated[str | None, typer.Option(
+        help="triton | cuda (CUDA C++, GPU) | cpu (C++ timed on the CPU)")] = None,
+    model: Annotated[str | None, typer.Option(
+        help="put every role on the LLM policy with this model")] = None,
+    base_url: Annotated[str | None, typer.Option(
+        help="OpenAI-compatible endpoint for --model (default: OPENAI_BASE_URL)")] = None,
     out: Annotated[Path, typer.Option(help="folder for the best kernel and the run summary")]
     = Path("runs"),
     checkpoint: Annotated[Path, typer.Option(help="SQLite file holding resumable runs")]
@@ -59,11 +65,11 @@ def run_command(
     from kernelwright.problem import load_problem
 
     overrides = {k: v for k, v in dict(iterations=iterations, candidates=candidates,
-                                       device=device).items() if v is not None}
+                                       device=device, backend=backend).items() if v is not None}
     try:
         load_problem(problem)  # a clear error now rather than inside the graph
         base = RunConfig.from_yaml(config) if config else RunConfig()
-        settings = RunConfig(**{**base.model_dump(), **overrides})
+        settings = RunConfig(**{**base.model_dump(), **overrides}).with_model(model, base_url)
     except ValidationError as exc:
         bad = "; ".join(f"--{e['loc'][0]}: {e['msg']}" for e in exc.errors())
         raise _fail(f"invalid option: {bad}") from None

@@ -10,11 +10,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from kernelwright.errors import KernelwrightError
-from kernelwright.tools.results import EvalSettings, GuardMode, Precision
+from kernelwright.tools.results import Backend, EvalSettings, GuardMode, Precision
+
+ROLES = ("planner", "coder", "fixer", "profiler", "critic")
 
 
 class RoleConfig(BaseModel):
@@ -33,6 +35,7 @@ class RunConfig(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="KERNELWRIGHT_", env_nested_delimiter="__",
                                       extra="forbid")
 
+    backend: Backend = Field("triton", description="triton | cuda (CUDA C++) | cpu (C++)")
     precision: Precision = "fp32"
     guard: GuardMode = "strict"
     device: Literal["auto", "cuda", "cpu"] = "auto"
@@ -44,21 +47,26 @@ class RunConfig(BaseSettings):
     selection: Literal["best_first", "uct"] = "best_first"
     exploration: float = Field(0.1, ge=0, description="bonus for rarely expanded parents")
     timeout_s: float = Field(600.0, gt=0, description="wall-clock limit per evaluation")
-    cpu_max_elements: int = Field(1 << 14, gt=0, description="CPU: shrink inputs to this size")
+    cpu_max_elements: int = Field(1 << 14, gt=0,
+                                  description="Triton interpreter: shrink inputs to this size")
+    cpu_backend_max_elements: int = Field(1 << 20, gt=0,
+                                          description="cpu backend: shrink inputs to this size")
     max_tokens: int = Field(2_000_000, gt=0, description="LLM tokens the run may spend")
+    max_seconds: float | None = Field(None, gt=0, description="wall-clock budget of the run")
     planner: RoleConfig = RoleConfig()
     coder: RoleConfig = RoleConfig()
     fixer: RoleConfig = RoleConfig()
     profiler: RoleConfig = RoleConfig()
     critic: RoleConfig = RoleConfig()
 
-    @model_validator(mode="after")
-    def _llm_roles_available(self) -> RunConfig:
-        for role in ("planner", "profiler"):
-            if getattr(self, role).policy == "llm":
-                raise ValueError(f"{role}.policy: the LLM policy of the {role} is not available "
-                                 "yet; use `offline` (coder, fixer and critic take `llm`)")
-        return self
+    def with_model(self, model: str | None, base_url: str | None) -> RunConfig:
+        """Every role on the LLM policy with this model and endpoint (the CLI's --model)."""
+        if model is None and base_url is None:
+            return self
+        change = {k: v for k, v in dict(model=model, base_url=base_url).items() if v is not None}
+        roles = {r: getattr(self, r).model_copy(update=dict(policy="llm", **change))
+                 for r in ROLES}
+        return self.model_copy(update=roles)
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> RunConfig:
@@ -78,6 +86,7 @@ class RunConfig(BaseSettings):
             raise KernelwrightError(f"{path}: invalid config: " + "; ".join(lines)) from None
 
     def eval_settings(self, device: Literal["cuda", "cpu"]) -> EvalSettings:
-        return EvalSettings(precision=self.precision, guard=self.guard,
-                            device=device, timeout_s=self.timeout_s,
-                            compile_baseline=False, cpu_max_elements=self.cpu_max_elements)
+        return EvalSettings(backend=self.backend, precision=self.precision, guard=self.guard,
+                            device=device, timeout_s=self.timeout_s, compile_baseline=False,
+                            cpu_max_elements=self.cpu_max_elements,
+                            cpu_backend_max_elements=self.cpu_backend_max_elements)

@@ -1,5 +1,5 @@
-"""The coder role. Its offline policy writes Triton from the reference's traced graph and
-refines each kernel's launch configuration through the harness (see agents/offline/).
+"""The coder role. Its offline policy writes Triton (or C++ for the cuda and cpu backends) from
+the reference's traced graph and refines each kernel's launch configuration (agents/offline/).
 
 The graph's code node calls `offline_code` (a draft, or a refinement one launch configuration
 away from its parent) or `llm_code` (the role's model, prompted from agents/prompts/).
@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 
 from kernelwright.config import RoleConfig
 from kernelwright.problem import Problem
-from kernelwright.tools.results import EvalSettings, GuardMode, Precision
+from kernelwright.tools.results import Backend, EvalSettings, GuardMode, Precision
 
 
 class Draft(BaseModel):
@@ -54,7 +54,7 @@ def offline_refine(problem: Problem, settings: EvalSettings, budget: int = 10,
 
 def offline_code(problem: Problem, stage: str, index: int, parent_configs: list[dict] | None,
                  tried: list[list[dict]], precision: Precision = "fp32",
-                 guard: GuardMode = "strict") -> dict:
+                 guard: GuardMode = "strict", backend: Backend = "triton") -> dict:
     """The index-th offline idea: the default draft (index 0) or a neighbouring configuration
     not in `tried`. Returns source, configs (dicts) and the change, or `missing` ops."""
     from dataclasses import asdict
@@ -64,7 +64,7 @@ def offline_code(problem: Problem, stage: str, index: int, parent_configs: list[
     from kernelwright.agents.offline.write import Unsupported, plan
 
     try:
-        made = plan(problem, precision, guard)
+        made = plan(problem, precision, guard, backend)
     except Unsupported as exc:
         return {"missing": exc.ops, "message": str(exc)}
     start = made.configs if parent_configs is None else [KernelConfig(**c) for c in parent_configs]
@@ -93,15 +93,18 @@ STRATEGIES = [
 ]
 
 
-def llm_code(problem: Problem, role: RoleConfig, stage: str, index: int, parent_source: str | None,
-             measurement: str, diagnosis: str, precision: Precision, guard: GuardMode
-             ) -> tuple[str, str, int]:
-    """(source, strategy, tokens) from the coder's model; raises LLMError."""
+def llm_code(problem: Problem, role: RoleConfig, stage: str, index: int, strategy: str,
+             parent_source: str | None, measurement: str, diagnosis: str, precision: Precision,
+             guard: GuardMode, backend: Backend) -> tuple[str, str, int]:
+    """(source, strategy, tokens) from the coder's model; raises LLMError. Without a
+    planner's strategy, the index-th coder takes the index-th of STRATEGIES."""
     from kernelwright.agents.llm import ask, fenced_code, prompt
+    from kernelwright.hardware.backends import get_backend
 
-    strategy = STRATEGIES[index % len(STRATEGIES)]
+    strategy = strategy or STRATEGIES[index % len(STRATEGIES)]
     values = dict(reference=problem.source, strategy=strategy, guard=guard,
-                  guard_rule=GUARD_RULES[guard], precision=precision, backend="Triton")
+                  guard_rule=GUARD_RULES[guard], precision=precision,
+                  target=get_backend(backend).prompt)
     if stage == "draft" or parent_source is None:
         text = prompt("coder_draft", **values)
     else:

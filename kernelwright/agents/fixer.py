@@ -12,6 +12,7 @@ from kernelwright.agents.offline.emit import KernelConfig
 from kernelwright.config import RoleConfig
 from kernelwright.graph.state import Candidate
 from kernelwright.problem import Problem
+from kernelwright.tools.results import Backend
 
 RESOURCE_WORDS = ("out of resources", "shared memory", "registers", "too many resources")
 
@@ -35,11 +36,13 @@ def offline_fix(failed: Candidate, default: list[KernelConfig]) -> tuple[list[Ke
     return None
 
 
-def llm_fix(problem: Problem, failed: Candidate, role: RoleConfig) -> tuple[str, int]:
+def llm_fix(problem: Problem, failed: Candidate, role: RoleConfig, backend: Backend
+            ) -> tuple[str, int]:
     """(repaired source, tokens) from the fixer's model; raises LLMError."""
     from kernelwright.agents.llm import ask, fenced_code, prompt
+    from kernelwright.hardware.backends import get_backend
 
     reply = ask(role, prompt("fixer", reference=problem.source, source=failed.source or "",
-                             status=failed.status, message=failed.message[-3000:]),
-                want_code=True)
+                             status=failed.status, message=failed.message[-3000:],
+                             target=get_backend(backend).prompt), want_code=True)
     return fenced_code(reply.text) or "", reply.tokens

@@ -25,7 +25,12 @@ FENCE = re.compile(r"```(?:python|py)?\s*\n(.*?)```", re.DOTALL)
 
 
 class LLMError(Exception):
-    """The endpoint failed or kept replying without what was asked, after retries."""
+    """The endpoint failed or kept replying without what was asked, after retries. `tokens`:
+    what the failed exchange still spent (replies without code count against the budget)."""
+
+    def __init__(self, message: str, tokens: int = 0):
+        super().__init__(message)
+        self.tokens = tokens
 
 
 @dataclass
@@ -88,12 +93,12 @@ def ask(role: RoleConfig, text: str, schema: type[BaseModel] | None = None,
             problem = f"the reply did not match {schema.__name__}"
         except openai.BadRequestError as exc:
             if schema is None or not structured:
-                raise LLMError(f"{role.model} at {base_url or 'OpenAI'}: {exc}") from None
+                raise LLMError(f"{role.model} at {base_url or 'OpenAI'}: {exc}", tokens()) from None
             structured = False
         except (openai.APIError, OSError) as exc:
             raise LLMError(f"{role.model} at {base_url or 'OpenAI'}: "
-                           f"{type(exc).__name__}: {exc}") from None
-    raise LLMError(f"{role.model}: {problem} ({attempts} attempts)")
+                           f"{type(exc).__name__}: {exc}", tokens()) from None
+    raise LLMError(f"{role.model}: {problem} ({attempts} attempts)", tokens())
 
 
 def _parse_json(text: str, schema: type[BaseModel]) -> BaseModel | None:

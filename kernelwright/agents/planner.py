@@ -1,26 +1,65 @@
-"""The planner role: which candidate to expand next, in which stage, with how many coders.
+"""The planner role: which candidate to expand next, in which stage, with which strategy.
 
-Offline policy: draft until a candidate is correct, then refine a parent chosen from the tree,
-best-first (fastest, with a bonus for parents expanded rarely) or UCT.
+Both policies draft until a candidate is correct, then refine a parent from the tree.
+Offline policy: the parent is chosen best-first (fastest, with a bonus for parents expanded
+rarely) or by UCT; each coder takes its next idea in turn. LLM policy: the role's model reads
+the tree and answers a PlanChoice (parent and strategy); a parent that is not a correct
+candidate is replaced by the offline choice, and the log says so.
 """
 
 from __future__ import annotations
 
 import math
+from typing import Literal
+
+from pydantic import BaseModel, Field
 
 from kernelwright.config import RunConfig
 from kernelwright.graph.state import Candidate, Task
 
 
+class PlanChoice(BaseModel):
+    """The planner model's structured reply."""
+
+    parent: int | None = Field(description="id of the correct candidate to refine; null to draft")
+    strategy: str = Field(description="what the coders should try next, in one sentence")
+
+
 def offline_plan(tree: list[Candidate], config: RunConfig) -> list[Task]:
     """The next round's tasks: `config.candidates` of them."""
+    correct = [c for c in tree if c.correct]
+    if not correct:
+        return tasks(tree, config, None, "")
+    timed = [c for c in correct if c.runtime_us]
+    return tasks(tree, config, select(timed or correct, tree, config).id, "")
+
+
+def llm_plan(tree: list[Candidate], config: RunConfig, problem: str) -> tuple[list[Task], int, str]:
+    """(tasks, tokens, note) from the planner's model; raises LLMError."""
+    from kernelwright.agents.critic import lesson
+    from kernelwright.agents.llm import ask, prompt
+
+    rows = "\n".join(f"- #{c.id} (parent {c.parent if c.parent is not None else '-'}, "
+                     f"{c.stage}): {lesson(c)}" for c in tree) or "- (empty: nothing tried yet)"
+    reply = ask(config.planner, prompt("planner", problem=problem, tree=rows,
+                                       candidates=config.candidates), schema=PlanChoice)
+    choice: PlanChoice = reply.parsed
+    correct = [c for c in tree if c.correct]
+    note = ""
+    parent = choice.parent
+    if not correct:
+        parent = None
+    elif parent not in {c.id for c in correct}:
+        fallback = select([c for c in correct if c.runtime_us] or correct, tree, config)
+        note = f"planner chose #{parent}, not a correct candidate: refining #{fallback.id}"
+        parent = fallback.id
+    return tasks(tree, config, parent, choice.strategy), reply.tokens, note
+
+
+def tasks(tree: list[Candidate], config: RunConfig, parent: int | None, strategy: str) -> list[Task]:
     next_id = max((c.id for c in tree), default=-1) + 1
-    timed = [c for c in tree if c.correct and c.runtime_us]
-    if not any(c.correct for c in tree):
-        return [Task(id=next_id + k, stage="draft", parent=None, index=k)
-                for k in range(config.candidates)]
-    parent = select(timed or [c for c in tree if c.correct], tree, config)
-    return [Task(id=next_id + k, stage="refine", parent=parent.id, index=k)
+    stage: Literal["draft", "refine"] = "draft" if parent is None else "refine"
+    return [Task(id=next_id + k, stage=stage, parent=parent, index=k, strategy=strategy)
             for k in range(config.candidates)]
 
 

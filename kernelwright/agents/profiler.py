@@ -1,15 +1,28 @@
-"""The profiler role: a one-line diagnosis of an evaluated candidate for the next refinement.
+"""The profiler role: a diagnosis of each correct candidate, for the refinement that follows.
 
-Offline policy: the harness's kernel census and SOL analysis (tools/profile.py) already name
-the bound, the fraction reached and extra launches; this reads them out.
+The harness measures (tools/profile.py: kernel census, SOL bound and fraction, extra launches);
+`facts` reads those out in one line. Offline policy: the diagnosis is the facts. LLM policy:
+the role's model reads the facts and the source and names the bottleneck and what to change.
 """
 
 from __future__ import annotations
 
+from pydantic import BaseModel, Field
+
+from kernelwright.config import RoleConfig
+from kernelwright.graph.state import Candidate
 from kernelwright.tools.results import EvalResult
 
 
-def offline_profile(result: EvalResult) -> str:
+class Diagnosis(BaseModel):
+    """The profiler model's structured reply."""
+
+    bottleneck: str = Field(description="what limits this kernel, in one sentence")
+    advice: str = Field(description="the change most likely to make it faster")
+
+
+def facts(result: EvalResult) -> str:
+    """The harness's measurements of one evaluation, in one line."""
     if result.profile is not None and result.profile.diagnosis:
         return result.profile.diagnosis
     if result.runtime_us is None:
@@ -17,3 +30,14 @@ def offline_profile(result: EvalResult) -> str:
     if result.sol is not None and result.sol_fraction is not None:
         return f"{result.sol.bound}-bound, {result.sol_fraction:.2f} of the SOL floor"
     return f"{result.runtime_us:.1f} us"
+
+
+def llm_profile(problem: str, candidate: Candidate, role: RoleConfig) -> tuple[str, int]:
+    """(diagnosis, tokens) from the profiler's model; raises LLMError."""
+    from kernelwright.agents.llm import ask, prompt
+
+    measured = f"{candidate.runtime_us:.1f} us" if candidate.runtime_us else "not timed"
+    reply = ask(role, prompt("profiler", problem=problem, measured=measured, facts=candidate.facts,
+                             source=candidate.source or ""), schema=Diagnosis)
+    d: Diagnosis = reply.parsed
+    return f"{d.bottleneck} Next: {d.advice}", reply.tokens

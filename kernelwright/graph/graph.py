@@ -4,6 +4,8 @@
                  ^                                                            +-> profile -> critique
                  +------------------------ while the critic says go on <-------------------+
 
+(The remember node, between critique and plan, arrives with the memory: issue 7.)
+
 Each node is a thin function: it reads the state, asks a role's policy (agents/) or a tool
 (tools/), and returns a partial update. Evaluating one candidate per step means every finished
 evaluation is checkpointed: a resumed run neither loses nor repeats one.
@@ -11,8 +13,9 @@ evaluation is checkpointed: a resumed run neither loses nor repeats one.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
@@ -25,34 +28,52 @@ FIXABLE = {"build_error", "runtime_error"}
 
 
 def analyze(state: State, runtime: Runtime[RunConfig]) -> dict[str, Any]:
-    """Load the problem, pick the device, shrink it for the CPU interpreter."""
+    """Load the problem, pick the device the backend runs on, shrink the problem for the CPU."""
     import torch
 
+    from kernelwright.hardware.backends import get_backend
     from kernelwright.problem import load_problem
 
     cfg = runtime.context
-    gpu = cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available())
-    device: Literal["cuda", "cpu"] = "cuda" if gpu else "cpu"
+    backend = get_backend(cfg.backend)
+    device = backend.device(cfg.device, torch.cuda.is_available())
     problem = load_problem(state["problem_path"])
     if device == "cpu":
-        problem = problem.shrink(cfg.cpu_max_elements)
+        problem = problem.shrink(backend.cpu_elements(cfg.cpu_max_elements,
+                                                      cfg.cpu_backend_max_elements))
     return {"problem_source": problem.source, "size_overrides": problem.size_overrides,
             "device": device, "round": 0, "stale_rounds": 0,
-            "tree": [], "best_id": None, "stop": None,
-            "log": [f"analyze: {problem.name} on {device}"]}
+            "tree": [], "best_id": None, "stop": None, "failure": None,
+            "log": [f"analyze: {problem.name}, {cfg.backend} backend on {device}"]}
 
 
 def plan(state: State, runtime: Runtime[RunConfig]) -> dict[str, Any]:
-    from kernelwright.agents.planner import offline_plan
+    """The planner: the parent to expand, the stage and the strategy of this round's coders."""
+    from kernelwright.agents.llm import LLMError
+    from kernelwright.agents.planner import llm_plan, offline_plan
 
-    tasks = offline_plan(state["tree"], runtime.context)
+    cfg = runtime.context
+    log, tokens = [], 0
+    if cfg.planner.policy == "llm":
+        try:
+            tasks, tokens, note = llm_plan(state["tree"], cfg, Path(state["problem_path"]).stem)
+        except LLMError as exc:
+            failure = f"LLM failure, run ended with its tree kept: planner: {exc}"
+            return {"tasks": [], "failure": failure, "stop": failure, "tokens": exc.tokens,
+                    "log": [f"stop: {failure}"]}
+        log += [f"  planner: {note}"] if note else []
+    else:
+        tasks = offline_plan(state["tree"], cfg)
     what = f"{tasks[0]['stage']} x{len(tasks)}" + (
-        f" from #{tasks[0]['parent']}" if tasks[0]["parent"] is not None else "")
-    return {"tasks": tasks, "round": state["round"] + 1,
-            "log": [f"round {state['round'] + 1}: plan {what}"]}
+        f" from #{tasks[0]['parent']}" if tasks[0]["parent"] is not None else "") + (
+        f": {tasks[0]['strategy']}" if tasks[0]["strategy"] else "")
+    return {"tasks": tasks, "round": state["round"] + 1, "tokens": tokens,
+            "log": [f"round {state['round'] + 1}: plan {what}"] + log}
 
 
-def fan_out(state: State) -> list[Send]:
+def fan_out(state: State) -> list[Send] | str:
+    if state.get("stop"):
+        return END
     return [Send("code", {**state, "task": t}) for t in state["tasks"]]  # one coder each
 
 
@@ -66,31 +87,34 @@ def code(state: State, runtime: Runtime[RunConfig]) -> dict[str, Any]:
     tree: list[Candidate] = state["tree"]
     parent = next((c for c in tree if c.id == task["parent"]), None)
     base = dict(id=task["id"], parent=task["parent"], stage=task["stage"])
+    started = time.perf_counter()
     if cfg.coder.policy == "llm":
         try:
             source, strategy, tokens = llm_code(
-                _problem(state), cfg.coder, task["stage"], task["index"],
+                _problem(state), cfg.coder, task["stage"], task["index"], task["strategy"],
                 parent.source if parent else None,
                 f"{parent.runtime_us} us" if parent and parent.runtime_us else "not timed",
-                parent.lesson if parent else "", cfg.precision, cfg.guard)
+                parent.diagnosis if parent else "", cfg.precision, cfg.guard, cfg.backend)
         except LLMError as exc:
             return {"tree": [Candidate(**base, change="coder model failed", status="llm_error",
-                                       message=str(exc))]}
-        return {"tree": [Candidate(**base, change=strategy, source=source)], "tokens": tokens}
+                                       message=str(exc))], "tokens": exc.tokens}
+        return {"tree": [Candidate(**base, change=strategy, source=source)], "tokens": tokens,
+                "seconds": time.perf_counter() - started}
     out = offline_code(_problem(state), task["stage"], task["index"],
                        parent.configs if parent else None, [c.configs for c in tree if c.configs],
-                       cfg.precision, cfg.guard)
+                       cfg.precision, cfg.guard, cfg.backend)
     if "source" not in out:
         status = "uncovered" if "missing" in out else "exhausted"
         return {"tree": [Candidate(**base, change=out["message"], status=status,
                                    message=out["message"])]}
     return {"tree": [Candidate(**base, change=out["change"], source=out["source"],
-                               configs=out["configs"])]}
+                               configs=out["configs"])],
+            "seconds": time.perf_counter() - started}
 
 
 def evaluate(state: State, runtime: Runtime[RunConfig]) -> dict[str, Any]:
     """Evaluate the first pending candidate with the harness."""
-    from kernelwright.agents.profiler import offline_profile
+    from kernelwright.agents.profiler import facts
     from kernelwright.tools.evaluate import evaluate as harness
 
     c = next((c for c in state["tree"] if c.status == "pending"), None)
@@ -100,15 +124,16 @@ def evaluate(state: State, runtime: Runtime[RunConfig]) -> dict[str, Any]:
     done = c.model_copy(update=dict(
         status=result.status.value, reason=result.reason or "", message=result.message,
         runtime_us=result.runtime_us, sol_fraction=result.sol_fraction,
-        lesson=offline_profile(result) if result.ok else ""))
-    return {"tree": [done], "log": [f"  #{c.id} {c.change}: {done.status}"
-                                    + (f" {done.runtime_us:.1f} us" if done.runtime_us else "")]}
+        facts=facts(result) if result.ok else ""))
+    return {"tree": [done], "seconds": result.wall_s or 0.0,
+            "log": [f"  #{c.id} {c.change}: {done.status}"
+                    + (f" {done.runtime_us:.1f} us" if done.runtime_us else "")]}
 
 
 def after_evaluate(state: State, runtime: Runtime[RunConfig]) -> str:
     if any(c.status == "pending" for c in state["tree"]):
         return "evaluate"
-    return "fix" if _to_fix(state, runtime.context) else "critique"
+    return "fix" if _to_fix(state, runtime.context) else "profile"
 
 
 def fix(state: State, runtime: Runtime[RunConfig]) -> dict[str, Any]:
@@ -129,15 +154,16 @@ def fix(state: State, runtime: Runtime[RunConfig]) -> dict[str, Any]:
         child = dict(id=next_id, parent=failed.id, stage="fix", fixes=failed.fixes + 1)
         if cfg.fixer.policy == "llm":
             try:
-                source, used = llm_fix(_problem(state), failed, cfg.fixer)
+                source, used = llm_fix(_problem(state), failed, cfg.fixer, cfg.backend)
             except LLMError as exc:
                 made.append(Candidate(**child, change="fixer model failed", status="llm_error",
                                       message=str(exc)))
+                tokens += exc.tokens
                 break
             tokens += used
             made.append(Candidate(**child, change=f"repair of #{failed.id}", source=source))
         else:
-            writer = writer or write(_problem(state), cfg.precision, cfg.guard)
+            writer = writer or write(_problem(state), cfg.precision, cfg.guard, cfg.backend)
             repair = offline_fix(failed, writer.configs)
             if repair is None:
                 continue
@@ -147,6 +173,28 @@ def fix(state: State, runtime: Runtime[RunConfig]) -> dict[str, Any]:
         next_id += 1
     repairs = [c for c in made if c.stage == "fix" and c.status == "pending"]
     return {"tree": made, "tokens": tokens, "log": [f"  fix: {len(repairs)} repair(s)"]}
+
+
+def profile(state: State, runtime: Runtime[RunConfig]) -> dict[str, Any]:
+    """The profiler: a diagnosis of each correct candidate not yet diagnosed."""
+    from kernelwright.agents.llm import LLMError
+    from kernelwright.agents.profiler import llm_profile
+
+    cfg = runtime.context
+    made, tokens = [], 0
+    for c in (c for c in state["tree"] if c.correct and not c.diagnosis):
+        if cfg.profiler.policy != "llm":
+            made.append(c.model_copy(update={"diagnosis": c.facts}))
+            continue
+        try:
+            text, used = llm_profile(Path(state["problem_path"]).stem, c, cfg.profiler)
+        except LLMError as exc:
+            failure = f"LLM failure, run ended with its tree kept: profiler: {exc}"
+            return {"tree": made, "tokens": tokens + exc.tokens, "failure": failure}
+        tokens += used
+        made.append(c.model_copy(update={"diagnosis": text}))
+    return {"tree": made, "tokens": tokens,
+            "log": [f"  profile #{c.id}: {c.diagnosis}" for c in made]}
 
 
 def critique(state: State, runtime: Runtime[RunConfig]) -> dict[str, Any]:
@@ -166,15 +214,19 @@ def critique(state: State, runtime: Runtime[RunConfig]) -> dict[str, Any]:
     stale = 0 if improved else state["stale_rounds"] + 1
     stop = offline_verdict(tree, best, state["round"], stale, cfg)
     failed = next((c for c in this_round if c.status == "llm_error"), None)
-    if failed is not None:
+    if state.get("failure"):
+        stop = state["failure"]
+    elif failed is not None:
         stop = f"LLM failure, run ended with its tree kept: {failed.message}"
     elif stop is None and all(c.status in {"exhausted", "uncovered"} for c in this_round):
         stop = "the coder has no untried idea left"
     if stop is None and state.get("tokens", 0) >= cfg.max_tokens:
         stop = f"token budget spent ({state.get('tokens', 0)} of {cfg.max_tokens})"
+    if stop is None and cfg.max_seconds and state.get("seconds", 0.0) >= cfg.max_seconds:
+        stop = f"time budget spent ({state.get('seconds', 0.0):.0f} of {cfg.max_seconds:g} s)"
     lessons = [lesson(c) for c in this_round]
     tokens = 0
-    if cfg.critic.policy == "llm" and failed is None:
+    if cfg.critic.policy == "llm" and failed is None and not state.get("failure"):
         try:
             floor = (f"{best.runtime_us * best.sol_fraction:.1f} us" if best and best.runtime_us
                      and best.sol_fraction else "unknown (no GPU timing yet)")
@@ -202,13 +254,15 @@ def build_graph(checkpointer: Any = None) -> Any:
     g.add_node("code", code)
     g.add_node("evaluate", evaluate)
     g.add_node("fix", fix)
+    g.add_node("profile", profile)
     g.add_node("critique", critique)
     g.add_edge(START, "analyze")
     g.add_edge("analyze", "plan")
-    g.add_conditional_edges("plan", fan_out, ["code"])
+    g.add_conditional_edges("plan", fan_out, ["code", END])
     g.add_edge("code", "evaluate")
-    g.add_conditional_edges("evaluate", after_evaluate, ["evaluate", "fix", "critique"])
+    g.add_conditional_edges("evaluate", after_evaluate, ["evaluate", "fix", "profile"])
     g.add_edge("fix", "evaluate")
+    g.add_edge("profile", "critique")
     g.add_conditional_edges("critique", after_critique, ["plan", END])
     return g.compile(checkpointer=checkpointer)
 

@@ -22,6 +22,7 @@ class Result(BaseModel):
     tree: list[Candidate]
     stop: str | None
     tokens: int = Field(0, description="LLM tokens spent")
+    seconds: float = Field(0.0, description="time spent coding and evaluating")
     log: list[str]
 
 
@@ -58,4 +59,5 @@ def _drive(graph: Any, inputs: dict[str, Any] | None, config: RunConfig,
     best = next((c for c in tree if c.id == state.get("best_id")), None)
     return Result(problem=Path(state.get("problem_path", "")).stem, thread_id=thread_id,
                   best=best, tree=tree, stop=state.get("stop"), tokens=state.get("tokens", 0),
+                  seconds=state.get("seconds", 0.0),
                   log=state.get("log", []))

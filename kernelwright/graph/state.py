@@ -27,7 +27,8 @@ class Candidate(BaseModel):
     runtime_us: float | None = None
     sol_fraction: float | None = None
     fixes: int = Field(0, description="repairs made along this candidate's fix chain")
-    lesson: str = ""
+    facts: str = Field("", description="the harness's measurements, in one line")
+    diagnosis: str = Field("", description="the profiler's reading, for the next refinement")
 
     @property
     def correct(self) -> bool:
@@ -48,6 +49,7 @@ class Task(TypedDict):
     stage: Literal["draft", "refine"]
     parent: int | None
     index: int  # the coder's index-th idea for this parent
+    strategy: str  # the planner's strategy ("" for the offline planner: each coder its own idea)
 
 
 class State(TypedDict, total=False):
@@ -62,5 +64,7 @@ class State(TypedDict, total=False):
     stale_rounds: int  # rounds without a better candidate
     best_id: int | None
     stop: str | None  # why the run ended
+    failure: str | None  # an LLM failure of the planner or profiler: the run ends, tree kept
     tokens: Annotated[int, operator.add]  # LLM tokens spent
+    seconds: Annotated[float, operator.add]  # time spent coding and evaluating
     log: Annotated[list[str], operator.add]

@@ -12,10 +12,11 @@ import time
 from pathlib import Path
 
 from kernelwright.errors import KernelwrightError
+from kernelwright.hardware.backends import Device, get_backend
 from kernelwright.problem import Problem, load_problem
 from kernelwright.tools.guard import check_source
 from kernelwright.tools.process import spawn
-from kernelwright.tools.results import EvalResult, EvalSettings, Status
+from kernelwright.tools.results import Backend, EvalResult, EvalSettings, Status
 from kernelwright.tools.worker import WorkerJob
 
 
@@ -28,16 +29,18 @@ def evaluate(problem: Problem | str | Path, candidate_source: str,
     started = time.perf_counter()
     base = EvalResult(status=Status.REJECTED, problem=problem.name, guard=settings.guard,
                       precision=settings.precision, tolerance=settings.tol())
-    findings = check_source(candidate_source, settings.guard, settings.precision, problem.name)
+    findings = check_source(candidate_source, settings.guard, settings.precision, problem.name,
+                            settings.backend)
     if findings:
         syntax = findings[0].rule == "syntax_error"
         return base.model_copy(update=dict(
             status=Status.BUILD_ERROR if syntax else Status.REJECTED, reason=findings[0].rule,
             message="; ".join(f"line {f.line}: {f.message}" for f in findings[:6]),
             findings=findings, wall_s=time.perf_counter() - started))
-    device = resolve_device(settings.device)
+    device = resolve_device(settings.device, settings.backend)
     if device == "cpu" and not problem.size_overrides:
-        problem = problem.shrink(settings.cpu_max_elements)
+        problem = problem.shrink(get_backend(settings.backend).cpu_elements(
+            settings.cpu_max_elements, settings.cpu_backend_max_elements))
     job = WorkerJob(problem_path=problem.path, problem_source=problem.source,
                     size_overrides=problem.size_overrides, candidate_source=candidate_source,
                     settings=settings, device=device)
@@ -46,15 +49,13 @@ def evaluate(problem: Problem | str | Path, candidate_source: str,
     return result
 
 
-def resolve_device(choice: str) -> str:
+def resolve_device(choice: str, backend: Backend = "triton") -> Device:
+    """The device the backend runs on; KernelwrightError (with the fix) when it cannot."""
     import torch
 
-    if choice == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if choice == "cuda" and not torch.cuda.is_available():
-        raise KernelwrightError("device 'cuda' was asked for, but torch sees no CUDA device. "
-                                "Fix: use --device auto (or cpu for the Triton interpreter).")
-    return choice
+    if choice not in {"auto", "cuda", "cpu"}:
+        raise KernelwrightError(f"unknown device '{choice}'. Fix: use auto, cuda or cpu.")
+    return get_backend(backend).device(choice, torch.cuda.is_available())  # type: ignore[arg-type]
 
 
 def run_worker(job: WorkerJob, base: EvalResult) -> EvalResult:

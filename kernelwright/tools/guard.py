@@ -11,7 +11,7 @@ from __future__ import annotations
 import ast
 from dataclasses import dataclass, field
 
-from kernelwright.tools.results import GuardFinding, GuardMode, Precision
+from kernelwright.tools.results import Backend, GuardFinding, GuardMode, Precision
 
 # Imported modules a kernel never needs, with the rule each one breaks.
 FORBIDDEN_MODULES: dict[str, str] = {
@@ -119,6 +119,7 @@ class _Checker(ast.NodeVisitor):
     jit_names: set[str] = field(default_factory=set)
     launched: set[str] = field(default_factory=set)
     uses_load_inline: bool = False
+    load_inline_kwargs: set[str] = field(default_factory=set)
     scope: _Scope = field(default_factory=_Scope)
 
     def flag(self, rule: str, node: ast.AST, message: str) -> None:
@@ -270,6 +271,7 @@ class _Checker(ast.NodeVisitor):
     def check_call(self, name: str, node: ast.Call) -> None:
         if name.endswith(("load_inline", "cpp_extension.load")):
             self.uses_load_inline = True
+            self.load_inline_kwargs |= {k.arg for k in node.keywords if k.arg}
         if name == "triton.language.dot" or name.endswith("language.dot"):
             self.check_dot_precision(node)
         if not name.startswith("torch.") or self.scope.in_jit:
@@ -338,8 +340,10 @@ class _Checker(ast.NodeVisitor):
 
 
 def check_source(source: str, guard: GuardMode = "strict", precision: Precision = "fp32",
-                 problem_name: str = "") -> list[GuardFinding]:
+                 problem_name: str = "", backend: Backend = "triton") -> list[GuardFinding]:
     """Return every static finding on a candidate source; an empty list means it may run."""
+    from kernelwright.hardware.backends import get_backend
+
     try:
         tree = ast.parse(source)
     except SyntaxError as exc:
@@ -356,5 +360,11 @@ def check_source(source: str, guard: GuardMode = "strict", precision: Precision 
     if not (checker.jit_names & checker.launched) and not checker.uses_load_inline:
         checker.flag("no_kernel", tree, "launches no kernel of its own (a @triton.jit kernel "
                                         "called as kernel[grid](...), or load_inline)")
+    else:
+        wrong = get_backend(backend).check_kernels(
+            bool(checker.jit_names & checker.launched),
+            checker.load_inline_kwargs if checker.uses_load_inline else None)
+        if wrong:
+            checker.flag("wrong_backend", tree, wrong)
     unique = {(f.rule, f.line): f for f in checker.findings}
     return sorted(unique.values(), key=lambda f: (f.line or 1 << 30, f.rule))

@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field
 
 Precision = Literal["fp32", "tf32", "bf16", "fp16"]
 GuardMode = Literal["strict", "library"]
+Backend = Literal["triton", "cuda", "cpu"]  # see kernelwright/hardware/backends.py
 
 # Relative tolerance per precision policy: |cand - ref| <= tol * (rms(ref) + |ref|).
 TOLERANCE: dict[str, float] = {"fp32": 1e-4, "tf32": 5e-3, "bf16": 2e-2, "fp16": 1e-2}
@@ -31,6 +32,7 @@ class EvalSettings(BaseModel):
 
     precision: Precision = Field("fp32", description="precision policy for both sides")
     guard: GuardMode = Field("strict", description="strict: no torch compute; library: GEMM/conv")
+    backend: Backend = Field("triton", description="what the candidate is written in")
     device: Literal["auto", "cuda", "cpu"] = Field(
         "auto", description="cuda needs a GPU; cpu runs Triton through its interpreter"
     )
@@ -43,6 +45,9 @@ class EvalSettings(BaseModel):
     compile_baseline: bool = Field(True, description="also time torch.compile of the reference")
     cpu_max_elements: int = Field(
         1 << 17, gt=0, description="CPU mode: shrink module-level sizes until inputs fit this"
+    )
+    cpu_backend_max_elements: int = Field(
+        1 << 20, gt=0, description="cpu backend: shrink module-level sizes until inputs fit this"
     )
     sequence_checks: int = Field(4, ge=2, description="back-to-back calls re-checked afterwards")
 

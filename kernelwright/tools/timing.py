@@ -1,4 +1,5 @@
-"""GPU timing: CUDA events around one call, L2 flushed and fresh inputs before each repetition.
+"""Timing: CUDA events around one call (a wall clock for the `cpu` backend), caches flushed and
+fresh inputs before each repetition.
 
 Each repetition clones its inputs from one of several input sets (a new data_ptr every time,
 the previous clone still alive), zeroes a buffer larger than L2, then times the call between
@@ -25,6 +26,7 @@ from kernelwright.tools.correctness import as_outputs, clone_all
 from kernelwright.tools.results import TimingStats
 
 L2_FLUSH_BYTES = 256 * 1024 * 1024  # larger than any current GPU's L2 (H100: 50 MB)
+LLC_FLUSH_BYTES = 128 * 1024 * 1024  # larger than the last-level cache of most server CPUs
 
 
 def time_gpu(fn: Callable[..., Any], input_sets: list[list[Any]], reps: int, warmup_ms: float
@@ -36,14 +38,28 @@ def time_gpu(fn: Callable[..., Any], input_sets: list[list[Any]], reps: int, war
     next call, so the caching allocator reaches a steady state and no cudaMalloc lands inside a
     timed window; the Python GC is paused for the same reason.
     """
-    flush = torch.empty(L2_FLUSH_BYTES, dtype=torch.int8, device="cuda")
+    return _time_calls(fn, input_sets, reps, warmup_ms, "cuda")
+
+
+def time_cpu(fn: Callable[..., Any], input_sets: list[list[Any]], reps: int, warmup_ms: float
+             ) -> tuple[TimingStats, list[tuple[int, list[torch.Tensor]]]]:
+    """The same measurement on the CPU (the `cpu` backend): a wall clock around each call, the
+    last-level cache flushed by writing a larger buffer, fresh inputs every rep."""
+    return _time_calls(fn, input_sets, reps, warmup_ms, "cpu")
+
+
+def _time_calls(fn: Callable[..., Any], input_sets: list[list[Any]], reps: int, warmup_ms: float,
+                device: str) -> tuple[TimingStats, list[tuple[int, list[torch.Tensor]]]]:
+    gpu = device == "cuda"
+    flush = torch.empty(L2_FLUSH_BYTES if gpu else LLC_FLUSH_BYTES, dtype=torch.int8, device=device)
+    sync = torch.cuda.synchronize if gpu else (lambda: None)
     start_warm = time.perf_counter()
     warm_calls = 0
     while warm_calls < 3 or (time.perf_counter() - start_warm) * 1e3 < warmup_ms:
         fn(*clone_all(input_sets[warm_calls % len(input_sets)]))
-        torch.cuda.synchronize()
+        sync()
         warm_calls += 1
-    events: list[tuple[torch.cuda.Event, torch.cuda.Event]] = []
+    events: list[tuple[Any, Any]] = []
     prints: list[tuple[int, list[torch.Tensor]]] = []
     previous: list[Any] | None = None
     gc_was_enabled = gc.isenabled()
@@ -53,21 +69,28 @@ def time_gpu(fn: Callable[..., Any], input_sets: list[list[Any]], reps: int, war
             k = rep % len(input_sets)
             inputs = clone_all(input_sets[k])  # allocated while `previous` lives: a new data_ptr
             flush.zero_()
-            start = torch.cuda.Event(enable_timing=True)
-            end = torch.cuda.Event(enable_timing=True)
-            start.record()
-            out = fn(*inputs)
-            end.record()
+            start: Any
+            end: Any
+            if gpu:
+                start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+                start.record()
+                out = fn(*inputs)
+                end.record()
+            else:
+                start = time.perf_counter()
+                out = fn(*inputs)
+                end = time.perf_counter()
             prints.append((k, fingerprint(out)))
             events.append((start, end))
             del out
             previous = inputs
-        torch.cuda.synchronize()  # every stream, not only the timed one
+        sync()  # every stream, not only the timed one
     finally:
         if gc_was_enabled:
             gc.enable()
     del previous
-    times_us = [start.elapsed_time(end) * 1e3 for start, end in events]
+    times_us = [start.elapsed_time(end) * 1e3 if gpu else (end - start) * 1e6
+                for start, end in events]
     return summarize(times_us), prints
 
 
@@ -80,15 +103,16 @@ def no_grad(model: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def time_baselines(reference: torch.nn.Module, input_sets: list[list[Any]], reps: int,
-                   warmup_ms: float, compile_baseline: bool
+                   warmup_ms: float, compile_baseline: bool, device: str = "cuda"
                    ) -> tuple[TimingStats, TimingStats | None, str | None]:
     """Eager and torch.compile of the reference, timed like a candidate: (eager, compiled,
     note). A compile failure gives None and a note; it must not hide the other figures."""
-    eager, _ = time_gpu(no_grad(reference), input_sets, reps, warmup_ms)
+    timer = time_gpu if device == "cuda" else time_cpu
+    eager, _ = timer(no_grad(reference), input_sets, reps, warmup_ms)
     if not compile_baseline:
         return eager, None, None
     try:
-        compiled, _ = time_gpu(no_grad(torch.compile(reference)), input_sets, reps, warmup_ms)
+        compiled, _ = timer(no_grad(torch.compile(reference)), input_sets, reps, warmup_ms)
     except Exception as exc:  # any compiler error: report it with the figures we have
         return eager, None, f"torch.compile baseline failed: {type(exc).__name__}: {str(exc)[:300]}"
     return eager, compiled, None

@@ -7,7 +7,6 @@ side streams) and timing of the candidate, eager and torch.compile under one pre
 
 from __future__ import annotations
 
-import os
 import re
 import tempfile
 from pathlib import Path
@@ -51,8 +50,10 @@ def serve(job_json: str) -> str:
 
 
 def run(job: WorkerJob) -> EvalResult:
-    if job.device == "cpu":
-        os.environ["TRITON_INTERPRET"] = "1"
+    from kernelwright.hardware.backends import get_backend
+
+    backend = get_backend(job.settings.backend)
+    backend.prepare_worker(job.device, job.candidate_source)  # type: ignore[arg-type]
     import torch
     import triton
 
@@ -63,14 +64,14 @@ def run(job: WorkerJob) -> EvalResult:
         size_overrides=job.size_overrides, torch_version=torch.__version__,
         triton_version=triton.__version__,
         device=torch.cuda.get_device_name() if job.device == "cuda"
-        else "cpu (Triton interpreter)",
+        else "cpu" if backend.timed("cpu") else "cpu (Triton interpreter)",
     )
     try:
         _pipeline(job, result)
     except Verdict as v:
         result.status, result.reason, result.message = v.status, v.reason, v.message
         result.findings = v.findings
-    if job.device == "cpu":
+    if not backend.timed(job.device):  # type: ignore[arg-type]
         result.timing_note = CPU_TIMING_NOTE
     return result
 
@@ -135,6 +136,8 @@ def _pipeline(job: WorkerJob, result: EvalResult) -> None:
     if job.device == "cuda":
         _measure(job, result, module, cand_module, reference, candidate, make_inputs, guard,
                  workdir)
+    elif settings.backend == "cpu":
+        _measure_cpu(job, result, module, reference, candidate, make_inputs, guard)
 
 
 def _measure(job: WorkerJob, result: EvalResult, module: Any, cand_module: Any, reference: Any,
@@ -188,12 +191,48 @@ def _measure(job: WorkerJob, result: EvalResult, module: Any, cand_module: Any, 
         result.speedup_compile = compiled.median_us / stats.median_us
 
 
-def _sol(job: WorkerJob, module: Any) -> Any:
-    """The problem's SOL floor on this GPU, or None for a GPU with no profile."""
+def _measure_cpu(job: WorkerJob, result: EvalResult, module: Any, reference: Any, candidate: Any,
+                 make_inputs: Any, guard: Any) -> None:
+    """The `cpu` backend: the candidate and the eager reference timed on the CPU, the SOL floor
+    from the CPU's profile (calibrated, else nominal). No kernel census: there is no profiler
+    trace of C++ loops to attribute."""
+    import torch
+
+    from kernelwright.tools import correctness
+    from kernelwright.tools.runtime_guard import GuardViolation
+    from kernelwright.tools.sol import judge
+    from kernelwright.tools.timing import no_grad, time_baselines, time_cpu
+
+    settings = job.settings
+    sets = [make_inputs(settings.seed + 2000 + i) for i in range(3)]
+    with torch.no_grad():
+        expected = [correctness.as_outputs(reference(*correctness.clone_all(s))) for s in sets]
+    try:
+        stats, prints = time_cpu(no_grad(candidate), sets, settings.reps, settings.warmup_ms)
+        guard.check()
+        _check_after_timing(prints, no_grad(candidate), sets, expected, settings.tol())
+    except GuardViolation as exc:
+        raise Verdict(Status.REJECTED, exc.findings[0].rule, str(exc), exc.findings) from None
+    except correctness.Mismatch as exc:
+        raise Verdict(Status.INCORRECT, exc.reason, str(exc)) from None
+    except Exception as exc:
+        raise _failure(exc, guard, Status.RUNTIME_ERROR, "forward_raised") from None
+    result.timing, result.runtime_us = stats, stats.median_us
+    result.sol = _sol(job, module, "cpu")
+    if result.sol is not None:
+        result.sol_fraction, result.faster_than_sol = judge(result.sol, stats.median_us)
+    eager, _, _ = time_baselines(reference, sets, settings.reps, settings.warmup_ms, False, "cpu")
+    result.eager_us = eager.median_us
+    result.speedup_eager = eager.median_us / stats.median_us
+    result.timing_note = "cpu backend: wall-clock times on the CPU; no torch.compile baseline"
+
+
+def _sol(job: WorkerJob, module: Any, device: str = "cuda") -> Any:
+    """The problem's SOL floor on this device, or None for a GPU with no profile."""
     from kernelwright.hardware.calibrate import resolve_profile
     from kernelwright.tools.sol import count_problem, floor
 
-    profile = resolve_profile("cuda")
+    profile = resolve_profile(device)
     if profile is None:
         return None
     return floor(count_problem(module, job.settings.precision), profile, job.settings.precision)

@@ -545,16 +545,23 @@ def write_module(title: str, graph: Graph, groups: list[Group], configs: list[Ke
                 meta = f"BLOCK={cfg.block_r}"
             launches.append(f"    {writer.name}[{grid}]({args}, {meta}, "
                             f"num_warps={stage_cfg.num_warps})")
-    n_in = len(graph.inputs)
-    names = [f"in{i}" for i in range(n_in)]
     lines = [f'"""{title}"""', "", "import torch", "import torch.nn as nn", "import triton",
              "import triton.language as tl", "", ""]
     for h in sorted(helpers):
         lines += [h, ""]
     for k in kernels:
         lines += [k, "", ""]
-    lines.append(f"def forward_impl({', '.join(names)}):")
-    lines.append(f'    """Run the {len(groups)} kernel(s); inputs: parameters, then forward arguments."""')
+    lines += forward_impl(graph, groups, partials, launches)
+    lines += ["", ""] + _model_class(graph, param_names, buffer_names)
+    return "\n".join(lines) + "\n"
+
+
+def forward_impl(graph: Graph, groups: list[Group], partials: list[str], launches: list[str]
+                 ) -> list[str]:
+    """The module's forward_impl: check shapes, allocate each group's buffers, run the launches."""
+    n_in = len(graph.inputs)
+    lines = [f"def forward_impl({', '.join(f'in{i}' for i in range(n_in))}):",
+             f'    """Run the {len(groups)} kernel(s); inputs: parameters, then forward arguments."""']
     for v in graph.inputs:
         i = v.input_index
         lines.append(f"    assert tuple(in{i}.shape) == {tuple(v.shape)!r}, "
@@ -572,8 +579,7 @@ def write_module(title: str, graph: Graph, groups: list[Group], configs: list[Ke
     lines += launches
     results = [_tensor_expr(o) for o in graph.outputs]
     lines.append(f"    return {results[0] if len(results) == 1 else '(' + ', '.join(results) + ')'}")
-    lines += ["", ""] + _model_class(graph, param_names, buffer_names)
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 def _tensor_expr(v: Value) -> str:

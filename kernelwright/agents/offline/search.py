@@ -20,9 +20,10 @@ from kernelwright.agents.offline.emit import (
     splittable,
     triton_next_pow2,
 )
+from kernelwright.agents.offline.emit_cpp import config_space as cpp_config_space
 from kernelwright.agents.offline.fuse import SM_TARGET, Group
 from kernelwright.agents.offline.write import Plan
-from kernelwright.tools.results import EvalResult, EvalSettings
+from kernelwright.tools.results import Backend, EvalResult, EvalSettings
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +50,10 @@ class SearchResult(BaseModel):
     stopped: str = Field(description="why the search ended")
 
 
-def config_space(group: Group) -> list[KernelConfig]:
+def config_space(group: Group, backend: Backend = "triton") -> list[KernelConfig]:
     """Alternatives for one kernel, most promising first (none for a vendor call)."""
+    if backend != "triton":
+        return cpp_config_space(group, backend)
     if group.kind == "extern":
         return []
     if group.kind in {"pointwise", "pool"}:
@@ -90,9 +93,10 @@ def neighbours(plan: Plan, configs: list[KernelConfig]) -> list[tuple[list[Kerne
     """Configurations one change away from `configs`, most promising first, with the change."""
     out = []
     for i, group in enumerate(plan.groups):
-        for alt in config_space(group):
+        for alt in config_space(group, plan.backend):
             if alt != configs[i]:
-                out.append((configs[:i] + [alt] + configs[i + 1:], f"kernel{i}: {alt.describe()}"))
+                out.append((configs[:i] + [alt] + configs[i + 1:],
+                            f"kernel{i}: {plan.describe(i, alt)}"))
     return out
 
 
@@ -108,7 +112,8 @@ def refine(plan: Plan, settings: EvalSettings, budget: int = 10, stop_at_sol: fl
     def run(configs: list[KernelConfig], parent: int | None, change: str) -> EvalResult:
         result = evaluate(plan.problem, plan.source(configs), settings)
         tree.append(TreeNode(id=len(tree), parent=parent, change=change,
-                             configs=[c.describe() for c in configs], status=result.status.value,
+                             configs=[plan.describe(i, c) for i, c in enumerate(configs)],
+                             status=result.status.value,
                              runtime_us=result.runtime_us, sol_fraction=result.sol_fraction))
         progress(f"{change}: {result.status.value} {result.runtime_us or '-'} us")
         return result

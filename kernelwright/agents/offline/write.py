@@ -1,4 +1,5 @@
-"""The offline coder's entry point: a problem in, one Triton candidate source out."""
+"""The offline coder's entry point: a problem in, one candidate source out (Triton, or C++ for
+the `cuda` and `cpu` backends: agents/offline/emit_cpp.py)."""
 
 from __future__ import annotations
 
@@ -6,11 +7,14 @@ from dataclasses import dataclass, field
 
 from kernelwright.agents.offline.capture import capture
 from kernelwright.agents.offline.emit import KernelConfig, default_config, write_module
+from kernelwright.agents.offline.emit_cpp import default_config as cpp_default
+from kernelwright.agents.offline.emit_cpp import describe as cpp_describe
+from kernelwright.agents.offline.emit_cpp import write_cpp_module
 from kernelwright.agents.offline.fuse import Group, partition
 from kernelwright.agents.offline.ir import Graph, Unsupported
 from kernelwright.agents.offline.lower import lower
 from kernelwright.problem import Problem
-from kernelwright.tools.results import GuardMode, Precision
+from kernelwright.tools.results import Backend, GuardMode, Precision
 
 
 @dataclass
@@ -25,6 +29,7 @@ class Plan:
     param_names: list[str]
     buffer_names: set[str]
     configs: list[KernelConfig] = field(default_factory=list)
+    backend: Backend = "triton"
 
     def source(self, configs: list[KernelConfig] | None = None) -> str:
         configs = configs or self.configs
@@ -32,11 +37,21 @@ class Plan:
         title = (f"{self.problem.name}: written by kernelwright's offline policy "
                  f"(guard {self.guard}, precision {self.precision}).\n\n"
                  f"Kernels: {kinds}.")
-        return write_module(title, self.graph, self.groups, configs, self.param_names,
-                            self.buffer_names)
+        if self.backend == "triton":
+            return write_module(title, self.graph, self.groups, configs, self.param_names,
+                                self.buffer_names)
+        return write_cpp_module(title, self.graph, self.groups, configs, self.param_names,
+                                self.buffer_names, self.backend)
+
+    def describe(self, index: int, config: KernelConfig) -> str:
+        """One kernel's configuration in words."""
+        if self.backend == "triton":
+            return config.describe()
+        return cpp_describe(self.groups[index], config, self.backend)
 
 
-def plan(problem: Problem, precision: Precision = "fp32", guard: GuardMode = "strict") -> Plan:
+def plan(problem: Problem, precision: Precision = "fp32", guard: GuardMode = "strict",
+         backend: Backend = "triton") -> Plan:
     """Capture, lower and partition `problem`; raise Unsupported naming what is not covered."""
     captured = capture(problem.module(), precision)
     graph = lower(captured, library=guard == "library")
@@ -44,9 +59,14 @@ def plan(problem: Problem, precision: Precision = "fp32", guard: GuardMode = "st
     if all(g.kind == "extern" for g in groups):
         raise Unsupported([g.values[0].op for g in groups],
                           "only vendor calls: nothing around them for a kernel of its own")
-    return Plan(problem=problem, precision=precision, guard=guard, graph=graph, groups=groups,
+    configs = [default_config(g) if backend == "triton" else cpp_default(g, backend)
+               for g in groups]
+    made = Plan(problem=problem, precision=precision, guard=guard, graph=graph, groups=groups,
                 param_names=captured.param_names, buffer_names=captured.buffer_names,
-                configs=[default_config(g) for g in groups])
+                configs=configs, backend=backend)
+    if backend != "triton":
+        made.source()  # what the C++ writer cannot do (Unsupported) shows now, not at evaluation
+    return made
 
 
 __all__ = ["Plan", "Unsupported", "plan"]

@@ -1,0 +1,379 @@
+"""Emit the fusion groups as C++ instead of Triton: CUDA C++ for the `cuda` backend, plain C++
+on torch's CPU thread pool for the `cpu` backend; both built with `load_inline`.
+
+One kernel per group, written once as scalar code and placed in two skeletons:
+- pointwise: one element per CUDA thread, or a `parallel_for` over elements on the CPU;
+- reduction and scan: one row per warp on CUDA (the 32 lanes stride over the row's columns and
+  combine with warp shuffles), one row per loop iteration on the CPU (LANES = 1). A reduction
+  that feeds another (softmax: max, then sum of exp) is one more pass over the row; scans run
+  on the first lane in order.
+The pointwise expressions are the IR's Triton templates translated to C++ through Python's ast.
+Pools and split reductions stay Triton-only (Unsupported names them). Launch configurations:
+`block_r` is the threads per block (CUDA pointwise), the rows per block (CUDA rows), or the
+grain of `at::parallel_for` (CPU), so the refiner searches these like Triton's tiles.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import math
+from typing import Literal
+
+import torch
+
+from kernelwright.agents.offline.emit import (
+    KernelConfig,
+    KernelWriter,
+    _extern_call,
+    _literal,
+    _model_class,
+    contiguous_strides,
+    forward_impl,
+    view_strides,
+)
+from kernelwright.agents.offline.fuse import Group, leaf_map, view_base
+from kernelwright.agents.offline.ir import Graph, Unsupported, Value
+
+CppBackend = Literal["cuda", "cpu"]
+CPP_TYPE = {torch.float32: "float", torch.float16: "at::Half", torch.bfloat16: "at::BFloat16",
+            torch.int64: "int64_t", torch.int32: "int32_t", torch.bool: "bool"}
+NEUTRAL = {"sum": "0.0f", "prod": "1.0f", "max": "-INFINITY", "min": "INFINITY",
+           "argmax": "-INFINITY", "argmin": "INFINITY"}
+CALLS = {"exp": "expf", "exp2": "exp2f", "log": "logf", "log2": "log2f", "sqrt": "sqrtf",
+         "abs": "fabsf", "sin": "sinf", "cos": "cosf", "erf": "erff", "floor": "floorf",
+         "ceil": "ceilf", "maximum": "fmaxf", "minimum": "fminf", "sigmoid": "kw_sigmoid",
+         "rsqrt": "kw_rsqrt"}
+BINARY = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.BitAnd: "&&",
+          ast.BitOr: "||"}
+COMPARE = {ast.Eq: "==", ast.NotEq: "!=", ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">",
+           ast.GtE: ">="}
+
+
+def to_cpp(expr: str) -> str:
+    """A Triton expression of the IR (`tl.where(v1 > 0.0, v1, 0.0)`) as C++."""
+    return _cpp(ast.parse(expr, mode="eval").body)
+
+
+def _cpp(node: ast.expr) -> str:
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Constant):
+        if isinstance(node.value, bool):
+            return "true" if node.value else "false"
+        if isinstance(node.value, float):
+            return f"{node.value!r}f"
+        if isinstance(node.value, int):
+            return f"{node.value}LL" if abs(node.value) > 2**31 - 1 else str(node.value)
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+        return f"(-{_cpp(node.operand)})"
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Div):  # true division, as in Python
+        return f"(static_cast<float>({_cpp(node.left)}) / {_cpp(node.right)})"
+    if isinstance(node, ast.BinOp) and type(node.op) in BINARY:
+        return f"({_cpp(node.left)} {BINARY[type(node.op)]} {_cpp(node.right)})"
+    if isinstance(node, ast.Compare) and len(node.ops) == 1 and type(node.ops[0]) in COMPARE:
+        return f"({_cpp(node.left)} {COMPARE[type(node.ops[0])]} {_cpp(node.comparators[0])})"
+    if isinstance(node, ast.Call):
+        func, args = node.func, [_cpp(a) for a in node.args]
+        if isinstance(func, ast.Name) and func.id == "float" and isinstance(node.args[0], ast.Constant):
+            return {"inf": "INFINITY", "-inf": "(-INFINITY)", "nan": "NAN"}[str(node.args[0].value)]
+        if isinstance(func, ast.Attribute) and func.attr == "to":  # x.to(tl.float32)
+            return f"((float){_cpp(func.value)})"
+        if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) and \
+                func.value.id == "tl":
+            if func.attr == "where":
+                return f"({args[0]} ? {args[1]} : {args[2]})"
+            if func.attr in CALLS:
+                return f"{CALLS[func.attr]}({', '.join(args)})"
+    raise Unsupported([f"C++ translation of `{ast.unparse(node)}`"])
+
+
+def default_config(group: Group, backend: CppBackend) -> KernelConfig:
+    if group.kind == "extern":
+        return KernelConfig(block_r=1)
+    if backend == "cuda":
+        return KernelConfig(block_r=256 if group.kind == "pointwise" else 4)
+    if group.kind == "pointwise":
+        return KernelConfig(block_r=32768)
+    return KernelConfig(block_r=max(1, 32768 // max(1, group.cols)))
+
+
+def config_space(group: Group, backend: CppBackend) -> list[KernelConfig]:
+    """Alternatives for one kernel, most promising first."""
+    if group.kind == "extern":
+        return []
+    if backend == "cuda":
+        sizes = [256, 128, 512, 1024] if group.kind == "pointwise" else [4, 1, 2, 8]
+    elif group.kind == "pointwise":
+        sizes = [32768, 4096, 262144]
+    else:
+        grain = default_config(group, backend).block_r
+        sizes = list(dict.fromkeys([grain, max(1, grain // 8), grain * 8, 1]))
+    return [KernelConfig(block_r=s) for s in sizes]
+
+
+def describe(group: Group, config: KernelConfig, backend: CppBackend) -> str:
+    if backend == "cpu":
+        unit = "elements" if group.kind == "pointwise" else "rows"
+        return f"parallel_for grain {config.block_r} {unit}"
+    if group.kind == "pointwise":
+        return f"{config.block_r} threads per block"
+    return f"{config.block_r} rows (warps) per block"
+
+
+class CppKernelWriter(KernelWriter):
+    """The scalar body of one group's kernel; the row or element index is `r`, the column `c`."""
+
+    def __init__(self, group: Group, name: str, config: KernelConfig, pointer_of: dict[int, str],
+                 backend: CppBackend):
+        if group.kind not in {"pointwise", "reduction", "scan"}:
+            raise Unsupported([f"{group.kind} (C++ writer)"])
+        super().__init__(group, name, config, pointer_of)
+        self.backend = backend
+        self.dtypes: dict[str, torch.dtype] = {}  # pointer argument -> element type
+
+    def pointer(self, buffer: Value) -> str:
+        name = super().pointer(buffer)
+        self.dtypes.setdefault(name, buffer.dtype)
+        return name
+
+    def offset(self, shape, strides, dmap):
+        off, mask = super().offset(shape, strides, dmap)
+        return off.replace("//", "/"), mask
+
+    def emit(self, v: Value, env: dict[object, str], indent: int, user_map=None,
+             user_shape: tuple[int, ...] = ()) -> str:
+        pad = "    " * indent
+        if v.kind == "const":
+            return _literal(v.scalar)  # Python syntax: the whole expression is translated once
+        if not self.g.has(v):
+            lmap = leaf_map(v.shape, user_shape, user_map or ())
+            if lmap is None:
+                raise Unsupported([f"broadcast of {v.shape} to {user_shape}"])
+            key = ("leaf", v.id, lmap)
+            if key not in env:
+                env[key] = f"x{v.id}_{len(env)}"
+                off, _ = self.offset(v.shape, view_strides(v), lmap)
+                value = f"{self.pointer(view_base(v))}[{off or '0'}]"
+                if v.dtype.is_floating_point:
+                    value = f"static_cast<float>({value})"
+                self.lines.append(f"{pad}const auto {env[key]} = {value};")
+            return env[key]
+        if v.id in env:
+            return env[v.id]
+        if v.kind != "pointwise":
+            raise AssertionError(f"{v.kind} {v.op} must be computed by its pass")
+        args = [self.emit(a, env, indent, self.g.dmap[v.id], v.shape) for a in v.args]
+        expr = to_cpp(v.op.format(*args))
+        if v.dtype.is_floating_point:
+            expr = f"static_cast<float>({expr})"
+        env[v.id] = f"v{v.id}"
+        self.lines.append(f"{pad}const auto v{v.id} = {expr};")
+        return env[v.id]
+
+    def store(self, v: Value, name: str, indent: int) -> None:
+        ptr = self.pointer(v)
+        off, _ = self.offset(v.shape, contiguous_strides(v.shape), self.g.dmap[v.id])
+        self.lines.append(f"{'    ' * indent}{ptr}[{off or '0'}] = "
+                          f"static_cast<{CPP_TYPE[v.dtype]}>({name});")
+
+    # the body -----------------------------------------------------------------------------
+    def body(self) -> list[str]:
+        self.lines = []
+        if self.g.kind == "pointwise":
+            env: dict[object, str] = {}
+            for out in self.g.outputs:
+                self.store(out, self.emit(out, env, 2), 2)
+            return self.lines
+        passes = self.passes()
+        reductions = sorted((v for v in self.g.values if v.kind == "reduce"),
+                            key=lambda v: passes[v.id])
+        row_env: dict[object, str] = {}
+        cols = self.g.cols
+        for p in sorted(set(passes.values())):
+            group = [v for v in reductions if passes[v.id] == p]
+            for red in group:
+                self.lines.append(f"        kw_acc_t acc{red.id} = {NEUTRAL[red.op]};")
+                if red.op.startswith("arg"):
+                    self.lines.append(f"        int64_t idx{red.id} = 0;")
+            self.lines.append(f"        for (int64_t c = LANE; c < {cols}; c += LANES) {{")
+            env = dict(row_env)
+            for red in group:
+                self.update(red, self.emit_arg(red, env, 3))
+            self.lines.append("        }")
+            for red in group:
+                self.finish(red, row_env)
+        full = [o for o in self.g.outputs if self.is_full(o)]
+        scans = [v for v in self.g.values if v.kind == "scan"]
+        if full:
+            for s in scans:
+                self.lines.append(f"        kw_acc_t carry{s.id} = "
+                                  f"{'0.0f' if s.op == 'cumsum' else '1.0f'};")
+            loop = f"if (LANE == 0) for (int64_t c = 0; c < {cols}; ++c)" if scans else \
+                f"for (int64_t c = LANE; c < {cols}; c += LANES)"  # scans: in order, one lane
+            self.lines.append(f"        {loop} {{")
+            env = dict(row_env)
+            for s in scans:
+                x = self.emit_arg(s, env, 3)
+                self.lines.append(f"            carry{s.id} {'+' if s.op == 'cumsum' else '*'}= {x};")
+                self.lines.append(f"            const float v{s.id} = static_cast<float>(carry{s.id});")
+                env[s.id] = f"v{s.id}"
+            for out in full:
+                self.store(out, self.emit(out, env, 3), 3)
+            self.lines.append("        }")
+        rows_out = [o for o in self.g.outputs if not self.is_full(o)]
+        if rows_out:
+            self.lines.append("        if (LANE == 0) {")
+            for out in rows_out:
+                self.store(out, self.emit(out, row_env, 3), 3)
+            self.lines.append("        }")
+        return self.lines
+
+    def update(self, red: Value, x: str) -> None:
+        a, pad = f"acc{red.id}", "            "
+        if red.op == "sum":
+            self.lines.append(f"{pad}{a} += {x};")
+        elif red.op == "prod":
+            self.lines.append(f"{pad}{a} *= {x};")
+        elif red.op in {"max", "min"}:
+            self.lines.append(f"{pad}{a} = {'fmax' if red.op == 'max' else 'fmin'}({a}, "
+                              f"static_cast<kw_acc_t>({x}));")
+        else:  # the first index of the best value, as torch returns
+            cmp = ">" if red.op == "argmax" else "<"
+            self.lines.append(f"{pad}if ({x} {cmp} {a}) {{ {a} = {x}; idx{red.id} = c; }}")
+
+    def finish(self, red: Value, env: dict[object, str]) -> None:
+        """Combine the lanes' accumulators (CUDA) into one value per row, on every lane."""
+        a, name = f"acc{red.id}", f"v{red.id}"
+        if red.op.startswith("arg"):
+            self.lines.append(f"        kw_warp_arg{red.op[3:]}({a}, idx{red.id});")
+            self.lines.append(f"        const int64_t {name} = idx{red.id};")
+        else:
+            self.lines.append(f"        const float {name} = static_cast<float>("
+                              f"kw_warp_{red.op}({a}));")
+        env[red.id] = name
+
+    # the kernel and its launcher --------------------------------------------------------------
+    def write_cpp(self) -> list[str]:
+        body = self.body()
+        args = ", ".join(f"torch::Tensor t_{p}" for p in self.params)
+        ptrs = [f"{'' if self.is_output(p) else 'const '}{CPP_TYPE[self.dtypes[p]]}* "
+                f"__restrict__ {p}" for p in self.params]
+        n = math.prod(self.g.shape) if self.g.kind == "pointwise" else self.g.rows
+        unpack = [f"    {ptr} = t_{p}.data_ptr<{CPP_TYPE[self.dtypes[p]]}>();"
+                  for ptr, p in zip(ptrs, self.params, strict=True)]
+        if self.backend == "cpu":
+            return [f"void {self.name}({args}) {{", *unpack,
+                    f"    at::parallel_for(0, {n}, {self.cfg.block_r}, "
+                    "[&](int64_t lo, int64_t hi) {",
+                    "    for (int64_t r = lo; r < hi; ++r) {",
+                    "        constexpr int LANE = 0, LANES = 1;", *body, "    }", "    });", "}"]
+        if self.g.kind == "pointwise":
+            index = ["    const int64_t r = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;",
+                     "    constexpr int LANE = 0, LANES = 1;"]
+            threads, blocks = self.cfg.block_r, -(-n // self.cfg.block_r)
+        else:
+            index = [f"    const int64_t r = (int64_t)blockIdx.x * {self.cfg.block_r} + "
+                     "threadIdx.x / 32;",
+                     "    const int LANE = threadIdx.x % 32;", "    constexpr int LANES = 32;"]
+            threads, blocks = 32 * self.cfg.block_r, -(-n // self.cfg.block_r)
+        return [f"__global__ void {self.name}_cuda({', '.join(ptrs)}) {{", *index,
+                f"    if (r >= {n}) return;", "    {", *body, "    }", "}", "",
+                f"void {self.name}({args}) {{",
+                f"    {self.name}_cuda<<<{blocks}, {threads}, 0, "
+                "at::cuda::getCurrentCUDAStream()>>>(",
+                "        " + ", ".join(f"t_{p}.data_ptr<{CPP_TYPE[self.dtypes[p]]}>()"
+                                       for p in self.params) + ");",
+                "    C10_CUDA_KERNEL_LAUNCH_CHECK();", "}"]
+
+    def is_output(self, pointer: str) -> bool:
+        return pointer.startswith("buf") and any(self.pointer_of[o.id] == pointer
+                                                 for o in self.g.outputs)
+
+
+PRELUDE = {
+    "cpu": r"""#include <torch/extension.h>
+#include <ATen/Parallel.h>
+#include <cmath>
+typedef double kw_acc_t;  // sums of long rows in double: one thread adds a whole row
+static inline float kw_sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
+static inline float kw_rsqrt(float x) { return 1.0f / sqrtf(x); }
+static inline kw_acc_t kw_warp_sum(kw_acc_t x) { return x; }  // one lane: nothing to combine
+static inline kw_acc_t kw_warp_prod(kw_acc_t x) { return x; }
+static inline kw_acc_t kw_warp_max(kw_acc_t x) { return x; }
+static inline kw_acc_t kw_warp_min(kw_acc_t x) { return x; }
+static inline void kw_warp_argmax(kw_acc_t&, int64_t&) {}
+static inline void kw_warp_argmin(kw_acc_t&, int64_t&) {}
+""",
+    "cuda": r"""#include <torch/extension.h>
+#include <ATen/cuda/CUDAContext.h>
+#include <c10/cuda/CUDAException.h>
+#include <cmath>
+typedef float kw_acc_t;
+__device__ __forceinline__ float kw_sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
+__device__ __forceinline__ float kw_rsqrt(float x) { return rsqrtf(x); }
+#define KW_XOR(x, o) __shfl_xor_sync(0xffffffffu, x, o)
+__device__ __forceinline__ float kw_warp_sum(float x) {
+    for (int o = 16; o > 0; o >>= 1) x += KW_XOR(x, o);
+    return x;
+}
+__device__ __forceinline__ float kw_warp_prod(float x) {
+    for (int o = 16; o > 0; o >>= 1) x *= KW_XOR(x, o);
+    return x;
+}
+__device__ __forceinline__ float kw_warp_max(float x) {
+    for (int o = 16; o > 0; o >>= 1) x = fmaxf(x, KW_XOR(x, o));
+    return x;
+}
+__device__ __forceinline__ float kw_warp_min(float x) {
+    for (int o = 16; o > 0; o >>= 1) x = fminf(x, KW_XOR(x, o));
+    return x;
+}
+// (value, index) pairs: the best value, ties to the smaller index (torch's first occurrence)
+__device__ __forceinline__ void kw_warp_argbest(float& v, int64_t& i, bool larger) {
+    for (int o = 16; o > 0; o >>= 1) {
+        const float ov = KW_XOR(v, o);
+        const int64_t oi = __shfl_xor_sync(0xffffffffu, i, o);
+        if ((larger ? ov > v : ov < v) || (ov == v && oi < i)) { v = ov; i = oi; }
+    }
+}
+__device__ __forceinline__ void kw_warp_argmax(float& v, int64_t& i) { kw_warp_argbest(v, i, true); }
+__device__ __forceinline__ void kw_warp_argmin(float& v, int64_t& i) { kw_warp_argbest(v, i, false); }
+""",
+}
+
+
+def write_cpp_module(title: str, graph: Graph, groups: list[Group], configs: list[KernelConfig],
+                     param_names: list[str], buffer_names: set[str], backend: CppBackend) -> str:
+    """The candidate source: C++ (or CUDA C++) kernels built by load_inline, a forward that
+    allocates the buffers and calls them, and ModelNew holding the reference's parameters."""
+    pointer_of: dict[int, str] = {v.id: f"in{v.input_index}" for v in graph.inputs}
+    for g in groups:
+        for v in g.outputs:
+            pointer_of[v.id] = f"buf{v.id}"
+    code, declarations, launches = [PRELUDE[backend]], [], []
+    for i, (g, cfg) in enumerate(zip(groups, configs, strict=True)):
+        if g.kind == "extern":
+            launches.append(f"    buf{g.values[0].id} = {_extern_call(g.values[0])}")
+            continue
+        writer = CppKernelWriter(g, f"kw_kernel{i}", cfg, pointer_of, backend)
+        code += [f"// kernel{i}: {g.kind} over {list(g.shape)}, {describe(g, cfg, backend)}",
+                 *writer.write_cpp(), ""]
+        declarations.append(f"void {writer.name}({', '.join(['torch::Tensor'] * len(writer.params))});")
+        launches.append(f"    EXT.{writer.name}({', '.join(writer.params)})")
+    source = "\n".join(code)
+    digest = hashlib.sha1(source.encode()).hexdigest()[:16]
+    functions = [d.split("(")[0].removeprefix("void ") for d in declarations]
+    pad = " " * 17
+    build = ([f"{pad}cpp_sources={chr(10).join(declarations)!r},", f"{pad}cuda_sources=SOURCE,"]
+             if backend == "cuda" else
+             [f"{pad}cpp_sources=SOURCE,", f"{pad}extra_cflags=['-O3', '-march=native'],"])
+    lines = [f'"""{title}"""', "", "import torch", "import torch.nn as nn",
+             "from torch.utils.cpp_extension import load_inline", "", f"SOURCE = r'''{source}'''",
+             "# built on import; torch caches the build under a name hashed from the source",
+             f"EXT = load_inline(name='kw_{backend}_{digest}',", *build,
+             f"                 functions={functions!r})", "", ""]
+    lines += forward_impl(graph, groups, [], launches)
+    lines += ["", ""] + _model_class(graph, param_names, buffer_names)
+    return "\n".join(lines) + "\n"
+
