@@ -1,7 +1,7 @@
 """`optimize()` with the offline policy on a GPU, set against the offline benchmark's best times.
 
 Run on a GPU machine from the repo root:
-    python benchmarks/graph_run.py --out OUT examples/problems/level1/03_softmax.py ...
+    python benchmarks/graph_run.py --out OUT [--backend cuda] examples/problems/level1/03_softmax.py ...
 writes OUT/<level>__<problem>.json (the run's result and tree) and prints a markdown table
 comparing each run's best time with benchmarks/results/offline-part1-h100/strict__*.json.
 """
@@ -23,6 +23,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--iterations", type=int, default=3)
     parser.add_argument("--candidates", type=int, default=2)
+    parser.add_argument("--backend", default="triton", choices=["triton", "cuda"])
     args = parser.parse_args()
 
     import torch
@@ -32,7 +33,8 @@ def main() -> None:
     from kernelwright.graph.run import optimize
 
     args.out.mkdir(parents=True, exist_ok=True)
-    config = RunConfig(device="cuda", iterations=args.iterations, candidates=args.candidates)
+    config = RunConfig(device="cuda", iterations=args.iterations, candidates=args.candidates,
+                       backend=args.backend)
     rows = []
     for file in args.problems:
         label = f"{file.parent.name}__{file.stem}"
@@ -51,8 +53,9 @@ def main() -> None:
         rows.append((label, best, ref, evaluated, wall, result.stop))
     print(f"\n{datetime.date.today()}, {torch.cuda.get_device_name()}, torch {torch.__version__}, "
           f"triton {triton.__version__}; RunConfig(iterations={args.iterations}, "
-          f"candidates={args.candidates}), offline policy, fp32, strict\n")
-    print("| problem | run best us | offline benchmark us | ratio | evaluations | wall s | stop |")
+          f"candidates={args.candidates}, backend={args.backend}), offline policy, fp32, strict\n")
+    print("| problem | run best us | offline benchmark (Triton) us | ratio | evaluations | wall s "
+          "| stop |")
     print("|---|---:|---:|---:|---:|---:|---|")
     for label, best, ref, n, wall, stop in rows:
         ratio = f"{best / ref:.3f}" if best and ref else "-"

@@ -118,5 +118,53 @@ def test_endpoint_without_json_schema_and_replies_without_code():
         assert "response_format" not in server.requests[1]  # fell back to plain JSON
         code = ask(role, "write", want_code=True)  # first reply has no code: asked again
         assert "class ModelNew" in code.text and code.tokens > 0
-        with pytest.raises(LLMError, match="no fenced code block"):
+        with pytest.raises(LLMError, match="no fenced code block") as failed:
             ask(role, "write", want_code=True)  # three replies without code
+        assert failed.value.tokens > 0  # what the failed exchange spent still counts
+
+
+def plan_choice(parent, strategy):
+    return json.dumps({"parent": parent, "strategy": strategy})
+
+
+def diagnosis(bottleneck, advice):
+    return json.dumps({"bottleneck": bottleneck, "advice": advice})
+
+
+def test_every_role_on_the_llm_policy(scripted_times):
+    """--model puts all five roles on the LLM: the planner's choice and strategy reach the
+    coders, the profiler's diagnosis reaches the refinement, a bad parent falls back."""
+    script = [
+        plan_choice(None, "STRATEGY-A: one program per 1024 elements"),
+        reply(runtime=100.0),
+        diagnosis("DIAG-B: memory-bound at 40% of bandwidth", "use 4096-element blocks"),
+        critique("the draft works", False),
+        plan_choice(7, "STRATEGY-C: larger blocks"),  # #7 does not exist: refine the best
+        reply(block=4096, runtime=60.0),
+        diagnosis("close to the floor", "stop"),
+        critique("done", True),
+    ]
+    with ScriptedLLM(script) as server:
+        config = RunConfig(candidates=1, iterations=2).with_model("scripted", server.base_url)
+        result = optimize(PROBLEM, config)
+    draft, refined = result.tree
+    assert draft.correct and refined.parent == draft.id and refined.stage == "refine"
+    assert draft.diagnosis.startswith("DIAG-B") and refined.diagnosis.startswith("close")
+    prompts = [r["messages"][0]["content"] for r in server.requests]
+    assert "STRATEGY-A" in prompts[1] and "STRATEGY-C" in prompts[5]
+    assert "DIAG-B" in prompts[5]  # the refinement saw the profiler's diagnosis
+    assert "#0" in prompts[4]  # the planner saw the tree
+    assert any("planner chose #7" in line for line in result.log)
+    assert result.tokens == server.tokens_served and not server.script
+
+
+def test_planner_failure_and_time_budget_end_runs_cleanly(scripted_times):
+    with ScriptedLLM(["DOWN"]) as server:
+        config = RunConfig(candidates=1).with_model("scripted", server.base_url)
+        result = optimize(PROBLEM, config.model_copy(update={"planner": config.planner.model_copy(
+            update={"max_retries": 0})}))
+    assert result.stop and "planner" in result.stop and result.tree == []
+    with ScriptedLLM([reply(runtime=90.0), critique("go on", False)]) as server:
+        result = optimize(PROBLEM, llm_config(server, max_seconds=0.001))
+    assert result.stop and result.stop.startswith("time budget spent")
+    assert result.seconds > 0.001 and len(result.tree) == 1

@@ -74,9 +74,10 @@ def _cpp(node: ast.expr) -> str:
     if isinstance(node, ast.Compare) and len(node.ops) == 1 and type(node.ops[0]) in COMPARE:
         return f"({_cpp(node.left)} {COMPARE[type(node.ops[0])]} {_cpp(node.comparators[0])})"
     if isinstance(node, ast.Call):
-        func, args = node.func, [_cpp(a) for a in node.args]
+        func = node.func
         if isinstance(func, ast.Name) and func.id == "float" and isinstance(node.args[0], ast.Constant):
             return {"inf": "INFINITY", "-inf": "(-INFINITY)", "nan": "NAN"}[str(node.args[0].value)]
+        args = [_cpp(a) for a in node.args]
         if isinstance(func, ast.Attribute) and func.attr == "to":  # x.to(tl.float32)
             return f"((float){_cpp(func.value)})"
         if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) and \

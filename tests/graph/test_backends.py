@@ -1,0 +1,82 @@
+"""Backends: the cpu backend runs the whole loop here (C++ built with load_inline and timed on
+the CPU); the cuda backend's sources are checked here and run on a GPU (marked gpu)."""
+
+from pathlib import Path
+
+import pytest
+
+from kernelwright.agents.offline.emit_cpp import to_cpp
+from kernelwright.agents.offline.ir import Unsupported
+from kernelwright.agents.offline.write import plan
+from kernelwright.config import RunConfig
+from kernelwright.errors import KernelwrightError
+from kernelwright.graph.run import optimize
+from kernelwright.hardware.backends import get_backend
+from kernelwright.problem import load_problem
+from kernelwright.tools.evaluate import evaluate
+from kernelwright.tools.guard import check_source
+from kernelwright.tools.results import EvalSettings
+
+SUITE = Path(__file__).resolve().parents[2] / "examples" / "problems"
+
+
+def test_cpu_backend_drafts_times_and_refines_without_a_gpu():
+    result = optimize(SUITE / "level1/05_rmsnorm.py",
+                      RunConfig(backend="cpu", iterations=2, candidates=1))
+    draft, refined = result.tree
+    assert draft.correct and "load_inline" in draft.source and "triton" not in draft.source
+    assert draft.runtime_us and draft.sol_fraction  # real CPU timings, unlike the interpreter
+    assert draft.diagnosis and "SOL" in draft.diagnosis
+    assert refined.stage == "refine" and refined.parent == draft.id and "grain" in refined.change
+    assert result.stop and "iteration budget" in result.stop
+
+
+@pytest.mark.parametrize("name", ["level1/09_argmax", "level1/10_cumsum"])
+def test_cpu_writer_covers_index_reductions_and_scans(name):
+    settings = EvalSettings(backend="cpu", device="cpu", reps=50)
+    problem = load_problem(SUITE / f"{name}.py").shrink(settings.cpu_backend_max_elements)
+    result = evaluate(problem, plan(problem, backend="cpu").source(), settings)
+    assert result.status == "correct", f"{result.reason}: {result.message}\n{result.log_tail}"
+    assert result.runtime_us and result.eager_us
+
+
+@pytest.mark.parametrize("name", ["level1/03_softmax", "level1/09_argmax", "level1/10_cumsum",
+                                  "level2/04_residual_add_layernorm"])
+def test_cuda_writer_emits_cuda_cpp_that_the_guard_accepts(name):
+    source = plan(load_problem(SUITE / f"{name}.py"), backend="cuda").source()
+    assert "__global__" in source and "cuda_sources=SOURCE" in source
+    assert check_source(source, backend="cuda") == []
+    findings = check_source(source, backend="cpu")  # CUDA is not what the cpu backend builds
+    assert [f.rule for f in findings] == ["wrong_backend"]
+
+
+def test_cpp_translation_of_the_writer_templates():
+    assert to_cpp("tl.where(v1 > 0.0, v1, 0.0)") == "((v1 > 0.0f) ? v1 : 0.0f)"
+    assert to_cpp("tl.exp(x2) / (1 + tl.maximum(x2, -float('inf')))") == \
+        "(static_cast<float>(expf(x2)) / (1 + fmaxf(x2, (-INFINITY))))"
+    assert to_cpp("(a != 0) | (b != 0)") == "((a != 0) || (b != 0))"
+    with pytest.raises(Unsupported, match="tl.cumsum"):
+        to_cpp("tl.cumsum(x, axis=1)")
+
+
+def test_a_triton_source_is_the_wrong_backend_for_cpu():
+    triton_source = plan(load_problem(SUITE / "level1/01_relu.py")).source()
+    assert check_source(triton_source) == []
+    assert [f.rule for f in check_source(triton_source, backend="cpu")] == ["wrong_backend"]
+
+
+def test_the_cuda_backend_needs_a_gpu_and_says_what_to_do():
+    with pytest.raises(KernelwrightError, match="Fix: .*--backend cpu"):
+        get_backend("cuda").device("auto", gpu_present=False)
+    with pytest.raises(KernelwrightError, match="unknown backend 'npu'"):
+        get_backend("npu")
+    assert get_backend("cpu").device("auto", gpu_present=True) == "cpu"
+
+
+@pytest.mark.gpu
+def test_cuda_backend_through_the_graph_on_a_gpu():
+    result = optimize(SUITE / "level1/03_softmax.py",
+                      RunConfig(backend="cuda", iterations=2, candidates=1))
+    assert result.best is not None and result.best.correct and result.best.runtime_us
+    assert "cuda_sources=SOURCE" in (result.best.source or "")
+    assert {c.stage for c in result.tree} >= {"draft", "refine"}
