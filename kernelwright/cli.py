@@ -26,6 +26,8 @@ STATUS_STYLE = {"correct": "bold green", "incorrect": "bold red", "rejected": "b
 
 hw_app = typer.Typer(no_args_is_help=True, help="Device profiles: datasheets and calibration.")
 app.add_typer(hw_app, name="hw")
+memory_app = typer.Typer(no_args_is_help=True, help="The experience memory (Qdrant).")
+app.add_typer(memory_app, name="memory")
 
 
 @app.callback()
@@ -346,6 +348,90 @@ def _fmt(value: float | None, unit: str = "") -> str:
     if value is None:
         return "-"
     return f"{value:.4g}{unit}"
+
+
+def _store() -> Any:
+    """The memory of the current config (KERNELWRIGHT_MEMORY__PATH / __URL, else the default)."""
+    from kernelwright.config import RunConfig
+    from kernelwright.memory.store import open_store
+
+    try:
+        return open_store(RunConfig().memory)
+    except KernelwrightError as exc:
+        raise _fail(str(exc)) from None
+
+
+def _experience_table(title: str, rows: list[Any]) -> None:
+    from rich.table import Table
+
+    from kernelwright.memory.store import describe
+
+    table = Table(title=title)
+    for column in ("id", "score", "stage", "problem", "outcome", "q_draft", "q_refine", "lesson"):
+        table.add_column(column)
+    for exp, score in rows:
+        table.add_row(*(escape(v) for v in describe(exp, score).values()))
+    console.print(table)
+
+
+@memory_app.command("stats")
+def memory_stats() -> None:
+    """How many experiences, per stage and outcome, and where they live."""
+    from collections import Counter
+
+    store = _store()
+    experiences = store.all()
+    console.print(f"{store.where} ({store.collection}): {len(experiences)} experience(s), "
+                  f"embedder {store.embedder.name}")
+    for (stage, status), n in sorted(Counter((e.stage, e.outcome.status)
+                                             for e in experiences).items()):
+        console.print(f"  {stage:7} {status:14} {n}")
+
+
+@memory_app.command("search")
+def memory_search(query: Annotated[str, typer.Argument(help="text to match")],
+                  n: Annotated[int, typer.Option(help="how many")] = 10) -> None:
+    """Experiences most similar to QUERY."""
+    _experience_table(f"memory: {query}", _store().search(query, n))
+
+
+@memory_app.command("show")
+def memory_show(exp_id: Annotated[str, typer.Argument(help="an id, or its first characters")]
+                ) -> None:
+    """One experience in full (JSON)."""
+    store = _store()
+    found = [e for e in store.all() if e.id.startswith(exp_id)]
+    if len(found) != 1:
+        raise _fail(f"{len(found)} experiences have an id starting with '{exp_id}'. Fix: give "
+                    "more characters (see `kernelwright memory search`).")
+    console.print_json(found[0].model_dump_json())
+
+
+@memory_app.command("export")
+def memory_export(file: Annotated[Path, typer.Argument(help="JSON lines file to write")]) -> None:
+    """Write every experience to FILE (one JSON object per line)."""
+    console.print(f"exported {_store().export(file)} experience(s) to {file}")
+
+
+@memory_app.command("import")
+def memory_import(file: Annotated[Path, typer.Argument(help="a file from `memory export`")]
+                  ) -> None:
+    """Add the experiences of FILE (re-embedded; same ids are replaced)."""
+    try:
+        n = _store().import_(file)
+    except KernelwrightError as exc:
+        raise _fail(str(exc)) from None
+    console.print(f"imported {n} experience(s) from {file}")
+
+
+@memory_app.command("reset")
+def memory_reset(yes: Annotated[bool, typer.Option("--yes", help="do not ask")] = False) -> None:
+    """Delete every experience."""
+    store = _store()
+    if not yes and not typer.confirm(f"delete all {store.count()} experiences in {store.where}?"):
+        raise typer.Exit(1)
+    store.reset()
+    console.print(f"{store.where}: memory reset")
 
 
 def _fail(message: str) -> typer.Exit:

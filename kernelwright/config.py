@@ -31,6 +31,27 @@ class RoleConfig(BaseModel):
     timeout_s: float = Field(120.0, gt=0, description="per request")
 
 
+class MemoryConfig(BaseModel):
+    """The experience memory (kernelwright/memory/): where it lives and how retrieval ranks."""
+
+    enabled: bool = True
+    path: Path | None = Field(None, description="local folder; default: the user data dir")
+    url: str | None = Field(None, description="a Qdrant server, for teams (wins over path)")
+    collection: str = "experiences"
+    embedder: Literal["local", "openai"] = "local"
+    embed_model: str = Field("text-embedding-3-small", description="for embedder: openai")
+    embed_base_url: str | None = None
+    n_draft: int = Field(3, ge=0, description="experiences in a drafting coder's context")
+    n_refine: int = Field(3, ge=0, description="experiences in a refining coder's context")
+    k_factor: int = Field(4, ge=1, description="similarity prefetch: k_factor x n")
+    w_draft: float = Field(0.5, ge=0, le=1, description="weight of q_draft (0: similarity only)")
+    w_refine: float = Field(0.5, ge=0, le=1, description="weight of q_refine")
+    bonus: float = Field(0.1, ge=0, description="exploration bonus / sqrt(1 + visits)")
+    alpha: float = Field(0.3, gt=0, le=1, description="Q learning rate")
+    merge_above: float = Field(0.97, gt=0, le=1, description="similarity of a near-duplicate")
+    same_hardware: bool = Field(False, description="retrieve only this device's experiences")
+
+
 class RunConfig(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="KERNELWRIGHT_", env_nested_delimiter="__",
                                       extra="forbid")
@@ -58,6 +79,7 @@ class RunConfig(BaseSettings):
     fixer: RoleConfig = RoleConfig()
     profiler: RoleConfig = RoleConfig()
     critic: RoleConfig = RoleConfig()
+    memory: MemoryConfig = MemoryConfig()
 
     def with_model(self, model: str | None, base_url: str | None) -> RunConfig:
         """Every role on the LLM policy with this model and endpoint (the CLI's --model)."""

@@ -6,6 +6,14 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 
 
+@pytest.fixture(autouse=True)
+def private_memory(tmp_path, monkeypatch):
+    """Every test gets its own memory folder; the user's memory is never touched."""
+    path = tmp_path / "memory"
+    monkeypatch.setenv("KERNELWRIGHT_MEMORY__PATH", str(path))
+    return path
+
+
 def pytest_collection_modifyitems(config, items):
     import torch
 

@@ -54,9 +54,11 @@ def offline_refine(problem: Problem, settings: EvalSettings, budget: int = 10,
 
 def offline_code(problem: Problem, stage: str, index: int, parent_configs: list[dict] | None,
                  tried: list[list[dict]], precision: Precision = "fp32",
-                 guard: GuardMode = "strict", backend: Backend = "triton") -> dict:
-    """The index-th offline idea: the default draft (index 0) or a neighbouring configuration
-    not in `tried`. Returns source, configs (dicts) and the change, or `missing` ops."""
+                 guard: GuardMode = "strict", backend: Backend = "triton",
+                 remembered: list[list[dict]] | None = None) -> dict:
+    """The index-th offline idea not in `tried`: configurations remembered from similar tasks
+    first, then the writer's default (drafts), then neighbours of the parent's configuration.
+    Returns source, configs (dicts) and the change, or `missing` ops."""
     from dataclasses import asdict
 
     from kernelwright.agents.offline.emit import KernelConfig
@@ -68,7 +70,9 @@ def offline_code(problem: Problem, stage: str, index: int, parent_configs: list[
     except Unsupported as exc:
         return {"missing": exc.ops, "message": str(exc)}
     start = made.configs if parent_configs is None else [KernelConfig(**c) for c in parent_configs]
-    ideas = ([(made.configs, "the writer's default")] if parent_configs is None else []) + \
+    ideas = [(cfgs, "remembered from a similar task") for cfgs in
+             (transfer(made, r) for r in remembered or []) if cfgs is not None]
+    ideas += ([(made.configs, "the writer's default")] if parent_configs is None else []) + \
         neighbours(made, start)
     seen = {tuple(tuple(sorted(c.items())) for c in t) for t in tried}
     fresh = [(cfgs, change) for cfgs, change in ideas
@@ -78,6 +82,31 @@ def offline_code(problem: Problem, stage: str, index: int, parent_configs: list[
     configs, change = fresh[index]
     return {"source": made.source(configs), "configs": [asdict(c) for c in configs],
             "change": change}
+
+
+def transfer(made, remembered: list[dict]):  # (Plan, ...) -> list[KernelConfig] | None
+    """A remembered configuration set ({kind, cols, config} per kernel) mapped onto this plan's
+    kernels: each takes the config of the remembered kernel of its kind with the nearest row
+    length, within 4x; a whole row held in registers is resized to this row. None when no
+    kernel of the plan has a match."""
+    from kernelwright.agents.offline.emit import KernelConfig, triton_next_pow2
+
+    out, matched = [], False
+    for group, default in zip(made.groups, made.configs, strict=True):
+        cols = group.cols if group.kind in {"reduction", "scan"} else 0
+        same = [r for r in remembered if r["kind"] == group.kind and r["config"].get("split", 1) == 1
+                and (cols == 0) == (r["cols"] == 0)
+                and (cols == 0 or 0.25 <= r["cols"] / cols <= 4)]
+        if not same:
+            out.append(default)
+            continue
+        best = min(same, key=lambda r: abs((r["cols"] or 1) - (cols or 1)))
+        config = KernelConfig(**best["config"])
+        if config.persistent and made.backend == "triton":
+            config = KernelConfig(**{**best["config"], "block_c": triton_next_pow2(cols)})
+        out.append(config)
+        matched = True
+    return out if matched and out != made.configs else None
 
 
 GUARD_RULES = {
@@ -95,7 +124,7 @@ STRATEGIES = [
 
 def llm_code(problem: Problem, role: RoleConfig, stage: str, index: int, strategy: str,
              parent_source: str | None, measurement: str, diagnosis: str, precision: Precision,
-             guard: GuardMode, backend: Backend) -> tuple[str, str, int]:
+             guard: GuardMode, backend: Backend, lessons: list[str]) -> tuple[str, str, int]:
     """(source, strategy, tokens) from the coder's model; raises LLMError. Without a
     planner's strategy, the index-th coder takes the index-th of STRATEGIES."""
     from kernelwright.agents.llm import ask, fenced_code, prompt
@@ -104,7 +133,8 @@ def llm_code(problem: Problem, role: RoleConfig, stage: str, index: int, strateg
     strategy = strategy or STRATEGIES[index % len(STRATEGIES)]
     values = dict(reference=problem.source, strategy=strategy, guard=guard,
                   guard_rule=GUARD_RULES[guard], precision=precision,
-                  target=get_backend(backend).prompt)
+                  target=get_backend(backend).prompt,
+                  memory="\n".join(f"- {x}" for x in lessons) or "- (none yet)")
     if stage == "draft" or parent_source is None:
         text = prompt("coder_draft", **values)
     else:

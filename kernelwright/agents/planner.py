@@ -59,7 +59,7 @@ def llm_plan(tree: list[Candidate], config: RunConfig, problem: str) -> tuple[li
 def tasks(tree: list[Candidate], config: RunConfig, parent: int | None, strategy: str) -> list[Task]:
     next_id = max((c.id for c in tree), default=-1) + 1
     stage: Literal["draft", "refine"] = "draft" if parent is None else "refine"
-    return [Task(id=next_id + k, stage=stage, parent=parent, index=k, strategy=strategy)
+    return [Task(id=next_id + k, stage=stage, parent=parent, index=k, strategy=strategy, memory=[])
             for k in range(config.candidates)]
 
 

@@ -2,9 +2,11 @@
 
     analyze -> plan -> code (x K, Send) -> evaluate (one candidate per step) -+-> fix -> evaluate
                  ^                                                            +-> profile -> critique
-                 +------------------------ while the critic says go on <-------------------+
+                 |                                                                             |
+                 +------------- while the critic says go on <------------- remember <----------+
 
-(The remember node, between critique and plan, arrives with the memory: issue 7.)
+The planner recalls experiences from the memory for each round's coders; remember scores the
+round, moves the Q-values of what the coders saw and stores what the round taught.
 
 Each node is a thin function: it reads the state, asks a role's policy (agents/) or a tool
 (tools/), and returns a partial update. Evaluating one candidate per step means every finished
@@ -32,6 +34,9 @@ def analyze(state: State, runtime: Runtime[RunConfig]) -> dict[str, Any]:
     import torch
 
     from kernelwright.hardware.backends import get_backend
+    from kernelwright.hardware.calibrate import device_name
+    from kernelwright.memory.learn import signature_of
+    from kernelwright.memory.store import open_store
     from kernelwright.problem import load_problem
 
     cfg = runtime.context
@@ -41,8 +46,11 @@ def analyze(state: State, runtime: Runtime[RunConfig]) -> dict[str, Any]:
     if device == "cpu":
         problem = problem.shrink(backend.cpu_elements(cfg.cpu_max_elements,
                                                       cfg.cpu_backend_max_elements))
+    if cfg.memory.enabled:
+        open_store(cfg.memory)  # a locked or unreadable store stops the run now, not later
     return {"problem_source": problem.source, "size_overrides": problem.size_overrides,
-            "device": device, "round": 0, "stale_rounds": 0,
+            "signature": signature_of(problem, cfg).model_dump(),
+            "hardware": device_name(device), "device": device, "round": 0, "stale_rounds": 0,
             "tree": [], "best_id": None, "stop": None, "failure": None,
             "log": [f"analyze: {problem.name}, {cfg.backend} backend on {device}"]}
 
@@ -51,6 +59,8 @@ def plan(state: State, runtime: Runtime[RunConfig]) -> dict[str, Any]:
     """The planner: the parent to expand, the stage and the strategy of this round's coders."""
     from kernelwright.agents.llm import LLMError
     from kernelwright.agents.planner import llm_plan, offline_plan
+    from kernelwright.memory.experience import Signature
+    from kernelwright.memory.learn import recall
 
     cfg = runtime.context
     log, tokens = [], 0
@@ -64,6 +74,10 @@ def plan(state: State, runtime: Runtime[RunConfig]) -> dict[str, Any]:
         log += [f"  planner: {note}"] if note else []
     else:
         tasks = offline_plan(state["tree"], cfg)
+    recalled = recall(cfg, tasks[0]["stage"], Signature(**state["signature"]), state["hardware"])
+    for t in tasks:
+        t["memory"] = recalled
+    log += [f"  recalled: {len(recalled)} experience(s)"] if recalled else []
     what = f"{tasks[0]['stage']} x{len(tasks)}" + (
         f" from #{tasks[0]['parent']}" if tasks[0]["parent"] is not None else "") + (
         f": {tasks[0]['strategy']}" if tasks[0]["strategy"] else "")
@@ -86,7 +100,8 @@ def code(state: State, runtime: Runtime[RunConfig]) -> dict[str, Any]:
     cfg = runtime.context
     tree: list[Candidate] = state["tree"]
     parent = next((c for c in tree if c.id == task["parent"]), None)
-    base = dict(id=task["id"], parent=task["parent"], stage=task["stage"])
+    base = dict(id=task["id"], parent=task["parent"], stage=task["stage"],
+                memory=[m["id"] for m in task["memory"]])
     started = time.perf_counter()
     if cfg.coder.policy == "llm":
         try:
@@ -94,7 +109,8 @@ def code(state: State, runtime: Runtime[RunConfig]) -> dict[str, Any]:
                 _problem(state), cfg.coder, task["stage"], task["index"], task["strategy"],
                 parent.source if parent else None,
                 f"{parent.runtime_us} us" if parent and parent.runtime_us else "not timed",
-                parent.diagnosis if parent else "", cfg.precision, cfg.guard, cfg.backend)
+                parent.diagnosis if parent else "", cfg.precision, cfg.guard, cfg.backend,
+                [m["lesson"] for m in task["memory"]])
         except LLMError as exc:
             return {"tree": [Candidate(**base, change="coder model failed", status="llm_error",
                                        message=str(exc))], "tokens": exc.tokens}
@@ -102,7 +118,8 @@ def code(state: State, runtime: Runtime[RunConfig]) -> dict[str, Any]:
                 "seconds": time.perf_counter() - started}
     out = offline_code(_problem(state), task["stage"], task["index"],
                        parent.configs if parent else None, [c.configs for c in tree if c.configs],
-                       cfg.precision, cfg.guard, cfg.backend)
+                       cfg.precision, cfg.guard, cfg.backend,
+                       [m["configs"] for m in task["memory"] if m["configs"]])
     if "source" not in out:
         status = "uncovered" if "missing" in out else "exhausted"
         return {"tree": [Candidate(**base, change=out["message"], status=status,
@@ -238,11 +255,25 @@ def critique(state: State, runtime: Runtime[RunConfig]) -> dict[str, Any]:
             lessons = [verdict.lesson]
             stop = stop or (f"critic: {verdict.lesson}" if verdict.stop else None)
     return {"best_id": best.id if best else None, "stale_rounds": stale, "stop": stop,
-            "tokens": tokens,
+            "tokens": tokens, "lessons": {str(c.id): lesson(c) for c in this_round},
             "log": [f"  critic: {'; '.join(lessons)}"] + ([f"stop: {stop}"] if stop else [])}
 
 
-def after_critique(state: State) -> str:
+def remember(state: State, runtime: Runtime[RunConfig]) -> dict[str, Any]:
+    """The memory node: rewards for this round, Q updates, the round's experiences stored."""
+    from kernelwright.memory.experience import Signature
+    from kernelwright.memory.learn import remember as store_round
+
+    first = min(t["id"] for t in state["tasks"])
+    before = [c.runtime_us for c in state["tree"] if c.id < first and c.correct and c.runtime_us]
+    log = store_round(runtime.context, Path(state["problem_path"]).stem,
+                      Signature(**state["signature"]), state["hardware"],
+                      [c for c in state["tree"] if c.id >= first], min(before, default=None),
+                      state.get("lessons", {}), state.get("run_id", ""))
+    return {"log": log}
+
+
+def after_remember(state: State) -> str:
     return END if state.get("stop") else "plan"
 
 
@@ -256,6 +287,7 @@ def build_graph(checkpointer: Any = None) -> Any:
     g.add_node("fix", fix)
     g.add_node("profile", profile)
     g.add_node("critique", critique)
+    g.add_node("remember", remember)
     g.add_edge(START, "analyze")
     g.add_edge("analyze", "plan")
     g.add_conditional_edges("plan", fan_out, ["code", END])
@@ -263,7 +295,8 @@ def build_graph(checkpointer: Any = None) -> Any:
     g.add_conditional_edges("evaluate", after_evaluate, ["evaluate", "fix", "profile"])
     g.add_edge("fix", "evaluate")
     g.add_edge("profile", "critique")
-    g.add_conditional_edges("critique", after_critique, ["plan", END])
+    g.add_edge("critique", "remember")
+    g.add_conditional_edges("remember", after_remember, ["plan", END])
     return g.compile(checkpointer=checkpointer)
 
 

@@ -37,14 +37,14 @@ def optimize(problem: str | Path, config: RunConfig | None = None, *,
     thread_id = thread_id or uuid.uuid4().hex[:12]
     run_config = {"configurable": {"thread_id": thread_id}, "recursion_limit": 10_000}
     if checkpoint is None:
-        return _drive(build_graph(), {"problem_path": str(problem)}, config, run_config,
-                      thread_id, progress)
+        return _drive(build_graph(), {"problem_path": str(problem), "run_id": thread_id}, config,
+                      run_config, thread_id, progress)
     from langgraph.checkpoint.sqlite import SqliteSaver
 
     with SqliteSaver.from_conn_string(str(checkpoint)) as saver:
         graph = build_graph(saver)
         started = graph.get_state(run_config).values
-        inputs = None if started else {"problem_path": str(problem)}  # None: resume
+        inputs = None if started else {"problem_path": str(problem), "run_id": thread_id}
         return _drive(graph, inputs, config, run_config, thread_id, progress)
 
 

@@ -29,6 +29,7 @@ class Candidate(BaseModel):
     fixes: int = Field(0, description="repairs made along this candidate's fix chain")
     facts: str = Field("", description="the harness's measurements, in one line")
     diagnosis: str = Field("", description="the profiler's reading, for the next refinement")
+    memory: list[str] = Field(default_factory=list, description="experiences in its coder's context")
 
     @property
     def correct(self) -> bool:
@@ -50,10 +51,14 @@ class Task(TypedDict):
     parent: int | None
     index: int  # the coder's index-th idea for this parent
     strategy: str  # the planner's strategy ("" for the offline planner: each coder its own idea)
+    memory: list[dict[str, Any]]  # recalled experiences: id, lesson, configs, score
 
 
 class State(TypedDict, total=False):
     problem_path: str
+    run_id: str
+    signature: dict[str, Any]  # memory/experience.Signature of the task
+    hardware: str
     problem_source: str
     size_overrides: dict[str, int]  # the CPU's smaller sizes where there is no GPU
     device: Literal["cuda", "cpu"]
@@ -63,6 +68,7 @@ class State(TypedDict, total=False):
     round: int
     stale_rounds: int  # rounds without a better candidate
     best_id: int | None
+    lessons: dict[str, str]  # the critic's lesson of each candidate (by str(id)) of the last round
     stop: str | None  # why the run ended
     failure: str | None  # an LLM failure of the planner or profiler: the run ends, tree kept
     tokens: Annotated[int, operator.add]  # LLM tokens spent

