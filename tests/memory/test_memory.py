@@ -164,3 +164,12 @@ def test_the_offline_coder_starts_from_a_remembered_configuration():
     assert first["configs"][0]["num_warps"] == 16
     assert offline_code(problem, "draft", 1, None, [], remembered=[remembered])["change"] == \
         "the writer's default"
+
+
+def test_the_hash_embedder_is_normalised_and_word_sensitive():
+    from kernelwright.memory.embed import HashEmbedder
+
+    a, b, c = (np.array(v) for v in HashEmbedder().embed([
+        "softmax over long rows in registers", "softmax over long rows", "matmul epilogue"]))
+    assert np.linalg.norm(a) == pytest.approx(1.0)
+    assert a @ b > 0.5 > abs(a @ c)
