@@ -14,6 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from kernelwright.hardware.backends import Device, get_backend
 from kernelwright.problem import Problem
 from kernelwright.tools.results import EvalResult, EvalSettings, GuardFinding, Status
 
@@ -31,7 +32,7 @@ class WorkerJob(BaseModel):
     size_overrides: dict[str, int]
     candidate_source: str
     settings: EvalSettings
-    device: str  # "cuda" or "cpu"
+    device: Device
 
 
 class Verdict(Exception):
@@ -50,10 +51,8 @@ def serve(job_json: str) -> str:
 
 
 def run(job: WorkerJob) -> EvalResult:
-    from kernelwright.hardware.backends import get_backend
-
     backend = get_backend(job.settings.backend)
-    backend.prepare_worker(job.device, job.candidate_source)  # type: ignore[arg-type]
+    backend.prepare_worker(job.device, job.candidate_source)
     import torch
     import triton
 
@@ -71,7 +70,7 @@ def run(job: WorkerJob) -> EvalResult:
     except Verdict as v:
         result.status, result.reason, result.message = v.status, v.reason, v.message
         result.findings = v.findings
-    if not backend.timed(job.device):  # type: ignore[arg-type]
+    if not backend.timed(job.device):
         result.timing_note = CPU_TIMING_NOTE
     return result
 
@@ -133,41 +132,46 @@ def _pipeline(job: WorkerJob, result: EvalResult) -> None:
     result.trials_passed = report.trials_passed
     result.max_abs_err, result.max_rel_err = report.errors.max_abs, report.errors.max_rel
     result.message = f"matches the reference in {report.trials_passed} trials"
-    if job.device == "cuda":
+    if get_backend(settings.backend).timed(job.device):
         _measure(job, result, module, cand_module, reference, candidate, make_inputs, guard,
                  workdir)
-    elif settings.backend == "cpu":
-        _measure_cpu(job, result, module, reference, candidate, make_inputs, guard)
 
 
 def _measure(job: WorkerJob, result: EvalResult, module: Any, cand_module: Any, reference: Any,
              candidate: Any, make_inputs: Any, guard: Any, workdir: Path) -> None:
-    """GPU only: profile, then timing of candidate, eager and torch.compile, then the SOL."""
+    """Timed devices only: on a GPU the kernel census first (own-kernel share, side streams),
+    then timing of candidate and eager reference (and torch.compile on a GPU), then the SOL.
+    The `cpu` backend is timed with a wall clock and has no census (no trace of C++ loops)."""
     import torch
 
     from kernelwright.tools import correctness
     from kernelwright.tools.profile import diagnose, profile_call
     from kernelwright.tools.runtime_guard import GuardViolation
     from kernelwright.tools.sol import judge
-    from kernelwright.tools.timing import no_grad, time_baselines, time_gpu
+    from kernelwright.tools.timing import no_grad, time_baselines
 
     settings = job.settings
+    gpu = job.device == "cuda"
+    timer = get_backend(settings.backend).timer(job.device)
     sets = [make_inputs(settings.seed + 2000 + i) for i in range(3)]
     with torch.no_grad():
         expected = [correctness.as_outputs(reference(*correctness.clone_all(s))) for s in sets]
 
+    report = None
     try:
-        with guard.watching(record_ops=False):
-            report = profile_call(no_grad(candidate), sets[0], _own_kernel_names(
-                cand_module, job.candidate_source), str(workdir / "trace.json"),
-                vendor_streams_ok=settings.guard == "library")
-            if report.side_streams:
-                raise GuardViolation([GuardFinding(rule="side_stream", message="kernels ran off "
-                                     f"the calling stream: {'; '.join(report.side_streams[:4])}")])
-            result.own_kernel_fraction = report.own_kernel_fraction
+        if gpu:
+            with guard.watching(record_ops=False):
+                report = profile_call(no_grad(candidate), sets[0], _own_kernel_names(
+                    cand_module, job.candidate_source), str(workdir / "trace.json"),
+                    vendor_streams_ok=settings.guard == "library")
+                if report.side_streams:
+                    raise GuardViolation([GuardFinding(
+                        rule="side_stream", message="kernels ran off the calling stream: "
+                        f"{'; '.join(report.side_streams[:4])}")])
+                result.own_kernel_fraction = report.own_kernel_fraction
         # timed with the audit hook disarmed: its host cost would leak into short kernels'
         # times; the identity and thread checks still run right after
-        stats, prints = time_gpu(no_grad(candidate), sets, settings.reps, settings.warmup_ms)
+        stats, prints = timer(no_grad(candidate), sets, settings.reps, settings.warmup_ms)
         guard.check()
         _check_after_timing(prints, no_grad(candidate), sets, expected, settings.tol())
     except GuardViolation as exc:
@@ -177,57 +181,23 @@ def _measure(job: WorkerJob, result: EvalResult, module: Any, cand_module: Any, 
     except Exception as exc:
         raise _failure(exc, guard, Status.RUNTIME_ERROR, "forward_raised") from None
     result.timing, result.runtime_us = stats, stats.median_us
-    result.sol = _sol(job, module)
+    result.sol = _sol(job, module, job.device)
     if result.sol is not None:
         result.sol_fraction, result.faster_than_sol = judge(result.sol, stats.median_us)
-    result.profile = diagnose(report, result.sol, stats.median_us)
+    if report is not None:
+        result.profile = diagnose(report, result.sol, stats.median_us)
     eager, compiled, note = time_baselines(reference, sets, settings.reps, settings.warmup_ms,
-                                           settings.compile_baseline)
+                                           settings.compile_baseline and gpu, job.device)
     result.eager_us = eager.median_us
     result.speedup_eager = eager.median_us / stats.median_us
-    result.timing_note = note
+    result.timing_note = note if gpu else \
+        "cpu backend: wall-clock times on the CPU; no torch.compile baseline"
     if compiled is not None:
         result.compile_us = compiled.median_us
         result.speedup_compile = compiled.median_us / stats.median_us
 
 
-def _measure_cpu(job: WorkerJob, result: EvalResult, module: Any, reference: Any, candidate: Any,
-                 make_inputs: Any, guard: Any) -> None:
-    """The `cpu` backend: the candidate and the eager reference timed on the CPU, the SOL floor
-    from the CPU's profile (calibrated, else nominal). No kernel census: there is no profiler
-    trace of C++ loops to attribute."""
-    import torch
-
-    from kernelwright.tools import correctness
-    from kernelwright.tools.runtime_guard import GuardViolation
-    from kernelwright.tools.sol import judge
-    from kernelwright.tools.timing import no_grad, time_baselines, time_cpu
-
-    settings = job.settings
-    sets = [make_inputs(settings.seed + 2000 + i) for i in range(3)]
-    with torch.no_grad():
-        expected = [correctness.as_outputs(reference(*correctness.clone_all(s))) for s in sets]
-    try:
-        stats, prints = time_cpu(no_grad(candidate), sets, settings.reps, settings.warmup_ms)
-        guard.check()
-        _check_after_timing(prints, no_grad(candidate), sets, expected, settings.tol())
-    except GuardViolation as exc:
-        raise Verdict(Status.REJECTED, exc.findings[0].rule, str(exc), exc.findings) from None
-    except correctness.Mismatch as exc:
-        raise Verdict(Status.INCORRECT, exc.reason, str(exc)) from None
-    except Exception as exc:
-        raise _failure(exc, guard, Status.RUNTIME_ERROR, "forward_raised") from None
-    result.timing, result.runtime_us = stats, stats.median_us
-    result.sol = _sol(job, module, "cpu")
-    if result.sol is not None:
-        result.sol_fraction, result.faster_than_sol = judge(result.sol, stats.median_us)
-    eager, _, _ = time_baselines(reference, sets, settings.reps, settings.warmup_ms, False, "cpu")
-    result.eager_us = eager.median_us
-    result.speedup_eager = eager.median_us / stats.median_us
-    result.timing_note = "cpu backend: wall-clock times on the CPU; no torch.compile baseline"
-
-
-def _sol(job: WorkerJob, module: Any, device: str = "cuda") -> Any:
+def _sol(job: WorkerJob, module: Any, device: str) -> Any:
     """The problem's SOL floor on this device, or None for a GPU with no profile."""
     from kernelwright.hardware.calibrate import resolve_profile
     from kernelwright.tools.sol import count_problem, floor

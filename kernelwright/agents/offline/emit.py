@@ -207,23 +207,29 @@ class KernelWriter:
             key = ("leaf", v.id, lmap)
             if key not in env:
                 env[key] = f"x{v.id}_{len(env)}"
-                self.lines.append(f"{pad}{env[key]} = {self.load(v, lmap)}")
+                self.lines.append(pad + self.define_leaf(env[key], v, lmap))
             return env[key]
         if v.id in env:
             return env[v.id]
         dmap = self.g.dmap[v.id]
         if v.kind == "pointwise":
             args = [self.emit(a, env, indent, dmap, v.shape) for a in v.args]
-            expr = v.op.format(*args)
-            if v.dtype.is_floating_point and any(a.kind == "const" and isinstance(a.scalar, int)
-                                                 for a in v.args):
-                expr = f"({expr}).to(tl.float32)"
             env[v.id] = f"v{v.id}"
-            self.lines.append(f"{pad}v{v.id} = {expr}")
+            self.lines.append(pad + self.define_value(v, args))
             return env[v.id]
         if v.kind == "pool":
             return self.emit_pool(v, env, indent)
         raise AssertionError(f"{v.kind} {v.op} must be computed by its pass")
+
+    def define_leaf(self, name: str, leaf: Value, lmap: DMap) -> str:
+        return f"{name} = {self.load(leaf, lmap)}"
+
+    def define_value(self, v: Value, args: list[str]) -> str:
+        expr = v.op.format(*args)
+        if v.dtype.is_floating_point and any(a.kind == "const" and isinstance(a.scalar, int)
+                                             for a in v.args):
+            expr = f"({expr}).to(tl.float32)"
+        return f"v{v.id} = {expr}"
 
     def emit_pool(self, v: Value, env: dict[object, str], indent: int) -> str:
         pad = "    " * indent

@@ -26,13 +26,12 @@ from kernelwright.agents.offline.emit import (
     KernelConfig,
     KernelWriter,
     _extern_call,
-    _literal,
     _model_class,
     contiguous_strides,
     forward_impl,
     view_strides,
 )
-from kernelwright.agents.offline.fuse import Group, leaf_map, view_base
+from kernelwright.agents.offline.fuse import DMap, Group, view_base
 from kernelwright.agents.offline.ir import Graph, Unsupported, Value
 
 CppBackend = Literal["cuda", "cpu"]
@@ -142,35 +141,19 @@ class CppKernelWriter(KernelWriter):
         off, mask = super().offset(shape, strides, dmap)
         return off.replace("//", "/"), mask
 
-    def emit(self, v: Value, env: dict[object, str], indent: int, user_map=None,
-             user_shape: tuple[int, ...] = ()) -> str:
-        pad = "    " * indent
-        if v.kind == "const":
-            return _literal(v.scalar)  # Python syntax: the whole expression is translated once
-        if not self.g.has(v):
-            lmap = leaf_map(v.shape, user_shape, user_map or ())
-            if lmap is None:
-                raise Unsupported([f"broadcast of {v.shape} to {user_shape}"])
-            key = ("leaf", v.id, lmap)
-            if key not in env:
-                env[key] = f"x{v.id}_{len(env)}"
-                off, _ = self.offset(v.shape, view_strides(v), lmap)
-                value = f"{self.pointer(view_base(v))}[{off or '0'}]"
-                if v.dtype.is_floating_point:
-                    value = f"static_cast<float>({value})"
-                self.lines.append(f"{pad}const auto {env[key]} = {value};")
-            return env[key]
-        if v.id in env:
-            return env[v.id]
-        if v.kind != "pointwise":
-            raise AssertionError(f"{v.kind} {v.op} must be computed by its pass")
-        args = [self.emit(a, env, indent, self.g.dmap[v.id], v.shape) for a in v.args]
+    def define_leaf(self, name: str, leaf: Value, lmap: DMap) -> str:
+        off, _ = self.offset(leaf.shape, view_strides(leaf), lmap)
+        value = f"{self.pointer(view_base(leaf))}[{off or '0'}]"
+        if leaf.dtype.is_floating_point:
+            value = f"static_cast<float>({value})"
+        return f"const auto {name} = {value};"
+
+    def define_value(self, v: Value, args: list[str]) -> str:
+        """The IR's Triton template, filled with Python names and literals, then translated."""
         expr = to_cpp(v.op.format(*args))
         if v.dtype.is_floating_point:
             expr = f"static_cast<float>({expr})"
-        env[v.id] = f"v{v.id}"
-        self.lines.append(f"{pad}const auto v{v.id} = {expr};")
-        return env[v.id]
+        return f"const auto v{v.id} = {expr};"
 
     def store(self, v: Value, name: str, indent: int) -> None:
         ptr = self.pointer(v)
