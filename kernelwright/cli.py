@@ -79,14 +79,19 @@ def run_command(
         raise _fail(str(exc)) from None
     checkpoint.parent.mkdir(parents=True, exist_ok=True)
     lines: list[str] = []
+    header = [""]
     with Live(console=console, refresh_per_second=4, transient=False) as live:
         def progress(line: str) -> None:
             lines.append(line)
-            live.update(_run_panel(problem.stem, lines))
+            live.update(_run_panel(problem.stem, header[0], lines))
+
+        def status(line: str) -> None:
+            header[0] = line
+            live.update(_run_panel(problem.stem, header[0], lines))
 
         try:
             result = optimize(problem, settings, checkpoint=checkpoint, thread_id=resume,
-                              progress=progress)
+                              progress=progress, status=status)
         except KernelwrightError as exc:
             raise _fail(str(exc)) from None
     console.print()
@@ -101,11 +106,11 @@ def run_command(
     raise typer.Exit(0 if result.best is not None else 1)
 
 
-def _run_panel(name: str, lines: list[str]) -> Any:
+def _run_panel(name: str, header: str, lines: list[str]) -> Any:
     from rich.panel import Panel
 
     return Panel("\n".join(escape(line) for line in lines[-14:]), title=f"kernelwright run: {name}",
-                 border_style="cyan")
+                 subtitle=escape(header), border_style="cyan")
 
 
 @app.command("eval")

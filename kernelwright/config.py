@@ -51,6 +51,7 @@ class MemoryConfig(BaseModel):
     alpha: float = Field(0.3, gt=0, le=1, description="Q learning rate")
     merge_above: float = Field(0.97, gt=0, le=1, description="similarity of a near-duplicate")
     same_hardware: bool = Field(False, description="retrieve only this device's experiences")
+    same_op_kinds: bool = Field(False, description="only experiences sharing a kernel kind")
 
 
 class RunConfig(BaseSettings):

@@ -49,7 +49,8 @@ def recall(config: RunConfig, stage: Stage, signature: Signature, hardware: str
         return []
     query = f"{signature.text()} on {hardware} ({config.backend}), {stage}:"
     found = open_store(m).retrieve(stage, query, n, m.k_factor, w, m.bonus,
-                                   hardware if m.same_hardware else None, config.backend)
+                                   hardware if m.same_hardware else None, config.backend,
+                                   signature.ops if m.same_op_kinds else None)
     return [{"id": e.id, "lesson": e.lesson, "configs": e.configs, "score": round(s, 3)}
             for e, s in found]
 

@@ -139,21 +139,26 @@ class MemoryStore:
     # reading ------------------------------------------------------------------------------
     def retrieve(self, stage: Stage, text: str, n: int, k_factor: int = 4, w: float = 0.5,
                  bonus: float = 0.1, hardware: str | None = None, backend: str | None = None,
-                 ) -> list[tuple[Experience, float]]:
-        """The top n for `stage` under the blended score (see the module docstring)."""
+                 op_kinds: list[str] | None = None) -> list[tuple[Experience, float]]:
+        """The top n for `stage` under the blended score (see the module docstring); optional
+        filters keep one device's, one backend's, or experiences sharing a kernel kind."""
         if n <= 0:
             return []
         return self.rank(stage, self.embedder.embed([text])[0], n, k_factor, w, bonus, hardware,
-                         backend)
+                         backend, op_kinds)
 
     def rank(self, stage: Stage, vector: list[float], n: int, k_factor: int = 4, w: float = 0.5,
              bonus: float = 0.1, hardware: str | None = None, backend: str | None = None,
-             ) -> list[tuple[Experience, float]]:
+             op_kinds: list[str] | None = None) -> list[tuple[Experience, float]]:
         """`retrieve` for a query already embedded: the prefetch and the formula, in Qdrant."""
         from qdrant_client import models
 
-        must = [models.FieldCondition(key=k, match=models.MatchValue(value=v))
-                for k, v in (("hardware", hardware), ("backend", backend)) if v]
+        must: list[models.Condition] = [
+            models.FieldCondition(key=k, match=models.MatchValue(value=v))
+            for k, v in (("hardware", hardware), ("backend", backend)) if v]
+        if op_kinds:
+            must.append(models.FieldCondition(key="signature.ops",
+                                              match=models.MatchAny(any=op_kinds)))
         formula = models.FormulaQuery(formula=models.SumExpression(sum=[
             models.MultExpression(mult=[1.0 - w, "$score"]),
             models.MultExpression(mult=[w, f"q_{stage}"]),

@@ -32,8 +32,9 @@ def embedder():
 
 def experience(lesson, stage="draft", **kw):
     kw.setdefault("outcome", Outcome(status="correct"))
-    return Experience(problem="p", signature=Signature(ops=["reduction"], shapes=[[16, 64]]),
-                      hardware="cpu-2", backend="triton", stage=stage, lesson=lesson, **kw)
+    kw.setdefault("signature", Signature(ops=["reduction"], shapes=[[16, 64]]))
+    return Experience(problem="p", hardware="cpu-2", backend="triton", stage=stage, lesson=lesson,
+                      **kw)
 
 
 def test_q_update_and_rewards():
@@ -77,6 +78,11 @@ def test_retrieval_ranks_by_the_blended_formula(tmp_path):
     assert [e.lesson for e, _ in got] == [lessons[2], lessons[1], lessons[0]]
     assert now[exps[2].id].q_draft == pytest.approx(0.875) and now[exps[2].id].visits_draft == 3
     assert [e.lesson for e, _ in ranked(0.0)] == [e.lesson for e, _ in similarity_only]
+    other = experience("matmul tiles of 128x128", signature=Signature(ops=["extern:mm"]))
+    store.add(other)
+    assert [e.id for e, _ in store.retrieve("draft", "matmul", 5, op_kinds=["extern:mm"])] == \
+        [other.id]
+    assert store.retrieve("draft", "matmul", 5, hardware="NVIDIA H100 80GB HBM3") == []
 
 
 def test_near_duplicates_merge_and_export_import_round_trip(tmp_path):

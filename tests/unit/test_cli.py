@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -94,3 +96,25 @@ def test_memory_commands_round_trip_and_refuse_a_bad_file(tmp_path):
     assert "Traceback" not in bad.stderr
     assert cli("memory", "reset", "--yes").returncode == 0
     assert "0 experience(s)" in cli("memory", "stats").stdout
+
+
+def test_run_writes_the_best_kernel_and_shows_the_summary_line(tmp_path):
+    run = cli("run", "examples/problems/level1/01_relu.py", "--device", "cpu", "--candidates", "1",
+              "--out", str(tmp_path), "--checkpoint", str(tmp_path / "cp.sqlite"))
+    assert run.returncode == 0, run.stderr
+    [folder] = [p for p in tmp_path.iterdir() if p.is_dir()]
+    assert "class ModelNew" in (folder / "best.py").read_text()
+    summary = json.loads((folder / "summary.json").read_text())
+    assert summary["best"]["status"] == "correct"
+    assert "round 1/6" in run.stdout and "1 evaluated" in run.stdout  # the live status line
+
+
+def test_run_refuses_a_backend_this_machine_cannot_run(tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present: the cuda backend runs here")
+    run = cli("run", "examples/problems/level1/01_relu.py", "--backend", "cuda", "--out",
+              str(tmp_path), "--checkpoint", str(tmp_path / "cp.sqlite"))
+    assert run.returncode == 2 and "Traceback" not in run.stderr + run.stdout
+    assert "needs a CUDA GPU" in run.stderr and "--backend cpu" in run.stderr
