@@ -20,6 +20,11 @@ from kernelwright.tools.results import EvalSettings
 SUITE = Path(__file__).resolve().parents[2] / "examples" / "problems"
 
 
+def build(source):
+    """The C++ a candidate compiles (the launch configuration is not part of it)."""
+    return source.split("SOURCE = r")[1].split("EXT = load_inline")[0]
+
+
 def test_cpu_backend_drafts_times_and_refines_without_a_gpu():
     result = optimize(SUITE / "level1/05_rmsnorm.py",
                       RunConfig(backend="cpu", iterations=2, candidates=1))
@@ -29,6 +34,7 @@ def test_cpu_backend_drafts_times_and_refines_without_a_gpu():
     assert draft.diagnosis and "SOL" in draft.diagnosis
     assert refined.stage == "refine" and refined.parent == draft.id and "grain" in refined.change
     assert result.stop and "iteration budget" in result.stop
+    assert build(refined.source) == build(draft.source)  # the refinement reused the build
 
 
 @pytest.mark.parametrize("name", ["level1/09_argmax", "level1/10_cumsum"])

@@ -78,31 +78,39 @@ def test_hw_show_lists_the_datasheets(tmp_path):
 
 
 def test_memory_commands_round_trip_and_refuse_a_bad_file(tmp_path):
+    """In-process (typer's runner): the embedding model loads once for all five commands."""
+    from typer.testing import CliRunner
+
+    from kernelwright.cli import app
     from kernelwright.memory.experience import Experience, Outcome, Signature
+
+    def memory(*args):
+        return CliRunner().invoke(app, ["memory", *args])
 
     exp = Experience(problem="03_softmax", signature=Signature(ops=["reduction"]), hardware="cpu",
                      backend="triton", stage="draft", lesson="hold the row in registers",
                      outcome=Outcome(status="correct"), q_draft=0.5)
     given = tmp_path / "in.jsonl"
     given.write_text(exp.model_dump_json() + "\n")
-    assert "imported 1 experience(s)" in cli("memory", "import", str(given)).stdout
-    stats = cli("memory", "stats").stdout
+    assert "imported 1" in memory("import", str(given)).stdout
+    stats = memory("stats").stdout
     assert "1 experience(s)" in stats and "correct" in stats
     out = tmp_path / "out.jsonl"
-    assert cli("memory", "export", str(out)).returncode == 0
+    assert memory("export", str(out)).exit_code == 0
     assert Experience.model_validate_json(out.read_text()) == exp
-    bad = cli("memory", "import", "missing.jsonl")
-    assert bad.returncode == 2 and "missing.jsonl: not a memory export" in bad.stderr
-    assert "Traceback" not in bad.stderr
-    assert cli("memory", "reset", "--yes").returncode == 0
-    assert "0 experience(s)" in cli("memory", "stats").stdout
+    bad = memory("import", "missing.jsonl")
+    assert bad.exit_code == 2 and "missing.jsonl: not a memory export" in bad.stderr
+    assert bad.exception is None or isinstance(bad.exception, SystemExit)  # no traceback
+    assert memory("reset", "--yes").exit_code == 0
+    assert "0 experience(s)" in memory("stats").stdout
 
 
 def test_run_writes_the_best_kernel_and_shows_the_summary_line(tmp_path):
+    out = tmp_path / "runs"
     run = cli("run", "examples/problems/level1/01_relu.py", "--device", "cpu", "--candidates", "1",
-              "--out", str(tmp_path), "--checkpoint", str(tmp_path / "cp.sqlite"))
+              "--out", str(out), "--checkpoint", str(out / "cp.sqlite"))
     assert run.returncode == 0, run.stderr
-    [folder] = [p for p in tmp_path.iterdir() if p.is_dir()]
+    [folder] = [p for p in out.iterdir() if p.is_dir()]
     assert "class ModelNew" in (folder / "best.py").read_text()
     summary = json.loads((folder / "summary.json").read_text())
     assert summary["best"]["status"] == "correct"

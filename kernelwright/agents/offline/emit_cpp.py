@@ -10,7 +10,8 @@ One kernel per group, written once as scalar code and placed in two skeletons:
 The pointwise expressions are the IR's Triton templates translated to C++ through Python's ast.
 Pools and split reductions stay Triton-only (Unsupported names them). Launch configurations:
 `block_r` is the threads per block (CUDA pointwise), the rows per block (CUDA rows), or the
-grain of `at::parallel_for` (CPU), so the refiner searches these like Triton's tiles.
+grain of `at::parallel_for` (CPU), so the refiner searches these like Triton's tiles. It is
+passed at launch, so all configurations of a problem share one build.
 """
 
 from __future__ import annotations
@@ -239,32 +240,34 @@ class CppKernelWriter(KernelWriter):
 
     # the kernel and its launcher --------------------------------------------------------------
     def write_cpp(self) -> list[str]:
+        """The kernel and its host function. The launch configuration is the host function's
+        last argument, `block`, not a constant: every configuration of a kernel shares one
+        build, so refining it never recompiles."""
         body = self.body()
-        args = ", ".join(f"torch::Tensor t_{p}" for p in self.params)
+        args = ", ".join([f"torch::Tensor t_{p}" for p in self.params] + ["int64_t block"])
         ptrs = [f"{'' if self.is_output(p) else 'const '}{CPP_TYPE[self.dtypes[p]]}* "
                 f"__restrict__ {p}" for p in self.params]
         n = math.prod(self.g.shape) if self.g.kind == "pointwise" else self.g.rows
         unpack = [f"    {ptr} = t_{p}.data_ptr<{CPP_TYPE[self.dtypes[p]]}>();"
                   for ptr, p in zip(ptrs, self.params, strict=True)]
-        if self.backend == "cpu":
+        if self.backend == "cpu":  # block: the grain of parallel_for
             return [f"void {self.name}({args}) {{", *unpack,
-                    f"    at::parallel_for(0, {n}, {self.cfg.block_r}, "
-                    "[&](int64_t lo, int64_t hi) {",
+                    f"    at::parallel_for(0, {n}, block, [&](int64_t lo, int64_t hi) {{",
                     "    for (int64_t r = lo; r < hi; ++r) {",
                     "        constexpr int LANE = 0, LANES = 1;", *body, "    }", "    });", "}"]
-        if self.g.kind == "pointwise":
+        if self.g.kind == "pointwise":  # block: threads per block, one element each
             index = ["    const int64_t r = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;",
                      "    constexpr int LANE = 0, LANES = 1;"]
-            threads, blocks = self.cfg.block_r, -(-n // self.cfg.block_r)
-        else:
-            index = [f"    const int64_t r = (int64_t)blockIdx.x * {self.cfg.block_r} + "
+            threads = "block"
+        else:  # block: rows per block, one warp each
+            index = ["    const int64_t r = (int64_t)blockIdx.x * (blockDim.x / 32) + "
                      "threadIdx.x / 32;",
                      "    const int LANE = threadIdx.x % 32;", "    constexpr int LANES = 32;"]
-            threads, blocks = 32 * self.cfg.block_r, -(-n // self.cfg.block_r)
+            threads = "32 * block"
         return [f"__global__ void {self.name}_cuda({', '.join(ptrs)}) {{", *index,
                 f"    if (r >= {n}) return;", "    {", *body, "    }", "}", "",
                 f"void {self.name}({args}) {{",
-                f"    {self.name}_cuda<<<{blocks}, {threads}, 0, "
+                f"    {self.name}_cuda<<<({n} + block - 1) / block, {threads}, 0, "
                 "at::cuda::getCurrentCUDAStream()>>>(",
                 "        " + ", ".join(f"t_{p}.data_ptr<{CPP_TYPE[self.dtypes[p]]}>()"
                                        for p in self.params) + ");",
@@ -341,10 +344,11 @@ def write_cpp_module(title: str, graph: Graph, groups: list[Group], configs: lis
             launches.append(f"    buf{g.values[0].id} = {_extern_call(g.values[0])}")
             continue
         writer = CppKernelWriter(g, f"kw_kernel{i}", cfg, pointer_of, backend)
-        code += [f"// kernel{i}: {g.kind} over {list(g.shape)}, {describe(g, cfg, backend)}",
-                 *writer.write_cpp(), ""]
-        declarations.append(f"void {writer.name}({', '.join(['torch::Tensor'] * len(writer.params))});")
-        launches.append(f"    EXT.{writer.name}({', '.join(writer.params)})")
+        code += [f"// kernel{i}: {g.kind} over {list(g.shape)}", *writer.write_cpp(), ""]
+        declarations.append(f"void {writer.name}("
+                            f"{', '.join(['torch::Tensor'] * len(writer.params))}, int64_t block);")
+        launches.append(f"    EXT.{writer.name}({', '.join(writer.params)}, {cfg.block_r})"
+                        f"  # {describe(g, cfg, backend)}")
     source = "\n".join(code)
     digest = hashlib.sha1(source.encode()).hexdigest()[:16]
     functions = [d.split("(")[0].removeprefix("void ") for d in declarations]

@@ -55,6 +55,7 @@ def plan(problem: Problem, precision: Precision = "fp32", guard: GuardMode = "st
     """Capture, lower and partition `problem`; raise Unsupported naming what is not covered."""
     captured = capture(problem.module(), precision)
     graph = lower(captured, library=guard == "library")
+    renumber(graph)
     groups = partition(graph)
     if all(g.kind == "extern" for g in groups):
         raise Unsupported([g.values[0].op for g in groups],
@@ -67,6 +68,16 @@ def plan(problem: Problem, precision: Precision = "fp32", guard: GuardMode = "st
     if backend != "triton":
         made.source()  # what the C++ writer cannot do (Unsupported) shows now, not at evaluation
     return made
+
+
+def renumber(graph: Graph) -> None:
+    """Number the values 0, 1, ... in graph order, so the same problem always gives the same
+    names in the source (the C++ backends then reuse one build across configurations)."""
+    numbered: set[int] = set()
+    for v in graph.inputs + graph.topo():
+        if id(v) not in numbered:
+            v.id = len(numbered)
+            numbered.add(id(v))
 
 
 __all__ = ["Plan", "Unsupported", "plan"]
