@@ -10,8 +10,8 @@ One kernel per group, written once as scalar code and placed in two skeletons:
 The pointwise expressions are the IR's Triton templates translated to C++ through Python's ast.
 Pools and split reductions stay Triton-only (Unsupported names them). Launch configurations:
 `block_r` is the threads per block (CUDA pointwise), the rows per block (CUDA rows), or the
-grain of `at::parallel_for` (CPU), so the refiner searches these like Triton's tiles. It is
-passed at launch, so all configurations of a problem share one build.
+grain of `at::parallel_for` (CPU), so the refiner searches these like Triton's tiles. The
+grain is passed at launch, so the CPU configurations of a problem share one build.
 """
 
 from __future__ import annotations
@@ -240,34 +240,34 @@ class CppKernelWriter(KernelWriter):
 
     # the kernel and its launcher --------------------------------------------------------------
     def write_cpp(self) -> list[str]:
-        """The kernel and its host function. The launch configuration is the host function's
-        last argument, `block`, not a constant: every configuration of a kernel shares one
-        build, so refining it never recompiles."""
+        """The kernel and its host function. On the CPU the grain is the host function's last
+        argument, `block`, so every configuration shares one build and refining it never
+        recompiles; CUDA kernels take their launch configuration as constants."""
         body = self.body()
-        args = ", ".join([f"torch::Tensor t_{p}" for p in self.params] + ["int64_t block"])
+        args = ", ".join(f"torch::Tensor t_{p}" for p in self.params)
         ptrs = [f"{'' if self.is_output(p) else 'const '}{CPP_TYPE[self.dtypes[p]]}* "
                 f"__restrict__ {p}" for p in self.params]
         n = math.prod(self.g.shape) if self.g.kind == "pointwise" else self.g.rows
         unpack = [f"    {ptr} = t_{p}.data_ptr<{CPP_TYPE[self.dtypes[p]]}>();"
                   for ptr, p in zip(ptrs, self.params, strict=True)]
-        if self.backend == "cpu":  # block: the grain of parallel_for
-            return [f"void {self.name}({args}) {{", *unpack,
+        if self.backend == "cpu":
+            return [f"void {self.name}({args}, int64_t block) {{", *unpack,
                     f"    at::parallel_for(0, {n}, block, [&](int64_t lo, int64_t hi) {{",
                     "    for (int64_t r = lo; r < hi; ++r) {",
                     "        constexpr int LANE = 0, LANES = 1;", *body, "    }", "    });", "}"]
-        if self.g.kind == "pointwise":  # block: threads per block, one element each
+        if self.g.kind == "pointwise":  # one element per thread
             index = ["    const int64_t r = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;",
                      "    constexpr int LANE = 0, LANES = 1;"]
-            threads = "block"
-        else:  # block: rows per block, one warp each
-            index = ["    const int64_t r = (int64_t)blockIdx.x * (blockDim.x / 32) + "
+            threads, blocks = self.cfg.block_r, -(-n // self.cfg.block_r)
+        else:  # one row per warp
+            index = [f"    const int64_t r = (int64_t)blockIdx.x * {self.cfg.block_r} + "
                      "threadIdx.x / 32;",
                      "    const int LANE = threadIdx.x % 32;", "    constexpr int LANES = 32;"]
-            threads = "32 * block"
+            threads, blocks = 32 * self.cfg.block_r, -(-n // self.cfg.block_r)
         return [f"__global__ void {self.name}_cuda({', '.join(ptrs)}) {{", *index,
                 f"    if (r >= {n}) return;", "    {", *body, "    }", "}", "",
                 f"void {self.name}({args}) {{",
-                f"    {self.name}_cuda<<<({n} + block - 1) / block, {threads}, 0, "
+                f"    {self.name}_cuda<<<{blocks}, {threads}, 0, "
                 "at::cuda::getCurrentCUDAStream()>>>(",
                 "        " + ", ".join(f"t_{p}.data_ptr<{CPP_TYPE[self.dtypes[p]]}>()"
                                        for p in self.params) + ");",
@@ -346,8 +346,9 @@ def write_cpp_module(title: str, graph: Graph, groups: list[Group], configs: lis
         writer = CppKernelWriter(g, f"kw_kernel{i}", cfg, pointer_of, backend)
         code += [f"// kernel{i}: {g.kind} over {list(g.shape)}", *writer.write_cpp(), ""]
         declarations.append(f"void {writer.name}("
-                            f"{', '.join(['torch::Tensor'] * len(writer.params))}, int64_t block);")
-        launches.append(f"    EXT.{writer.name}({', '.join(writer.params)}, {cfg.block_r})"
+                            f"{', '.join(['torch::Tensor'] * len(writer.params))});")
+        grain = f", {cfg.block_r}" if backend == "cpu" else ""
+        launches.append(f"    EXT.{writer.name}({', '.join(writer.params)}{grain})"
                         f"  # {describe(g, cfg, backend)}")
     source = "\n".join(code)
     digest = hashlib.sha1(source.encode()).hexdigest()[:16]
