@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
@@ -85,9 +85,9 @@ def plan(state: State, runtime: Runtime[RunConfig]) -> dict[str, Any]:
             "log": [f"round {state['round'] + 1}: plan {what}"] + log}
 
 
-def fan_out(state: State) -> list[Send] | str:
+def fan_out(state: State) -> list[Send] | Literal["__end__"]:
     if state.get("stop"):
-        return END
+        return "__end__"  # END
     return [Send("code", {**state, "task": t}) for t in state["tasks"]]  # one coder each
 
 
@@ -147,7 +147,7 @@ def evaluate(state: State, runtime: Runtime[RunConfig]) -> dict[str, Any]:
                     + (f" {done.runtime_us:.1f} us" if done.runtime_us else "")]}
 
 
-def after_evaluate(state: State, runtime: Runtime[RunConfig]) -> str:
+def after_evaluate(state: State, runtime: Runtime[RunConfig]) -> Literal["evaluate", "fix", "profile"]:
     if any(c.status == "pending" for c in state["tree"]):
         return "evaluate"
     return "fix" if _to_fix(state, runtime.context) else "profile"
@@ -273,8 +273,8 @@ def remember(state: State, runtime: Runtime[RunConfig]) -> dict[str, Any]:
     return {"log": log}
 
 
-def after_remember(state: State) -> str:
-    return END if state.get("stop") else "plan"
+def after_remember(state: State) -> Literal["plan", "__end__"]:
+    return "__end__" if state.get("stop") else "plan"  # "__end__" is END
 
 
 def build_graph(checkpointer: Any = None) -> Any:

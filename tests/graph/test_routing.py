@@ -1,0 +1,41 @@
+"""The graph's routers and prompt templates, without running the graph."""
+
+from types import SimpleNamespace
+
+import pytest
+
+from kernelwright.agents.llm import PROMPTS, prompt
+from kernelwright.config import RunConfig
+from kernelwright.graph.graph import after_evaluate, after_remember, fan_out
+from kernelwright.graph.state import Candidate
+
+
+def tree(*statuses, fixes=0):
+    return [Candidate(id=i, stage="draft", change="c", status=s, fixes=fixes,
+                      configs=[{"block_r": 1024}]) for i, s in enumerate(statuses)]
+
+
+def test_after_evaluate_loops_fixes_then_profiles():
+    runtime = SimpleNamespace(context=RunConfig(fix_tries=1))
+    assert after_evaluate({"tree": tree("correct", "pending")}, runtime) == "evaluate"
+    assert after_evaluate({"tree": tree("correct", "build_error")}, runtime) == "fix"
+    assert after_evaluate({"tree": tree("correct", "build_error", fixes=1)}, runtime) == "profile"
+    assert after_evaluate({"tree": tree("incorrect")}, runtime) == "profile"  # not fixable
+
+
+def test_fan_out_sends_one_coder_per_task_unless_stopped():
+    tasks = [{"id": 0}, {"id": 1}]
+    sends = fan_out({"tasks": tasks, "stop": None})
+    assert [s.arg["task"] for s in sends] == tasks and {s.node for s in sends} == {"code"}
+    assert fan_out({"tasks": [], "stop": "planner failed"}) == "__end__"
+    assert after_remember({"stop": "done"}) == "__end__" and after_remember({"stop": None}) == "plan"
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in PROMPTS.glob("*.md")))
+def test_every_prompt_formats_with_sample_values(name):
+    import string
+
+    fields = {f for _, f, _, _ in string.Formatter().parse((PROMPTS / f"{name}.md").read_text())
+              if f}
+    text = prompt(name, **{f: f"<{f.upper()}-SAMPLE>" for f in fields})
+    assert all(f"<{f.upper()}-SAMPLE>" in text for f in fields) and "{" not in text.replace("{{", "")
