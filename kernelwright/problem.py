@@ -94,13 +94,18 @@ def load_problem(path: str | Path) -> Problem:
         source = file.read_text()
     except (OSError, UnicodeDecodeError) as exc:
         raise ProblemError(f"{file}: cannot read the file ({exc}). Fix: {_FIX_FORMAT}.") from None
+    return parse_problem(source, str(file))
+
+
+def parse_problem(source: str, path: str) -> Problem:
+    """Check a problem given as source text (`path` names it in messages and results)."""
     try:
-        ast.parse(source, filename=str(file))
+        ast.parse(source, filename=path)
     except SyntaxError as exc:
         raise ProblemError(
-            f"{file}:{exc.lineno}: syntax error: {exc.msg}. Fix: the problem must be valid Python."
+            f"{path}:{exc.lineno}: syntax error: {exc.msg}. Fix: the problem must be valid Python."
         ) from None
-    problem = Problem(path=str(file), source=source)
+    problem = Problem(path=path, source=source)
     _validate(problem)
     return problem
 

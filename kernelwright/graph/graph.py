@@ -24,7 +24,7 @@ from langgraph.runtime import Runtime
 from langgraph.types import Send
 
 from kernelwright.config import RunConfig
-from kernelwright.graph.state import Candidate, State, Task
+from kernelwright.graph.state import Candidate, Inputs, Outputs, State, Task
 
 FIXABLE = {"build_error", "runtime_error"}
 
@@ -37,18 +37,23 @@ def analyze(state: State, runtime: Runtime[RunConfig]) -> dict[str, Any]:
     from kernelwright.hardware.calibrate import device_name
     from kernelwright.memory.learn import signature_of
     from kernelwright.memory.store import open_store
-    from kernelwright.problem import load_problem
+    from kernelwright.problem import load_problem, parse_problem
 
-    cfg = runtime.context
+    cfg = _config(runtime)
     backend = get_backend(cfg.backend)
     device = backend.device(cfg.device, torch.cuda.is_available())
-    problem = load_problem(state["problem_path"])
+    if state.get("problem_path"):
+        problem = load_problem(state["problem_path"])
+    else:  # a client sent the source text
+        problem = parse_problem(state.get("problem_source", ""),
+                                f"{state.get('problem_name') or 'problem'}.py")
     if device == "cpu":
         problem = problem.shrink(backend.cpu_elements(cfg.cpu_max_elements,
                                                       cfg.cpu_backend_max_elements))
     if cfg.memory.enabled:
         open_store(cfg.memory)  # a locked or unreadable store stops the run now, not later
-    return {"problem_source": problem.source, "size_overrides": problem.size_overrides,
+    return {"problem_path": problem.path, "problem_source": problem.source,
+            "size_overrides": problem.size_overrides,
             "signature": signature_of(problem, cfg).model_dump(),
             "hardware": device_name(device), "device": device, "round": 0, "stale_rounds": 0,
             "tree": [], "best_id": None, "stop": None, "failure": None,
@@ -62,7 +67,7 @@ def plan(state: State, runtime: Runtime[RunConfig]) -> dict[str, Any]:
     from kernelwright.memory.experience import Signature
     from kernelwright.memory.learn import recall
 
-    cfg = runtime.context
+    cfg = _config(runtime)
     log, tokens = [], 0
     if cfg.planner.policy == "llm":
         try:
@@ -97,7 +102,7 @@ def code(state: State, runtime: Runtime[RunConfig]) -> dict[str, Any]:
     from kernelwright.agents.llm import LLMError
 
     task: Task = state["task"]
-    cfg = runtime.context
+    cfg = _config(runtime)
     tree: list[Candidate] = state["tree"]
     parent = next((c for c in tree if c.id == task["parent"]), None)
     base = dict(id=task["id"], parent=task["parent"], stage=task["stage"],
@@ -137,7 +142,7 @@ def evaluate(state: State, runtime: Runtime[RunConfig]) -> dict[str, Any]:
     c = next((c for c in state["tree"] if c.status == "pending"), None)
     if c is None:  # the coders had nothing to write (not covered, or no idea left)
         return {}
-    result = harness(_problem(state), c.source or "", runtime.context.eval_settings(state["device"]))
+    result = harness(_problem(state), c.source or "", _config(runtime).eval_settings(state["device"]))
     done = c.model_copy(update=dict(
         status=result.status.value, reason=result.reason or "", message=result.message,
         runtime_us=result.runtime_us, eager_us=result.eager_us, sol_fraction=result.sol_fraction,
@@ -150,7 +155,7 @@ def evaluate(state: State, runtime: Runtime[RunConfig]) -> dict[str, Any]:
 def after_evaluate(state: State, runtime: Runtime[RunConfig]) -> Literal["evaluate", "fix", "profile"]:
     if any(c.status == "pending" for c in state["tree"]):
         return "evaluate"
-    return "fix" if _to_fix(state, runtime.context) else "profile"
+    return "fix" if _to_fix(state, _config(runtime)) else "profile"
 
 
 def fix(state: State, runtime: Runtime[RunConfig]) -> dict[str, Any]:
@@ -161,7 +166,7 @@ def fix(state: State, runtime: Runtime[RunConfig]) -> dict[str, Any]:
     from kernelwright.agents.llm import LLMError
     from kernelwright.agents.offline.write import plan as write
 
-    cfg = runtime.context
+    cfg = _config(runtime)
     next_id = max(c.id for c in state["tree"]) + 1
     made: list[Candidate] = []
     tokens = 0
@@ -197,7 +202,7 @@ def profile(state: State, runtime: Runtime[RunConfig]) -> dict[str, Any]:
     from kernelwright.agents.llm import LLMError
     from kernelwright.agents.profiler import llm_profile
 
-    cfg = runtime.context
+    cfg = _config(runtime)
     made, tokens = [], 0
     for c in (c for c in state["tree"] if c.correct and not c.diagnosis):
         if cfg.profiler.policy != "llm":
@@ -219,7 +224,7 @@ def critique(state: State, runtime: Runtime[RunConfig]) -> dict[str, Any]:
     from kernelwright.agents.critic import lesson, llm_critique, offline_verdict
     from kernelwright.agents.llm import LLMError
 
-    cfg = runtime.context
+    cfg = _config(runtime)
     tree = state["tree"]
     first = min(t["id"] for t in state["tasks"])
     this_round = [c for c in tree if c.id >= first]
@@ -254,7 +259,7 @@ def critique(state: State, runtime: Runtime[RunConfig]) -> dict[str, Any]:
         if verdict is not None:
             lessons = [verdict.lesson]
             stop = stop or (f"critic: {verdict.lesson}" if verdict.stop else None)
-    return {"best_id": best.id if best else None, "stale_rounds": stale, "stop": stop,
+    return {"best_id": best.id if best else None, "best": best, "stale_rounds": stale, "stop": stop,
             "tokens": tokens, "lessons": {str(c.id): lesson(c) for c in this_round},
             "log": [f"  critic: {'; '.join(lessons)}"] + ([f"stop: {stop}"] if stop else [])}
 
@@ -266,7 +271,7 @@ def remember(state: State, runtime: Runtime[RunConfig]) -> dict[str, Any]:
 
     first = min(t["id"] for t in state["tasks"])
     before = [c.runtime_us for c in state["tree"] if c.id < first and c.correct and c.runtime_us]
-    log = store_round(runtime.context, Path(state["problem_path"]).stem,
+    log = store_round(_config(runtime), Path(state["problem_path"]).stem,
                       Signature(**state["signature"]), state["hardware"],
                       [c for c in state["tree"] if c.id >= first], min(before, default=None),
                       state.get("lessons", {}), state.get("run_id", ""))
@@ -279,7 +284,7 @@ def after_remember(state: State) -> Literal["plan", "__end__"]:
 
 def build_graph(checkpointer: Any = None) -> Any:
     """The compiled graph; the CLI passes a SQLite checkpointer, the server none."""
-    g = StateGraph(State, context_schema=RunConfig)
+    g = StateGraph(State, input_schema=Inputs, output_schema=Outputs, context_schema=RunConfig)
     g.add_node("analyze", analyze)
     g.add_node("plan", plan)
     g.add_node("code", code)
@@ -298,6 +303,17 @@ def build_graph(checkpointer: Any = None) -> Any:
     g.add_edge("critique", "remember")
     g.add_conditional_edges("remember", after_remember, ["plan", END])
     return g.compile(checkpointer=checkpointer)
+
+
+def _config(runtime: Runtime[RunConfig]) -> RunConfig:
+    """The run's settings: the context given with the run, else the defaults (and the
+    environment: KERNELWRIGHT_*), as for a server run started without a context."""
+    return runtime.context if runtime.context is not None else RunConfig()
+
+
+def server_graph() -> Any:
+    """The graph langgraph.json serves (the server persists threads itself)."""
+    return build_graph()
 
 
 def _problem(state: Any) -> Any:

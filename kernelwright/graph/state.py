@@ -55,8 +55,33 @@ class Task(TypedDict):
     memory: list[dict[str, Any]]  # recalled experiences: id, lesson, configs, score
 
 
+class Inputs(TypedDict, total=False):
+    """What a client sends: the problem as a path (on the machine running the graph) or as
+    source text with a name; per-run settings go in the context (RunConfig)."""
+
+    problem_path: str
+    problem_source: str
+    problem_name: str
+    run_id: str
+
+
+class Outputs(TypedDict, total=False):
+    """What a run returns: the best candidate (source and figures) and the run's summary."""
+
+    problem_path: str
+    best: Candidate | None
+    best_id: int | None
+    tree: list[Candidate]
+    stop: str | None
+    round: int
+    tokens: int
+    seconds: float
+    log: list[str]
+
+
 class State(TypedDict, total=False):
     problem_path: str
+    problem_name: str
     run_id: str
     signature: dict[str, Any]  # memory/experience.Signature of the task
     hardware: str
@@ -69,6 +94,7 @@ class State(TypedDict, total=False):
     round: int
     stale_rounds: int  # rounds without a better candidate
     best_id: int | None
+    best: Candidate | None  # the fastest correct candidate (its source and figures)
     lessons: dict[str, str]  # the critic's lesson of each candidate (by str(id)) of the last round
     stop: str | None  # why the run ended
     failure: str | None  # an LLM failure of the planner or profiler: the run ends, tree kept
