@@ -19,3 +19,8 @@ if ! .venv/bin/python -c "import torch" 2>/dev/null; then
   .venv/bin/python -m pip install -q torch==2.13.0
 fi
 .venv/bin/python -m pip install -q -e ".[dev]"
+# The LangGraph dev server (the `serve` extra) in a second step: resolved together with the
+# rest, pip backtracks for many minutes over grpcio and protobuf; on top of it, it settles at once.
+if ! .venv/bin/python -c "import langgraph_api" 2>/dev/null; then
+  .venv/bin/python -m pip install -q "langgraph-cli[inmem]>=0.4"
+fi
