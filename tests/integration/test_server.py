@@ -67,6 +67,6 @@ def test_runs_stream_progress_and_run_side_by_side(server):
     runs = [client.runs.create(t["thread_id"], assistant["assistant_id"],
                                input={"problem_path": str(RELU)}, context={"candidates": 1})
             for t in threads]
-    outputs = [client.runs.join(t["thread_id"], r["run_id"]) for t, r in zip(threads, runs)]
+    outputs = [client.runs.join(t["thread_id"], r["run_id"]) for t, r in zip(threads, runs, strict=True)]
     assert [o["best"]["status"] for o in outputs] == ["correct", "correct"]
     assert len({r["run_id"] for r in runs}) == 2
