@@ -51,8 +51,9 @@ def looped(cfg: KernelConfig) -> KernelConfig:
 def test_generated_candidate_is_correct_in_strict_mode(name, variant):
     made = plan(small(name))
     configs = made.configs if variant == "default" else [looped(c) for c in made.configs]
-    assert all(c.block_c == 1 or c.block_c < g.cols or g.cols <= 32
-               for c, g in zip(configs, made.groups, strict=True))
+    if variant == "looped":  # several chunks per row wherever the row is wider than one chunk
+        assert all(c.block_c == 1 or c.block_c < g.cols or g.cols <= 32
+                   for c, g in zip(configs, made.groups, strict=True))
     source = made.source(configs)
     result = evaluate(made.problem, source, SETTINGS)
     assert result.status == "correct", f"{result.reason}: {result.message}\n{result.log_tail}\n{source}"
