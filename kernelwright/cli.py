@@ -1,4 +1,4 @@
-"""Command line: `kernelwright run`, `eval`, `analyze` and `hw`."""
+"""Command line: `kernelwright run`, `bench`, `compare`, `eval`, `analyze`, `hw` and `memory`."""
 
 from __future__ import annotations
 
@@ -104,6 +104,166 @@ def run_command(
     console.print(f"stopped: {result.stop}\nthread {result.thread_id} (resume with "
                   f"--resume {result.thread_id}); summary in {folder / 'summary.json'}")
     raise typer.Exit(0 if result.best is not None else 1)
+
+
+@app.command("bench")
+def bench_command(
+    suite: Annotated[Path, typer.Argument(help="folder of KernelBench-format problems "
+                                               "(a KernelBench checkout's level folder works)")],
+    config: Annotated[Path | None, typer.Option(help="RunConfig YAML (see mlflow/configs/)")]
+    = None,
+    precision: Annotated[str | None, typer.Option(help="fp32 | tf32 | bf16 | fp16")] = None,
+    guard: Annotated[str | None, typer.Option(help="strict | library (GEMM/conv stay vendor)")]
+    = None,
+    iterations: Annotated[int | None, typer.Option(help="rounds per problem")] = None,
+    device: Annotated[str | None, typer.Option(help="auto | cuda | cpu (Triton interpreter)")]
+    = None,
+    out: Annotated[Path | None, typer.Option(help="results folder (default runs/bench/SUITE)")]
+    = None,
+    eval_only: Annotated[Path | None, typer.Option(
+        "--eval-only", help="only evaluate the candidates in this folder (same paths, .py)")]
+    = None,
+) -> None:
+    """Optimise (or evaluate) every problem of a suite; JSON, CSV, Markdown and a plot."""
+    from pydantic import ValidationError
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    from kernelwright import bench
+    from kernelwright.config import RunConfig
+    from kernelwright.tracking import MlflowRun, flatten
+
+    if not suite.is_dir():
+        raise _fail(f"{suite}: not a folder; bench takes a folder of problem files")
+    if eval_only is not None and not eval_only.is_dir():
+        raise _fail(f"--eval-only {eval_only}: not a folder of candidate files")
+    problems = bench.find_problems(suite)
+    if not problems:
+        raise _fail(f"{suite}: no KernelBench-format problem (a .py file with `class Model` "
+                    "and `get_inputs`) under this folder")
+    overrides = {k: v for k, v in dict(precision=precision, guard=guard, iterations=iterations,
+                                       device=device).items() if v is not None}
+    try:
+        base = RunConfig.from_yaml(config) if config else RunConfig()
+        settings = RunConfig(**{**base.model_dump(), **overrides})
+        out = out or Path("runs/bench") / suite.resolve().name
+        bench.claim(out, {**flatten(settings), "eval_only": str(eval_only or "")})
+    except ValidationError as exc:
+        bad = "; ".join(f"--{e['loc'][0]}: {e['msg']}" for e in exc.errors())
+        raise _fail(f"invalid option: {bad}") from None
+    except KernelwrightError as exc:
+        raise _fail(str(exc)) from None
+    title = f"kernelwright bench: {suite}"
+    group = MlflowRun(settings, say=lambda line: console.print(f"[yellow]{escape(line)}[/]"))
+    if eval_only is None:
+        group.open(f"bench {suite.resolve().name}", {"kind": "bench", "suite": str(suite)},
+                   flatten(settings))
+    with Progress("{task.description}", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=console) as bar:
+        task = bar.add_task("bench", total=len(problems))
+
+        def on_problem(problem: str, record: Any) -> None:
+            if record is None:
+                bar.update(task, description=problem)
+            else:
+                bar.advance(task)
+                bar.console.print(f"  {problem}: {_record_line(record)}")
+
+        if eval_only is not None:
+            from kernelwright.tools.evaluate import resolve_device
+
+            records = bench.evaluate_suite(
+                problems, suite, eval_only,
+                settings.eval_settings(resolve_device(settings.device, settings.backend),
+                                      settings.compile_baseline),
+                out, on_problem=on_problem)
+        else:
+            records = bench.run_suite(problems, suite, settings, out, parent_run_id=group.run_id,
+                                      on_problem=on_problem)
+    summary = bench.summarize(records)
+    files = bench.write_report(out, records, summary, title)
+    group.close(bench.summary_metrics(summary), {"results.md": files[2].read_text()}, "FINISHED")
+    console.print(bench_table(records))
+    for line in bench.summary_lines(summary):
+        console.print(escape(line))
+    console.print(f"results: {', '.join(str(f) for f in files)}")
+
+
+def bench_table(records: list[Any]) -> Table:
+    table = Table(box=box.SIMPLE, pad_edge=False, collapse_padding=True,
+                  caption="times in us; speedups of the best correct kernel")
+    for name in ["problem", "status", "eager", "compile", "best", "vs eager", "vs compile", "SOL",
+                 "evals"]:
+        table.add_column(name, justify="left" if name in {"problem", "status"} else "right",
+                         no_wrap=name != "status")
+    for r in records:
+        style = STATUS_STYLE.get(r.status, "bold red")
+        status = r.status if r.correct else f"{r.status}: {r.reason}"
+        table.add_row(r.problem, f"[{style}]{escape(status)}[/]", _num(r.eager_us),
+                      _num(r.compile_us), _num(r.best_us), _fmt(r.speedup_eager, "x"),
+                      _fmt(r.speedup_compile, "x"), _fmt(r.sol_fraction), str(r.evaluations))
+    return table
+
+
+@app.command("compare")
+def compare_command(
+    configs: Annotated[list[Path], typer.Argument(help="RunConfig YAML files (see mlflow/configs/)")],
+    suite: Annotated[Path, typer.Option(help="folder of KernelBench-format problems")],
+    out: Annotated[Path, typer.Option(help="folder for each configuration's records")]
+    = Path("runs/compare"),
+    iterations: Annotated[int | None, typer.Option(help="override every config's rounds")] = None,
+) -> None:
+    """Run a suite once per configuration; MLflow gets a parent run, one child per config."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    from kernelwright.compare import compare, load_configs, markdown, rows
+
+    if not suite.is_dir():
+        raise _fail(f"--suite {suite}: not a folder of problems")
+    try:
+        settings = load_configs(configs)
+    except KernelwrightError as exc:
+        raise _fail(str(exc)) from None
+    if iterations is not None:
+        settings = {k: v.model_copy(update={"iterations": iterations}) for k, v in settings.items()}
+    from kernelwright.bench import find_problems
+
+    total = len(find_problems(suite)) * len(settings)
+    with Progress("{task.description}", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=console) as bar:
+        task = bar.add_task("compare", total=total)
+
+        def on_problem(config: str, problem: str, record: Any) -> None:
+            if record is None:
+                bar.update(task, description=f"{config}: {problem}")
+            else:
+                bar.advance(task)
+                bar.console.print(f"  {config}: {problem}: {_record_line(record)}")
+
+        def say(line: str) -> None:  # tracking that failed: the comparison goes on
+            if "tracking is off" in line:
+                bar.console.print(f"[yellow]{escape(line)}[/]")
+
+        try:
+            result = compare(settings, suite, out, on_problem=on_problem, say=say)
+        except KernelwrightError as exc:
+            raise _fail(str(exc)) from None
+    table = Table(title=f"{suite}: {len(result.problems)} problems", box=box.SIMPLE)
+    table.add_column("metric")
+    for name in settings:
+        table.add_column(name, justify="right")
+    for label, values in rows(result):
+        table.add_row(label, *values)
+    console.print(table)
+    (out / "comparison.md").write_text(markdown(result))
+    where = f"MLflow parent run {result.parent_run_id}" if result.parent_run_id else "not tracked"
+    console.print(f"{where}; table in {out / 'comparison.md'}")
+
+
+def _record_line(record: Any) -> str:
+    if record.correct:
+        speed = f", {record.speedup_eager:.2f}x eager" if record.speedup_eager else " (not timed)"
+        return f"correct{speed}, {record.evaluations} evaluations"
+    return f"{record.status}: {record.reason}"
 
 
 def _run_panel(name: str, header: str, lines: list[str]) -> Any:

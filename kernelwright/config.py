@@ -54,6 +54,15 @@ class MemoryConfig(BaseModel):
     same_op_kinds: bool = Field(False, description="only experiences sharing a kernel kind")
 
 
+class TrackingConfig(BaseModel):
+    """MLflow tracking (kernelwright/tracking.py): one MLflow run per optimisation."""
+
+    enabled: bool = True
+    uri: str | None = Field(None, description="default: MLFLOW_TRACKING_URI, else sqlite:///mlflow.db")
+    experiment: str = "kernelwright"
+    traces: bool = Field(True, description="LangChain autolog traces when a role uses an LLM")
+
+
 class RunConfig(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="KERNELWRIGHT_", env_nested_delimiter="__",
                                       extra="forbid")
@@ -76,12 +85,15 @@ class RunConfig(BaseSettings):
                                           description="cpu backend: shrink inputs to this size")
     max_tokens: int = Field(2_000_000, gt=0, description="LLM tokens the run may spend")
     max_seconds: float | None = Field(None, gt=0, description="wall-clock budget of the run")
+    compile_baseline: bool = Field(True, description="time torch.compile of the reference once "
+                                   "per run (GPU), for speedups vs compile")
     planner: RoleConfig = RoleConfig()
     coder: RoleConfig = RoleConfig()
     fixer: RoleConfig = RoleConfig()
     profiler: RoleConfig = RoleConfig()
     critic: RoleConfig = RoleConfig()
     memory: MemoryConfig = MemoryConfig()
+    tracking: TrackingConfig = TrackingConfig()
 
     def with_model(self, model: str | None, base_url: str | None) -> RunConfig:
         """Every role on the LLM policy with this model and endpoint (the CLI's --model)."""
@@ -109,8 +121,10 @@ class RunConfig(BaseSettings):
             lines = [f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()]
             raise KernelwrightError(f"{path}: invalid config: " + "; ".join(lines)) from None
 
-    def eval_settings(self, device: Literal["cuda", "cpu"]) -> EvalSettings:
+    def eval_settings(self, device: Literal["cuda", "cpu"], compile_baseline: bool = False
+                      ) -> EvalSettings:
         return EvalSettings(backend=self.backend, precision=self.precision, guard=self.guard,
-                            device=device, timeout_s=self.timeout_s, compile_baseline=False,
+                            device=device, timeout_s=self.timeout_s,
+                            compile_baseline=compile_baseline,
                             cpu_max_elements=self.cpu_max_elements,
                             cpu_backend_max_elements=self.cpu_backend_max_elements)

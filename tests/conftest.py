@@ -14,6 +14,12 @@ def private_memory(tmp_path, monkeypatch):
     return path
 
 
+@pytest.fixture(autouse=True)
+def no_tracking(monkeypatch):
+    """Runs are not tracked unless a test asks (tests/integration/test_tracking.py does)."""
+    monkeypatch.setenv("KERNELWRIGHT_TRACKING__ENABLED", "false")
+
+
 def pytest_collection_modifyitems(config, items):
     import torch
 

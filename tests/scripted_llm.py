@@ -77,3 +77,33 @@ class ScriptedLLM:
             self.stop()
         except OSError:
             pass
+
+
+RELU = '''
+import torch
+import torch.nn as nn
+import triton
+import triton.language as tl
+
+
+@triton.jit
+def relu_kernel(x_ptr, y_ptr, n, BLOCK: tl.constexpr):
+    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    mask = offs < n
+    x = tl.load(x_ptr + offs, mask=mask)
+    tl.store(y_ptr + offs, {body}, mask=mask)
+
+
+class ModelNew(nn.Module):
+    def forward(self, x):
+        x = x.contiguous()
+        y = torch.empty_like(x)
+        relu_kernel[(triton.cdiv(x.numel(), {block}),)](x, y, x.numel(), BLOCK={block})
+        return y
+# scripted-runtime: {runtime}
+'''
+
+
+def relu_reply(body="tl.maximum(x, 0.0)", block=1024, runtime=100.0):
+    """A reply holding a ReLU candidate: its body, its block and a scripted time to report."""
+    return "Here it is:\n```python\n" + RELU.format(body=body, block=block, runtime=runtime) + "```\n"

@@ -142,10 +142,13 @@ def evaluate(state: State, runtime: Runtime[RunConfig]) -> dict[str, Any]:
     c = next((c for c in state["tree"] if c.status == "pending"), None)
     if c is None:  # the coders had nothing to write (not covered, or no idea left)
         return {}
-    result = harness(_problem(state), c.source or "", _config(runtime).eval_settings(state["device"]))
+    cfg = _config(runtime)
+    once = cfg.compile_baseline and not any(t.compile_us for t in state["tree"])
+    result = harness(_problem(state), c.source or "", cfg.eval_settings(state["device"], once))
     done = c.model_copy(update=dict(
         status=result.status.value, reason=result.reason or "", message=result.message,
-        runtime_us=result.runtime_us, eager_us=result.eager_us, sol_fraction=result.sol_fraction,
+        runtime_us=result.runtime_us, eager_us=result.eager_us, compile_us=result.compile_us,
+        sol_fraction=result.sol_fraction,
         facts=facts(result) if result.ok else ""))
     return {"tree": [done], "seconds": result.wall_s or 0.0,
             "log": [f"  #{c.id} {c.change}: {done.status}"

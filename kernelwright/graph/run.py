@@ -24,30 +24,46 @@ class Result(BaseModel):
     tokens: int = Field(0, description="LLM tokens spent")
     seconds: float = Field(0.0, description="time spent coding and evaluating")
     log: list[str]
+    mlflow_run_id: str | None = Field(None, description="where the run is tracked, if it is")
 
 
 def optimize(problem: str | Path, config: RunConfig | None = None, *,
              checkpoint: str | Path | None = None, thread_id: str | None = None,
              progress: Callable[[str], None] = lambda _: None,
-             status: Callable[[str], None] = lambda _: None) -> Result:
+             status: Callable[[str], None] = lambda _: None,
+             parent_run_id: str | None = None) -> Result:
     """Optimise the problem file at `problem`. With `checkpoint` (a SQLite file) every step is
     saved under `thread_id`; calling again with the same id resumes where the run stopped.
-    `progress` gets each new log line, `status` a one-line summary after every step."""
+    `progress` gets each new log line, `status` a one-line summary after every step. The run
+    is tracked in MLflow (config.tracking), nested under `parent_run_id` when given."""
     from kernelwright.graph.graph import build_graph
+    from kernelwright.tracking import Tracker
 
     config = config or RunConfig()
     thread_id = thread_id or uuid.uuid4().hex[:12]
     run_config = {"configurable": {"thread_id": thread_id}, "recursion_limit": 10_000}
-    if checkpoint is None:
-        return _drive(build_graph(), {"problem_path": str(problem), "run_id": thread_id}, config,
-                      run_config, thread_id, progress, status)
-    from langgraph.checkpoint.sqlite import SqliteSaver
+    tracker = Tracker(config, Path(problem).stem, parent_run_id=parent_run_id, say=progress)
+    tracker.start(thread_id)
+    try:
+        if checkpoint is None:
+            result = _drive(build_graph(), {"problem_path": str(problem), "run_id": thread_id},
+                            config, run_config, thread_id, progress, status, tracker)
+        else:
+            from langgraph.checkpoint.sqlite import SqliteSaver
 
-    with SqliteSaver.from_conn_string(str(checkpoint)) as saver:
-        graph = build_graph(saver)
-        started = graph.get_state(run_config).values
-        inputs = None if started else {"problem_path": str(problem), "run_id": thread_id}
-        return _drive(graph, inputs, config, run_config, thread_id, progress, status)
+            with SqliteSaver.from_conn_string(str(checkpoint)) as saver:
+                graph = build_graph(saver)
+                started = graph.get_state(run_config).values
+                inputs = None if started else {"problem_path": str(problem), "run_id": thread_id}
+                result = _drive(graph, inputs, config, run_config, thread_id, progress, status,
+                                tracker)
+    except BaseException as exc:
+        tracker.fail(exc)
+        raise
+    result.mlflow_run_id = tracker.run_id
+    tracker.finish(result)
+    result.mlflow_run_id = tracker.run_id  # None if tracking failed on the way
+    return result
 
 
 def summary(state: dict[str, Any], config: RunConfig) -> str:
@@ -69,13 +85,14 @@ def summary(state: dict[str, Any], config: RunConfig) -> str:
 
 def _drive(graph: Any, inputs: dict[str, Any] | None, config: RunConfig,
            run_config: dict[str, Any], thread_id: str, progress: Callable[[str], None],
-           status: Callable[[str], None]) -> Result:
+           status: Callable[[str], None], tracker: Any) -> Result:
     state: dict[str, Any] = {}
     for update in graph.stream(inputs, run_config, context=config, stream_mode="values"):
         for line in update.get("log", [])[len(state.get("log", [])):]:
             progress(line)
         state = update
         status(summary(state, config))
+        tracker.step(state)
     tree = state.get("tree", [])
     best = next((c for c in tree if c.id == state.get("best_id")), None)
     return Result(problem=Path(state.get("problem_path", "")).stem, thread_id=thread_id,

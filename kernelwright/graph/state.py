@@ -26,6 +26,7 @@ class Candidate(BaseModel):
     message: str = ""
     runtime_us: float | None = None
     eager_us: float | None = Field(None, description="the reference in eager mode, same harness")
+    compile_us: float | None = Field(None, description="torch.compile of the reference (timed once)")
     sol_fraction: float | None = None
     fixes: int = Field(0, description="repairs made along this candidate's fix chain")
     facts: str = Field("", description="the harness's measurements, in one line")

@@ -7,39 +7,12 @@ from pathlib import Path
 
 import pytest
 from scripted_llm import ScriptedLLM
+from scripted_llm import relu_reply as reply
 
 from kernelwright.config import RoleConfig, RunConfig
 from kernelwright.graph.run import optimize
 
 PROBLEM = Path(__file__).resolve().parents[2] / "examples" / "problems" / "level1" / "01_relu.py"
-
-RELU = '''
-import torch
-import torch.nn as nn
-import triton
-import triton.language as tl
-
-
-@triton.jit
-def relu_kernel(x_ptr, y_ptr, n, BLOCK: tl.constexpr):
-    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
-    mask = offs < n
-    x = tl.load(x_ptr + offs, mask=mask)
-    tl.store(y_ptr + offs, {body}, mask=mask)
-
-
-class ModelNew(nn.Module):
-    def forward(self, x):
-        x = x.contiguous()
-        y = torch.empty_like(x)
-        relu_kernel[(triton.cdiv(x.numel(), {block}),)](x, y, x.numel(), BLOCK={block})
-        return y
-# scripted-runtime: {runtime}
-'''
-
-
-def reply(body="tl.maximum(x, 0.0)", block=1024, runtime=100.0):
-    return "Here it is:\n```python\n" + RELU.format(body=body, block=block, runtime=runtime) + "```\n"
 
 
 def critique(lesson, stop):

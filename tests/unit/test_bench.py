@@ -1,0 +1,124 @@
+"""`kernelwright bench` over a small suite on the CPU interpreter: every output, every total,
+a crashing problem recorded while the suite goes on, resuming without redoing a problem, and
+the summary's metrics (fast_p, geomean with the eager fallback) on known records."""
+
+import csv
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from kernelwright.bench import ProblemRecord, find_problems, summarize
+from kernelwright.cli import app
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = ROOT / "examples" / "problems" / "level1"
+
+
+@pytest.fixture
+def suite(tmp_path):
+    """relu (the offline writer covers it), matmul (it does not), and a file that crashes."""
+    root = tmp_path / "suite"
+    (root / "level1").mkdir(parents=True)
+    shutil.copy(EXAMPLES / "01_relu.py", root / "level1" / "1_relu.py")
+    shutil.copy(EXAMPLES / "07_matmul.py", root / "level1" / "10_matmul.py")
+    (root / "level1" / "2_broken.py").write_text(
+        "class Model(:\n    pass\n\ndef get_inputs():\n    return []\n")
+    (root / "level1" / "notes.py").write_text("print('not a problem')\n")
+    return root
+
+
+def test_bench_writes_every_output_and_resumes(suite, tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    runner = CliRunner()
+    got = runner.invoke(app, ["bench", str(suite), "--out", str(out), "--iterations", "1"])
+    assert got.exit_code == 0, got.output
+
+    data = json.loads((out / "results.json").read_text())
+    records = {r["problem"]: r for r in data["problems"]}
+    assert list(records) == ["level1/1_relu", "level1/2_broken", "level1/10_matmul"]  # natural order
+    relu, broken, matmul = records.values()
+    assert relu["status"] == "correct" and relu["evaluations"] >= 1 and relu["coverage"] == "covered"
+    assert relu["best_us"] is None and relu["speedup_eager"] is None  # no timings on the CPU
+    assert broken["status"] == "crashed" and "ProblemError" in broken["reason"]
+    assert matmul["status"] == "uncovered" and "mm" in matmul["coverage"]
+
+    summary = data["summary"]
+    assert summary["problems"] == 3 and summary["correct"] == 1
+    assert summary["correct_pct"] == pytest.approx(100 / 3)
+    assert summary["fast_eager"] == {"fast_0": pytest.approx(1 / 3), "fast_1": None, "fast_1.5": None}
+    assert summary["geomean_speedup_eager"] is None and summary["median_sol_fraction"] is None
+    assert summary["evaluations"] == relu["evaluations"]
+    assert sorted(summary["failures"].values()) == [1, 1]
+
+    rows = list(csv.DictReader((out / "results.csv").open()))
+    assert [r["problem"] for r in rows] == list(records) and rows[0]["status"] == "correct"
+    report = (out / "results.md").read_text()
+    assert all(name in report for name in records) and "correct: 1/3 (33%)" in report
+    assert (out / "speedup.png").read_bytes()[:4] == b"\x89PNG"
+    assert "correct: 1/3 (33%)" in got.output
+
+    # a second run resumes: no problem is optimised again
+    import kernelwright.graph.run as run
+
+    monkeypatch.setattr(run, "optimize", lambda *a, **k: pytest.fail("optimised again"))
+    again = runner.invoke(app, ["bench", str(suite), "--out", str(out), "--iterations", "1"])
+    assert again.exit_code == 0, again.output
+    assert json.loads((out / "results.json").read_text())["summary"] == summary
+    assert len((out / "records.jsonl").read_text().splitlines()) == 3
+
+    # other settings into the same folder would mix two benches: refused, with the fix
+    other = runner.invoke(app, ["bench", str(suite), "--out", str(out), "--iterations", "2"])
+    assert other.exit_code == 2 and "iterations" in other.output and "--out" in other.output
+
+
+def test_bench_eval_only(suite, tmp_path):
+    candidates = tmp_path / "candidates" / "level1"
+    candidates.mkdir(parents=True)
+    shutil.copy(ROOT / "examples" / "candidates" / "level1" / "01_relu.py", candidates / "1_relu.py")
+    out = tmp_path / "out"
+    got = CliRunner().invoke(app, ["bench", str(suite), "--out", str(out), "--eval-only",
+                                   str(candidates.parent), "--device", "cpu"])
+    assert got.exit_code == 0, got.output
+    records = {r["problem"]: r for r in json.loads((out / "results.json").read_text())["problems"]}
+    assert records["level1/1_relu"]["status"] == "correct"
+    assert records["level1/1_relu"]["coverage"] == "given candidate"
+    assert records["level1/10_matmul"]["status"] == "no_candidate"
+
+
+def test_bad_suite_is_a_clear_error(tmp_path):
+    got = CliRunner().invoke(app, ["bench", str(tmp_path)])
+    assert got.exit_code == 2 and "no KernelBench-format problem" in got.output
+
+
+def record(name, correct=True, eager=None, compile_=None, sol=None, eager_us=100.0,
+           compile_us=80.0):
+    return ProblemRecord(problem=name, status="correct" if correct else "incorrect",
+                         reason="" if correct else "mismatch", speedup_eager=eager,
+                         speedup_compile=compile_, sol_fraction=sol, eager_us=eager_us,
+                         compile_us=compile_us, evaluations=2, tokens=10)
+
+
+def test_summary_follows_kernelbench():
+    s = summarize([record("a", eager=2.0, compile_=1.6, sol=0.5),
+                   record("b", eager=0.5, compile_=0.4, sol=0.9),
+                   record("c", correct=False)])
+    assert s.correct == 2 and s.timed == 2
+    assert s.fast_eager == {"fast_0": pytest.approx(2 / 3), "fast_1": pytest.approx(1 / 3),
+                            "fast_1.5": pytest.approx(1 / 3)}
+    assert s.fast_compile["fast_1.5"] == pytest.approx(1 / 3)
+    # c has no correct kernel: eager (1.0x vs eager, 80/100 = 0.8x vs compile)
+    assert s.geomean_speedup_eager == pytest.approx((2.0 * 0.5 * 1.0) ** (1 / 3))
+    assert s.geomean_speedup_compile == pytest.approx((1.6 * 0.4 * 0.8) ** (1 / 3))
+    assert s.median_sol_fraction == pytest.approx(0.7) and s.failures == {"mismatch": 1}
+    assert s.evaluations == 6 and s.tokens == 30
+
+
+def test_find_problems_reads_a_kernelbench_layout(tmp_path):
+    for rel in ("level2/10_b.py", "level1/2_a.py", "level1/10_c.py", "level1/__init__.py"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text("class Model:\n    pass\n\ndef get_inputs():\n    return []\n")
+    found = [p.relative_to(tmp_path).as_posix() for p in find_problems(tmp_path)]
+    assert found == ["level1/2_a.py", "level1/10_c.py", "level2/10_b.py"]
