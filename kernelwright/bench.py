@@ -55,6 +55,14 @@ class ProblemRecord(BaseModel):
     def correct(self) -> bool:
         return self.status == "correct"
 
+    def verdict(self) -> str:
+        """The status, and for a failure why (the missing ops of an uncovered problem)."""
+        if self.correct:
+            return self.status
+        why = (self.reason if self.reason not in {"", self.status}
+               else self.coverage.rpartition(": ")[2])  # the missing ops
+        return f"{self.status}: {why}" if why else self.status
+
 
 class SuiteSummary(BaseModel):
     """A suite in the field's terms; speedups are None where nothing was timed."""
@@ -96,7 +104,8 @@ def record_of(name: str, result: Result, wall_s: float) -> ProblemRecord:
     tree = result.tree
     evaluated = [c for c in tree if c.status not in {"pending", "uncovered", "exhausted"}]
     uncovered = [c for c in tree if c.status == "uncovered"]
-    coverage = f"not covered: {uncovered[0].message}" if uncovered else "covered"
+    missing = uncovered[0].message.rpartition(": ")[2] if uncovered else ""
+    coverage = f"not covered: {missing}" if uncovered else "covered"
     compiled = next((c.compile_us for c in tree if c.compile_us), None)
     eager = next((c.eager_us for c in tree if c.eager_us), None)
     base = dict(problem=name, coverage=coverage, evaluations=len(evaluated), tokens=result.tokens,
@@ -105,8 +114,8 @@ def record_of(name: str, result: Result, wall_s: float) -> ProblemRecord:
     best = result.best
     if best is None:
         reasons = Counter(c.reason or c.status for c in evaluated)
-        reason = reasons.most_common(1)[0][0] if reasons else ("uncovered" if uncovered else
-                                                                 result.stop or "no candidate")
+        reason = reasons.most_common(1)[0][0] if reasons else (missing or result.stop
+                                                                 or "no candidate")
         return ProblemRecord(**base, status="incorrect" if evaluated else "uncovered",
                              reason=reason)
     timed = best.runtime_us
@@ -131,9 +140,24 @@ def run_suite(problems: list[Path], root: Path, config: RunConfig, out: Path | N
         result = optimize(path, config, thread_id=_thread_id(name, out),
                           checkpoint=out / "checkpoints.sqlite" if out else None,
                           parent_run_id=parent_run_id)
-        return record_of(name, result, time.perf_counter() - started)
+        record = record_of(name, result, time.perf_counter() - started)
+        return record if record.eager_us else with_baselines(record, path, config)
 
     return _each(problems, root, out, on_problem, solve)
+
+
+def with_baselines(record: ProblemRecord, path: Path, config: RunConfig) -> ProblemRecord:
+    """Time eager and torch.compile for a problem no candidate was timed on (on a GPU): its
+    eager fallback then counts in the geomean vs compile like every other problem's."""
+    from kernelwright.problem import load_problem
+    from kernelwright.tools.analyze import analyze
+    from kernelwright.tools.evaluate import resolve_device
+
+    if resolve_device(config.device, config.backend) != "cuda":
+        return record  # no timings on the CPU interpreter
+    analysis = analyze(load_problem(path), config.precision, "cuda", timeout_s=config.timeout_s)
+    return record.model_copy(update={"eager_us": analysis.eager_us,
+                                     "compile_us": analysis.compile_us})
 
 
 def evaluate_suite(problems: list[Path], root: Path, candidates: Path, settings: EvalSettings,
@@ -256,7 +280,7 @@ def summarize(records: list[ProblemRecord]) -> SuiteSummary:
         mean_sol_fraction=statistics.fmean(sols) if sols else None,
         evaluations=sum(r.evaluations for r in records), tokens=sum(r.tokens for r in records),
         wall_s=sum(r.wall_s for r in records),
-        failures=dict(Counter(r.reason or r.status for r in records if not r.correct)))
+        failures=dict(Counter(r.verdict() for r in records if not r.correct)))
 
 
 def summary_metrics(summary: SuiteSummary) -> dict[str, float]:
@@ -324,7 +348,7 @@ def markdown(records: list[ProblemRecord], summary: SuiteSummary, title: str) ->
             "SOL", "evals", "tokens", "wall s"]
     lines = [f"# {title}", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in records:
-        status = r.status if r.correct else f"{r.status}: {r.reason}".replace("|", "/")
+        status = r.verdict().replace("|", "/")
         lines.append("| " + " | ".join([
             r.problem, status, _us(r.eager_us), _us(r.compile_us), _us(r.best_us),
             _x(r.speedup_eager), _x(r.speedup_compile), _x(r.sol_fraction, ""),

@@ -197,8 +197,7 @@ def bench_table(records: list[Any]) -> Table:
                          no_wrap=name != "status")
     for r in records:
         style = STATUS_STYLE.get(r.status, "bold red")
-        status = r.status if r.correct else f"{r.status}: {r.reason}"
-        table.add_row(r.problem, f"[{style}]{escape(status)}[/]", _num(r.eager_us),
+        table.add_row(r.problem, f"[{style}]{escape(r.verdict())}[/]", _num(r.eager_us),
                       _num(r.compile_us), _num(r.best_us), _fmt(r.speedup_eager, "x"),
                       _fmt(r.speedup_compile, "x"), _fmt(r.sol_fraction), str(r.evaluations))
     return table
@@ -263,7 +262,7 @@ def _record_line(record: Any) -> str:
     if record.correct:
         speed = f", {record.speedup_eager:.2f}x eager" if record.speedup_eager else " (not timed)"
         return f"correct{speed}, {record.evaluations} evaluations"
-    return f"{record.status}: {record.reason}"
+    return record.verdict()
 
 
 def _run_panel(name: str, header: str, lines: list[str]) -> Any:

@@ -9,7 +9,6 @@ from kernelwright.config import RunConfig
 from kernelwright.graph.run import optimize
 
 PROBLEM = Path(__file__).resolve().parents[2] / "examples" / "problems" / "level1" / "06_row_sum.py"
-CONFIG = RunConfig(candidates=3)
 
 CHILD = textwrap.dedent("""
     import sys
@@ -40,8 +39,9 @@ def test_a_killed_run_resumes_and_evaluates_each_candidate_once(tmp_path):
     child.wait(timeout=60)
     assert child.returncode != 0 and not any(line.lstrip().startswith("#1") for line in seen)
 
-    resumed = optimize(PROBLEM, CONFIG, checkpoint=checkpoint, thread_id="t1")
-    uninterrupted = optimize(PROBLEM, CONFIG)
+    config = RunConfig(candidates=3)  # here, not at import: the test's environment applies
+    resumed = optimize(PROBLEM, config, checkpoint=checkpoint, thread_id="t1")
+    uninterrupted = optimize(PROBLEM, config)
     assert len(evaluations(resumed.log)) == len(evaluations(uninterrupted.log)) == 3
     assert sorted(c.id for c in resumed.tree) == [0, 1, 2]
     assert all(c.status != "pending" for c in resumed.tree)

@@ -43,7 +43,8 @@ def test_bench_writes_every_output_and_resumes(suite, tmp_path, monkeypatch):
     assert relu["status"] == "correct" and relu["evaluations"] >= 1 and relu["coverage"] == "covered"
     assert relu["best_us"] is None and relu["speedup_eager"] is None  # no timings on the CPU
     assert broken["status"] == "crashed" and "ProblemError" in broken["reason"]
-    assert matmul["status"] == "uncovered" and "mm" in matmul["coverage"]
+    assert matmul["status"] == "uncovered" and matmul["reason"] == "mm"
+    assert matmul["coverage"] == "not covered: mm" and matmul["eager_us"] is None  # no GPU
 
     summary = data["summary"]
     assert summary["problems"] == 3 and summary["correct"] == 1
@@ -51,7 +52,7 @@ def test_bench_writes_every_output_and_resumes(suite, tmp_path, monkeypatch):
     assert summary["fast_eager"] == {"fast_0": pytest.approx(1 / 3), "fast_1": None, "fast_1.5": None}
     assert summary["geomean_speedup_eager"] is None and summary["median_sol_fraction"] is None
     assert summary["evaluations"] == relu["evaluations"]
-    assert sorted(summary["failures"].values()) == [1, 1]
+    assert summary["failures"]["uncovered: mm"] == 1 and len(summary["failures"]) == 2
 
     rows = list(csv.DictReader((out / "results.csv").open()))
     assert [r["problem"] for r in rows] == list(records) and rows[0]["status"] == "correct"
@@ -112,8 +113,33 @@ def test_summary_follows_kernelbench():
     # c has no correct kernel: eager (1.0x vs eager, 80/100 = 0.8x vs compile)
     assert s.geomean_speedup_eager == pytest.approx((2.0 * 0.5 * 1.0) ** (1 / 3))
     assert s.geomean_speedup_compile == pytest.approx((1.6 * 0.4 * 0.8) ** (1 / 3))
-    assert s.median_sol_fraction == pytest.approx(0.7) and s.failures == {"mismatch": 1}
+    assert s.median_sol_fraction == pytest.approx(0.7) and s.failures == {"incorrect: mismatch": 1}
     assert s.evaluations == 6 and s.tokens == 30
+
+
+def test_a_problem_without_a_timed_candidate_gets_its_baselines_on_a_gpu(monkeypatch):
+    """The eager fallback of an uncovered problem needs eager and compile times of its own."""
+    import kernelwright.tools.analyze as analyze_tool
+    import kernelwright.tools.evaluate as harness
+    from kernelwright.bench import with_baselines
+    from kernelwright.config import RunConfig
+    from kernelwright.tools.analyze import Analysis
+
+    asked = []
+
+    def analyze(problem, precision, device, timeout_s):
+        asked.append((problem.name, precision, device))
+        return Analysis.model_construct(eager_us=120.0, compile_us=90.0)
+
+    uncovered = ProblemRecord(problem="level1/07_matmul", status="uncovered", reason="mm")
+    monkeypatch.setattr(analyze_tool, "analyze", analyze)
+    assert with_baselines(uncovered, EXAMPLES / "07_matmul.py", RunConfig()) == uncovered  # CPU
+    monkeypatch.setattr(harness, "resolve_device", lambda *_: "cuda")
+    got = with_baselines(uncovered, EXAMPLES / "07_matmul.py", RunConfig(precision="bf16"))
+    assert (got.eager_us, got.compile_us) == (120.0, 90.0)
+    assert asked == [("07_matmul", "bf16", "cuda")]
+    s = summarize([got])
+    assert s.geomean_speedup_compile == pytest.approx(0.75) and s.geomean_speedup_eager == 1.0
 
 
 def test_find_problems_reads_a_kernelbench_layout(tmp_path):
