@@ -103,6 +103,11 @@ def run_command(
         console.print(f"best: #{result.best.id} ({result.best.change}) -> {folder / 'best.py'}")
     console.print(f"stopped: {result.stop}\nthread {result.thread_id} (resume with "
                   f"--resume {result.thread_id}); summary in {folder / 'summary.json'}")
+    if result.mlflow_run_id:
+        from kernelwright.tracking import tracking_uri
+
+        console.print(f"tracked: MLflow run {result.mlflow_run_id} in {tracking_uri(settings)} "
+                      f"(see it with: mlflow ui --backend-store-uri {tracking_uri(settings)})")
     raise typer.Exit(0 if result.best is not None else 1)
 
 
