@@ -106,8 +106,9 @@ def run_command(
     if result.mlflow_run_id:
         from kernelwright.tracking import tracking_uri
 
-        console.print(f"tracked: MLflow run {result.mlflow_run_id} in {tracking_uri(settings)} "
-                      f"(see it with: mlflow ui --backend-store-uri {tracking_uri(settings)})")
+        uri = tracking_uri(settings)
+        see = f"open {uri}" if uri.startswith("http") else f"mlflow ui --backend-store-uri {uri}"
+        console.print(f"tracked: MLflow run {result.mlflow_run_id} in {uri} (see it: {see})")
     raise typer.Exit(0 if result.best is not None else 1)
 
 
