@@ -280,8 +280,10 @@ def _run_panel(name: str, header: str, lines: list[str]) -> Any:
 
 @app.command("eval")
 def eval_command(
-    problem: Annotated[Path, typer.Argument(help="KernelBench-format problem file")],
-    candidate: Annotated[Path, typer.Argument(help="candidate source defining ModelNew")],
+    problem: Annotated[Path | None, typer.Argument(help="KernelBench-format problem file")]
+    = None,
+    candidate: Annotated[Path | None, typer.Argument(help="candidate source defining ModelNew")]
+    = None,
     precision: Annotated[str, typer.Option(help="fp32 | tf32 | bf16 | fp16, for both sides")]
     = "fp32",
     guard: Annotated[str, typer.Option(help="strict (no torch compute) | library (GEMM/conv)")]
@@ -289,6 +291,11 @@ def eval_command(
     device: Annotated[str, typer.Option(help="auto | cuda | cpu (Triton interpreter)")] = "auto",
     timeout: Annotated[float, typer.Option(help="wall-clock limit in seconds")] = 600.0,
     as_json: Annotated[bool, typer.Option("--json", help="print the result as JSON")] = False,
+    no_sandbox: Annotated[bool, typer.Option(
+        "--no-sandbox", help="run the candidate unconfined (trusted code only)")] = False,
+    explain_sandbox: Annotated[bool, typer.Option(
+        "--explain-sandbox", help="say which confinements a worker gets here, then exit")]
+    = False,
 ) -> None:
     """Check a candidate against its reference and time it (on a GPU) against eager and compile."""
     from pydantic import ValidationError
@@ -297,9 +304,15 @@ def eval_command(
     from kernelwright.tools.evaluate import evaluate
     from kernelwright.tools.results import EvalSettings
 
+    if explain_sandbox:
+        _explain_sandbox()
+        return
+    if problem is None or candidate is None:
+        raise _fail("give a PROBLEM file and a CANDIDATE file (or --explain-sandbox)")
+
     try:
         settings = EvalSettings(precision=precision, guard=guard, device=device,
-                                timeout_s=timeout)
+                                timeout_s=timeout, sandbox=not no_sandbox)
     except ValidationError as exc:
         bad = "; ".join(f"--{e['loc'][0]}: {e['msg']}" for e in exc.errors())
         raise _fail(f"invalid option: {bad}") from None
@@ -316,6 +329,22 @@ def eval_command(
     else:
         _show(result)
     raise typer.Exit(0 if result.ok else 1)
+
+
+def _explain_sandbox() -> None:
+    """Start an empty worker with the default confinement and show what was in force."""
+    from kernelwright.tools.evaluate import sandbox_for
+    from kernelwright.tools.process import spawn
+    from kernelwright.tools.results import EvalSettings
+
+    done = spawn("kernelwright.tools.sandbox:probe", "{}", 120, "kernelwright-probe",
+                 sandbox_for(EvalSettings()))
+    table = Table(title="what a candidate's worker gets on this machine", box=box.SIMPLE,
+                  show_header=False)
+    for line in done.confinement.lines():
+        what, _, how = line.partition(": ")
+        table.add_row(what, how)
+    console.print(table)
 
 
 @app.command("analyze")
@@ -510,6 +539,10 @@ def _show(result) -> None:
         console.print(f"[dim]{result.timing_note}[/]")
     console.print(f"[dim]torch {result.torch_version}, triton {result.triton_version}, "
                   f"{result.wall_s:.1f} s[/]")
+    if result.sandbox:
+        confined = "; ".join(line.split(":")[0] + ": " + line.split(": ", 1)[1].split(" (")[0]
+                             for line in result.sandbox[2:4])
+        console.print(f"[dim]sandbox: {escape(confined)} (--explain-sandbox for all)[/]")
     if result.status.value in {"crashed", "timeout"} and result.log_tail:
         console.print(f"[dim]worker log:\n{result.log_tail}[/]")
 

