@@ -17,7 +17,7 @@ import torch
 import triton
 
 from kernelwright.problem import load_problem
-from kernelwright.tools.evaluate import evaluate, sandbox_for
+from kernelwright.tools.evaluate import evaluate, resolve_device, sandbox_for
 from kernelwright.tools.process import spawn
 from kernelwright.tools.results import EvalSettings
 
@@ -39,6 +39,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     problem, source = load_problem(PROBLEM), CANDIDATE.read_text()
+    confinement: list[str] = []
     times: dict[str, list[float]] = {k: [] for k in ("eval_on", "eval_off", "probe_on", "probe_off")}
     for sandbox in (True, False):  # warm the caches both ways first
         evaluate(problem, source, EvalSettings(device=args.device, sandbox=sandbox))
@@ -47,14 +48,15 @@ def main() -> None:
             settings = EvalSettings(device=args.device, sandbox=sandbox)
             result = evaluate(problem, source, settings)
             assert result.ok, result.message
+            confinement = result.sandbox if sandbox else confinement
             times[f"eval_{key}"].append(result.wall_s)
-            box = sandbox_for(settings)
+            box = sandbox_for(settings, cuda=resolve_device(args.device) == "cuda")
             times[f"probe_{key}"].append(seconds(lambda box=box: spawn(
                 "kernelwright.tools.sandbox:probe", "{}", 60, "kernelwright-probe", box)))
     medians = {k: statistics.median(v) for k, v in times.items()}
     report = {"device": result.device, "machine": platform.processor() or platform.machine(),
               "torch": torch.__version__, "triton": triton.__version__, "reps": args.reps,
-              "median_s": medians, "all_s": times, "confinement": result.sandbox,
+              "median_s": medians, "all_s": times, "confinement": confinement,
               "date": time.strftime("%Y-%m-%d", time.gmtime())}
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -305,7 +305,7 @@ def eval_command(
     from kernelwright.tools.results import EvalSettings
 
     if explain_sandbox:
-        _explain_sandbox()
+        _explain_sandbox(device)
         return
     if problem is None or candidate is None:
         raise _fail("give a PROBLEM file and a CANDIDATE file (or --explain-sandbox)")
@@ -331,15 +331,16 @@ def eval_command(
     raise typer.Exit(0 if result.ok else 1)
 
 
-def _explain_sandbox() -> None:
-    """Start an empty worker with the default confinement and show what was in force."""
-    from kernelwright.tools.evaluate import sandbox_for
+def _explain_sandbox(device: str) -> None:
+    """Start an empty worker with the confinement a candidate on `device` gets; show it."""
+    from kernelwright.tools.evaluate import resolve_device, sandbox_for
     from kernelwright.tools.process import spawn
     from kernelwright.tools.results import EvalSettings
 
+    on = resolve_device(device)
     done = spawn("kernelwright.tools.sandbox:probe", "{}", 120, "kernelwright-probe",
-                 sandbox_for(EvalSettings()))
-    table = Table(title="what a candidate's worker gets on this machine", box=box.SIMPLE,
+                 sandbox_for(EvalSettings(device=device), cuda=on == "cuda"))
+    table = Table(title=f"what a candidate's worker ({on}) gets on this machine", box=box.SIMPLE,
                   show_header=False)
     for line in done.confinement.lines():
         what, _, how = line.partition(": ")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import ast
 import importlib.util
 import tempfile
+import threading
 import types
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -23,6 +24,17 @@ _FIX_FORMAT = (
     "a KernelBench problem defines `class Model(nn.Module)`, `get_inputs()` returning a list of "
     "tensors, and `get_init_inputs()` returning the constructor arguments"
 )
+
+
+_PARSING = threading.Lock()
+
+
+def parse_python(source: str, filename: str = "<unknown>", mode: str = "exec") -> Any:
+    """`ast.parse`, one thread at a time: CPython before 3.11.8 and 3.12.1 fails with "AST
+    constructor recursion depth mismatch" when threads parse at once (gh-106905), and the
+    graph's fan-out codes candidates in threads."""
+    with _PARSING:
+        return ast.parse(source, filename=filename, mode=mode)
 
 
 @dataclass(frozen=True)
@@ -100,7 +112,7 @@ def load_problem(path: str | Path) -> Problem:
 def parse_problem(source: str, path: str) -> Problem:
     """Check a problem given as source text (`path` names it in messages and results)."""
     try:
-        ast.parse(source, filename=path)
+        parse_python(source, filename=path)
     except SyntaxError as exc:
         raise ProblemError(
             f"{path}:{exc.lineno}: syntax error: {exc.msg}. Fix: the problem must be valid Python."
@@ -158,7 +170,7 @@ def _input_elements(problem: Problem) -> int:
 
 def _int_constants(source: str) -> dict[str, int]:
     sizes: dict[str, int] = {}
-    for node in ast.parse(source).body:
+    for node in parse_python(source).body:
         for name, value in _int_assignments(node):
             sizes[name] = value
     return sizes
@@ -182,7 +194,7 @@ def _int_assignments(node: ast.stmt) -> list[tuple[str, int]]:
 def _apply_overrides(source: str, overrides: dict[str, int]) -> str:
     """Rewrite `NAME = <int>` (and tuple forms) at module level; line numbers are kept."""
     lines = source.splitlines(keepends=True)
-    for node in ast.parse(source).body:
+    for node in parse_python(source).body:
         pairs = _int_assignments(node)
         if not pairs or not any(name in overrides for name, _ in pairs) or \
                 node.lineno != node.end_lineno:

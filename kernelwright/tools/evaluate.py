@@ -62,7 +62,7 @@ def resolve_device(choice: str, backend: Backend = "triton") -> Device:
 def run_worker(job: WorkerJob, base: EvalResult) -> EvalResult:
     """Run the job in a fresh, confined process; map death, timeouts and limits to results."""
     done = spawn("kernelwright.tools.worker:serve", job.model_dump_json(), job.settings.timeout_s,
-                 "kernelwright-worker", sandbox_for(job.settings))
+                 "kernelwright-worker", sandbox_for(job.settings, cuda=job.device == "cuda"))
     base = base.model_copy(update=dict(log_tail=done.log_tail, sandbox=done.confinement.lines()))
     if done.payload is not None:
         result = EvalResult.model_validate_json(done.payload)
@@ -91,7 +91,7 @@ def sandbox_limit(settings: EvalSettings) -> int:
     return int(psutil.virtual_memory().total // 2) >> 20
 
 
-def sandbox_for(settings: EvalSettings) -> Sandbox | None:
+def sandbox_for(settings: EvalSettings, cuda: bool = False) -> Sandbox | None:
     """How a candidate's worker is confined (None: not at all, settings.sandbox off)."""
     if not settings.sandbox:
         return None
@@ -101,4 +101,5 @@ def sandbox_for(settings: EvalSettings) -> Sandbox | None:
 
     cpu_s = int(settings.timeout_s * (os.cpu_count() or 1)) + 60
     return Sandbox(cache_dir() / "compile", Limits(memory_mb=sandbox_limit(settings),
-                                                   file_mb=settings.file_limit_mb, cpu_s=cpu_s))
+                                                   file_mb=settings.file_limit_mb, cpu_s=cpu_s),
+                   cuda=cuda)

@@ -343,9 +343,10 @@ def check_source(source: str, guard: GuardMode = "strict", precision: Precision 
                  problem_name: str = "", backend: Backend = "triton") -> list[GuardFinding]:
     """Return every static finding on a candidate source; an empty list means it may run."""
     from kernelwright.hardware.backends import get_backend
+    from kernelwright.problem import parse_python
 
     try:
-        tree = ast.parse(source)
+        tree = parse_python(source)
     except SyntaxError as exc:
         return [GuardFinding(rule="syntax_error", message=f"syntax error: {exc.msg}",
                              line=exc.lineno)]

@@ -35,6 +35,7 @@ class Sandbox:
 
     caches: Path
     limits: Limits
+    cuda: bool = False  # the worker will use CUDA (which refuses a PID namespace)
 
 
 @dataclass
@@ -63,7 +64,8 @@ def spawn(target: str, job_json: str, timeout_s: float, name: str,
         env = worker_env(workdir, sandbox.caches)
     header = {"path": [p or os.getcwd() for p in sys.path], "target": target, "fd": write_fd,
               "workdir": str(workdir), "sandbox": None if sandbox is None else {
-                  "caches": str(sandbox.caches), "limits": sandbox.limits.model_dump()}}
+                  "caches": str(sandbox.caches), "limits": sandbox.limits.model_dump(),
+                  "cuda": sandbox.cuda}}
     try:
         child = subprocess.Popen([sys.executable, "-c", BOOT], stdin=subprocess.PIPE,
                                  stdout=log_fd, stderr=log_fd, env=env, pass_fds=(write_fd,),
@@ -184,6 +186,9 @@ def _kill(child: subprocess.Popen[bytes], seen: Any) -> None:
         child.wait(timeout=10)
 
 
+PLAIN = {"PWD", "OLDPWD", "USER", "LOGNAME", "SHELL", "TERM", "_"}  # never secrets; paths read better
+
+
 def scrub(text: str | None, allowed: dict[str, str]) -> str | None:
     """Blank out the caller's environment values that the worker was not given: whatever came
     back (its answer, its log) never carries the caller's secrets."""
@@ -191,7 +196,9 @@ def scrub(text: str | None, allowed: dict[str, str]) -> str | None:
         return text
     given = "\0".join(allowed.values())
     for key, value in os.environ.items():
-        if len(value) >= 8 and value not in given and value in text:
+        if key in PLAIN or len(value) < 8 or value in given:
+            continue
+        if value in text:
             text = text.replace(value, f"[{key} redacted]")
     return text
 
@@ -213,7 +220,7 @@ def child_main(header: dict[str, Any]) -> None:
     box = header["sandbox"]
     if box is not None:
         confinement = sb.enter(Path(header["workdir"]), Path(box["caches"]),
-                               sb.Limits(**box["limits"]))  # in the PID namespace's child
+                               sb.Limits(**box["limits"]), box["cuda"])  # maybe forks
     _send(fd, confinement.model_dump_json())
     module_name, function = header["target"].split(":")
     answer = getattr(importlib.import_module(module_name), function)(job_json)

@@ -4,11 +4,13 @@ A candidate is untrusted code. The worker that runs it (tools/process.py starts 
 
     environment  an allowlist (CUDA, Triton, compilers, Python paths); keys and tokens are absent
     files        a private working directory (also HOME and TMPDIR), removed afterwards; Landlock
-                 refuses writes anywhere but there, the compile caches and /dev
+                 refuses writes anywhere but there, the compile caches, /dev and (CUDA needs
+                 it) the worker's own /proc entry
     network      a new network namespace (unprivileged user namespaces), whose loopback is down;
                  else Landlock's TCP rules (bind and connect refused)
-    processes    a new PID namespace: when the worker ends, all it started ends; else its process
-                 group, and the caller kills every descendant it saw
+    processes    a new PID namespace: when the worker ends, all it started ends (CPU workers:
+                 the NVIDIA driver refuses a process in one); else its process group, and the
+                 caller kills every descendant it saw
     resources    RLIMIT_FSIZE, RLIMIT_CPU, RLIMIT_NPROC, no core files; the caller watches
                  resident memory (RLIMIT_AS would break CUDA's address-space reservations)
 
@@ -93,19 +95,24 @@ def _user_tasks() -> int:
     return count
 
 
-def enter(workdir: Path, caches: Path, limits: Limits) -> Confinement:
+def enter(workdir: Path, caches: Path, limits: Limits, cuda: bool = False) -> Confinement:
     """Confine this process (the fresh worker, before it imports torch) and say how.
 
-    With user namespaces this forks: the parent stays outside the new PID namespace, waits and
-    exits as its child did; the child (PID 1 there: when it ends, the kernel ends everything
-    it started) returns and does the work."""
+    With user namespaces and no CUDA this forks: the parent stays outside the new PID
+    namespace, waits and exits as its child did; the child (PID 1 there: when it ends, the
+    kernel ends everything it started) returns and does the work. CUDA fails to initialise in
+    a PID namespace (error 304 on the H100 machine), so CUDA workers keep the caller's."""
     import logging
     import signal
 
     done = Confinement(environment="allowlist only (no keys, tokens or other variables)")
     done.resources = confine_resources(limits)
-    isolated, why = unshare_namespaces()
-    if isolated:
+    isolated, why = unshare_namespaces(pid=not cuda)
+    if isolated and cuda:
+        done.network = "new network namespace (no interface up)"
+        done.processes = ("own session; the caller kills every descendant it saw (no PID "
+                          "namespace: the NVIDIA driver refuses one)")
+    elif isolated:
         inner = os.fork()
         if inner:  # outside: wait, then end as the inner process did
             _, status = os.waitpid(inner, 0)
@@ -119,7 +126,10 @@ def enter(workdir: Path, caches: Path, limits: Limits) -> Confinement:
     else:
         done.network = f"no network namespace ({why})"
         done.processes = "own session; the caller kills every descendant it saw"
-    files = confine_files([workdir, caches, Path("/dev")], no_tcp=not isolated)
+    writable = [workdir, caches, Path("/dev")]
+    if cuda:  # the driver writes to the process's own /proc entry (here, its host PID)
+        writable.append(Path(f"/proc/{os.getpid()}"))
+    files = confine_files(writable, no_tcp=not isolated)
     done.files = f"private directory {workdir} (removed afterwards); {files}"
     if not isolated:
         done.network += ("; TCP refused by Landlock" if "TCP" in files
@@ -140,13 +150,13 @@ def probe(job_json: str) -> str:
 CLONE_NEWNS, CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET = 0x00020000, 0x10000000, 0x20000000, 0x40000000
 
 
-def unshare_namespaces() -> tuple[bool, str]:
-    """A new user, network and PID namespace for this (single-threaded) process. The PID
-    namespace holds this process's next child, which must then do the work. Returns (whether
-    the PID namespace is in force, why not)."""
+def unshare_namespaces(pid: bool = True) -> tuple[bool, str]:
+    """A new user and network namespace, and with `pid` a PID namespace, for this
+    (single-threaded) process. The PID namespace holds this process's next child, which must
+    then do the work. Returns (whether the namespaces are in force, why not)."""
     libc = ctypes.CDLL(None, use_errno=True)
     uid, gid = os.getuid(), os.getgid()
-    if libc.unshare(CLONE_NEWUSER | CLONE_NEWNET | CLONE_NEWPID) != 0:
+    if libc.unshare(CLONE_NEWUSER | CLONE_NEWNET | (CLONE_NEWPID if pid else 0)) != 0:
         return False, os.strerror(ctypes.get_errno())
     try:  # keep our own ids inside (files we create stay ours)
         Path("/proc/self/setgroups").write_text("deny")

@@ -3,7 +3,7 @@
 import pytest
 
 from kernelwright.errors import ProblemError
-from kernelwright.problem import load_problem
+from kernelwright.problem import load_problem, parse_python
 
 GOOD = """import torch
 import torch.nn as nn
@@ -72,3 +72,30 @@ def test_shrink_stops_where_sizes_are_tied_by_an_assert(tmp_path):
     text = GOOD.replace("scaled = dim * 2", "assert dim % 781 == 0")
     problem = load_problem(write(tmp_path, text)).shrink(max_elements=20_000)
     assert "dim" not in problem.size_overrides
+
+
+def test_parsing_is_one_thread_at_a_time(monkeypatch):
+    """CPython 3.11.7 (CI's) fails "AST constructor recursion depth mismatch" when threads
+    parse at once (gh-106905), and the graph codes candidates in threads: parse_python must
+    never let two threads into ast.parse together."""
+    import ast
+    import threading
+    import time
+
+    inside, most = [0], [0]
+    real = ast.parse
+
+    def slow_parse(*args, **kwargs):
+        inside[0] += 1
+        most[0] = max(most[0], inside[0])
+        time.sleep(0.02)  # a wide window for another thread to enter
+        inside[0] -= 1
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(ast, "parse", slow_parse)
+    threads = [threading.Thread(target=parse_python, args=("x = 1",)) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert most[0] == 1

@@ -13,6 +13,7 @@ import psutil
 import pytest
 
 from kernelwright.problem import load_problem
+from kernelwright.tools import evaluate
 from kernelwright.tools.evaluate import run_worker, sandbox_for
 from kernelwright.tools.process import scrub, spawn
 from kernelwright.tools.results import EvalResult, EvalSettings, Status
@@ -34,6 +35,16 @@ def confinement():
     done = spawn("kernelwright.tools.sandbox:probe", "{}", 60, "kernelwright-probe",
                  sandbox_for(EvalSettings(device="cpu")))
     return done.confinement
+
+
+@pytest.fixture(params=["cpu", "cuda"])
+def kind(request, monkeypatch):
+    """The confinement of a CPU worker, or of a CUDA one: no PID namespace (the NVIDIA driver
+    refuses one) and its own /proc entry writable. Hostile candidates must fail under both."""
+    if request.param == "cuda":
+        real = evaluate.sandbox_for
+        monkeypatch.setattr(evaluate, "sandbox_for", lambda s, cuda=False: real(s, cuda=True))
+    return request.param
 
 
 def needs(confinement, field, word, what):
@@ -102,7 +113,7 @@ def run(candidate: str, marker: str, **settings) -> EvalResult:
     return result
 
 
-def test_secrets_are_not_in_the_workers_environment_nor_readable(secrets, confinement):
+def test_secrets_are_not_in_the_workers_environment_nor_readable(secrets, confinement, kind):
     needs(confinement, "files", "Landlock", "Landlock (it hides the caller's /proc/PID/environ)")
     marker = uuid.uuid4().hex
     candidate = evading(f'''
@@ -122,7 +133,7 @@ raise RuntimeError("LEAK " + repr(leak))
     assert result.status == Status.BUILD_ERROR and "LEAK ['', ''" in result.message
 
 
-def test_writes_outside_the_workers_directory_are_refused(tmp_path, confinement):
+def test_writes_outside_the_workers_directory_are_refused(tmp_path, confinement, kind):
     needs(confinement, "files", "Landlock", "Landlock (write confinement)")
     home = tmp_path / "home"
     home.mkdir()
@@ -141,7 +152,7 @@ open({str(home / "pwned.txt")!r}, "w").write("x")
     assert run(other, marker).status == Status.BUILD_ERROR and not outside.exists()
 
 
-def test_no_network_even_through_an_obfuscated_import(listener, confinement):
+def test_no_network_even_through_an_obfuscated_import(listener, confinement, kind):
     needs(confinement, "network", "namespace", "a network namespace (unprivileged user namespaces)")
     port, got = listener
     marker = uuid.uuid4().hex
@@ -184,7 +195,7 @@ with open("big.bin", "wb") as f:
         (result.status == Status.BUILD_ERROR and "File too large" in result.message), result.message
 
 
-def test_forked_spinners_do_not_survive_the_worker():
+def test_forked_spinners_do_not_survive_the_worker(kind):
     marker = uuid.uuid4().hex
     candidate = evading(f'''
 import os
@@ -212,13 +223,16 @@ def test_a_hang_at_import_is_a_timeout():
     assert result.status == Status.TIMEOUT
 
 
-def test_the_verdict_says_which_confinements_were_in_force(confinement):
+def test_the_verdict_says_which_confinements_were_in_force(confinement, kind):
     legit = (RELU.parents[1] / "legit.py").read_text()
     result = run(legit, uuid.uuid4().hex)
     assert result.status == Status.CORRECT
     assert [line.split(":")[0] for line in result.sandbox] == [
         "environment", "files", "network", "processes", "resources"]
-    assert result.sandbox[2:4] == confinement.lines()[2:4]  # (directories and limits differ)
+    if kind == "cpu":
+        assert result.sandbox[2:4] == confinement.lines()[2:4]  # (directories and limits differ)
+    elif "namespace" in confinement.network:
+        assert "no PID namespace" in result.sandbox[3] and "/proc/" in result.sandbox[1]
 
 
 def test_scrub_blanks_the_callers_values(secrets):

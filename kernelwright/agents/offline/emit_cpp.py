@@ -52,7 +52,9 @@ COMPARE = {ast.Eq: "==", ast.NotEq: "!=", ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">
 
 def to_cpp(expr: str) -> str:
     """A Triton expression of the IR (`tl.where(v1 > 0.0, v1, 0.0)`) as C++."""
-    return _cpp(ast.parse(expr, mode="eval").body)
+    from kernelwright.problem import parse_python
+
+    return _cpp(parse_python(expr, mode="eval").body)
 
 
 def _cpp(node: ast.expr) -> str:
