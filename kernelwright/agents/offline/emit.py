@@ -6,13 +6,18 @@ columns, either persistent (a whole row in registers, read once) or looped over 
 chunks (one loop per dependent reduction pass, then one that computes and stores the outputs;
 re-reads of a row hit L2). A plain reduction over few long rows is split: SPLIT programs per
 row each reduce a slice into a partial buffer, and a second kernel combines the partials and
-computes what follows the reduction. Sizes and strides are baked in as constants: the launcher
-checks the shapes it was written for.
+computes what follows the reduction. A matmul group is a tiled GEMM (BLOCK_M x BLOCK_N tiles
+of the output, grouped program order for L2 reuse, a software-pipelined loop over K) whose
+epilogue computes the group's pointwise values on the accumulator before the one store; the
+precision policy picks the dot's inputs (fp32: full-precision "ieee" dots, tf32: TF32, bf16 and
+fp16: those operands), always accumulating in fp32. Sizes and strides are baked in as
+constants: the launcher checks the shapes it was written for.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from typing import Literal
 
@@ -43,8 +48,15 @@ class KernelConfig:
     num_warps: int = 4
     persistent: bool = False  # 2-D only: a whole row per program, read once
     split: int = 1  # 2-D only: programs per row (two passes: partials, then a combine)
+    block_k: int = 0  # matmul only (block_r, block_c are BLOCK_M, BLOCK_N): K per step
+    group_m: int = 8  # matmul: tiles of M side by side in launch order (L2 reuse)
+    num_stages: int = 3  # matmul: software-pipelining depth of the K loop
 
     def describe(self) -> str:
+        if self.block_k:
+            return (f"BLOCK_M={self.block_r}, BLOCK_N={self.block_c}, BLOCK_K={self.block_k}, "
+                    f"GROUP_M={self.group_m}, num_warps={self.num_warps}, "
+                    f"num_stages={self.num_stages}")
         if self.block_c == 1:
             return f"BLOCK={self.block_r}, num_warps={self.num_warps}"
         mode = "persistent" if self.persistent else "looped" if self.split == 1 else \
@@ -54,6 +66,8 @@ class KernelConfig:
 
 def default_config(group: Group) -> KernelConfig:
     """A sound starting point; the refiner improves on it (an extern group ignores it)."""
+    if group.kind == "matmul":
+        return matmul_config(group, 128, 128, 32, 8)
     if group.kind in {"pointwise", "pool", "extern"}:
         return KernelConfig(block_r=1024, num_warps=4)
     cols = triton_next_pow2(group.cols)
@@ -75,6 +89,27 @@ def default_config(group: Group) -> KernelConfig:
         warps = max(1, min(16, block_r * cols // 512))
         return KernelConfig(block_r=block_r, block_c=cols, num_warps=warps, persistent=True)
     return KernelConfig(block_r=1, block_c=4096, num_warps=8)
+
+
+def matmul_dims(group: Group) -> tuple[int, int, int, int]:
+    """(batch, M, N, K) of a matmul group."""
+    mm = group.values[0]
+    *lead, m, n = mm.shape
+    return math.prod(lead), m, n, mm.args[0].shape[-1]
+
+
+def matmul_config(group: Group, bm: int, bn: int, bk: int, warps: int, stages: int = 3,
+                  group_m: int = 8) -> KernelConfig:
+    """A GEMM tile clamped to the problem (tl.dot needs 16 or more on each side)."""
+    _, m, n, k = matmul_dims(group)
+
+    def fit(block: int, size: int) -> int:
+        return max(16, min(block, triton_next_pow2(size)))
+
+    bm, bn, bk = fit(bm, m), fit(bn, n), fit(bk, k)
+    warps = max(1, min(warps, bm * bn // 256))  # small tiles: fewer warps
+    return KernelConfig(block_r=bm, block_c=bn, block_k=bk, num_warps=warps, num_stages=stages,
+                        group_m=group_m)
 
 
 def rows_are_contiguous(group: Group) -> bool:
@@ -157,7 +192,7 @@ class KernelWriter:
         self.g, self.name, self.cfg, self.stage = group, name, config, stage
         self.pointer_of = pointer_of  # buffer value id -> pointer argument name
         self.params: list[str] = []  # pointer arguments in order
-        self.two_d = group.kind in {"reduction", "scan"}
+        self.two_d = group.kind in {"reduction", "scan", "matmul"}
         self.rows_dims = [k for k in range(len(group.shape)) if k not in group.axes]
         self.col_dims = list(group.axes)
         self.lines: list[str] = []
@@ -296,14 +331,82 @@ class KernelWriter:
         dtype = f"{ptr}.dtype.element_ty"
         if not mask:  # one element (a 0-d result): the first row stores it
             off, mask = "0 * r", "r < 1"
+        if self.g.kind == "matmul":  # a whole tile, even where a dim has size 1 (N = 1)
+            used = set(re.findall(r"\b[rc]\b", off))
+            off += "".join(f" + 0 * {i}" for i in ("r", "c") if i not in used)
+            mask = "mask"
         self.lines.append(f"{pad}tl.store({ptr} + {off}, {name}.to({dtype}), mask={mask})")
 
     # kernels -----------------------------------------------------------------------------
-    def write(self) -> list[str]:
-        body = self.write_1d() if not self.two_d else self.write_2d()
-        sig = ", ".join(self.params + (["BLOCK: tl.constexpr"] if not self.two_d else
-                                       ["BLOCK_R: tl.constexpr", "BLOCK_C: tl.constexpr"]))
+    def write(self, precision: str = "fp32") -> list[str]:
+        if self.g.kind == "matmul":
+            body = self.write_matmul(precision)
+            meta = ["BLOCK_M", "BLOCK_N", "BLOCK_K", "GROUP_M"] + (
+                ["WIDEN"] if precision in {"bf16", "fp16"} else [])
+        elif self.two_d:
+            body, meta = self.write_2d(), ["BLOCK_R", "BLOCK_C"]
+        else:
+            body, meta = self.write_1d(), ["BLOCK"]
+        sig = ", ".join(self.params + [f"{m}: tl.constexpr" for m in meta])
         return ["@triton.jit", f"def {self.name}({sig}):"] + body
+
+    def write_matmul(self, precision: str) -> list[str]:
+        """A tiled GEMM over [batch, M, N] and its epilogue; the masks on the tile's edges are
+        written only where the sizes do not divide."""
+        mm = self.g.values[0]
+        a, b = mm.args
+        batch, m, n, k = matmul_dims(self.g)
+        sa, sb = view_strides(a), view_strides(b)
+        pa, pb = self.pointer(view_base(a)), self.pointer(view_base(b))
+        za = f"z * {sa[0]} + " if len(a.shape) == 3 else ""
+        zb = f"z * {sb[0]} + " if len(b.shape) == 3 else ""
+        cfg = self.cfg
+        edge_m, edge_n, edge_k = m % cfg.block_r, n % cfg.block_c, k % cfg.block_k
+        a_mask = " & ".join(t for t in (f"(rm < {m})[:, None]" if edge_m else "",
+                                        f"(rk < {k} - k0)[None, :]" if edge_k else "") if t)
+        b_mask = " & ".join(t for t in (f"(rk < {k} - k0)[:, None]" if edge_k else "",
+                                        f"(rn < {n})[None, :]" if edge_n else "") if t)
+        dot_in = {"bf16": ".to(tl.bfloat16)", "fp16": ".to(tl.float16)"}.get(precision, "")
+        mode = {"fp32": ', input_precision="ieee"', "tf32": ', input_precision="tf32"'}.get(
+            precision, "")
+        self.lines = [
+            "    pid = tl.program_id(0)",
+            "    z = tl.program_id(1)" if batch > 1 else "    z = 0",
+            f"    tiles_m, tiles_n = tl.cdiv({m}, BLOCK_M), tl.cdiv({n}, BLOCK_N)",
+            "    # grouped order: GROUP_M row tiles share each column tile while it is in L2",
+            "    width = GROUP_M * tiles_n",
+            "    first_m = (pid // width) * GROUP_M",
+            "    rows_here = tl.minimum(tiles_m - first_m, GROUP_M)",
+            "    pid_m = first_m + (pid % width) % rows_here",
+            "    pid_n = (pid % width) // rows_here",
+            "    rm = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)",
+            "    rn = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)",
+            "    rk = tl.arange(0, BLOCK_K)",
+            f"    a_ptrs = {pa} + {za}rm[:, None] * {sa[-2]} + rk[None, :] * {sa[-1]}",
+            f"    b_ptrs = {pb} + {zb}rk[:, None] * {sb[-2]} + rn[None, :] * {sb[-1]}",
+            "    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)",
+            f"    for k0 in range(0, {k}, BLOCK_K):",
+            f"        x = tl.load(a_ptrs{', mask=' + a_mask + ', other=0.0' if a_mask else ''})",
+            f"        y = tl.load(b_ptrs{', mask=' + b_mask + ', other=0.0' if b_mask else ''})",
+            *([f"        acc = tl.dot(x{dot_in}, y{dot_in}, acc{mode})"] if not dot_in else [
+                "        if WIDEN:  # the interpreter's 16-bit dot is wrong; fp32 products match",
+                '            acc = tl.dot(x.to(tl.float32), y.to(tl.float32), acc, '
+                'input_precision="ieee")',
+                "        else:",
+                f"            acc = tl.dot(x{dot_in}, y{dot_in}, acc)"]),
+            f"        a_ptrs += BLOCK_K * {sa[-1]}",
+            f"        b_ptrs += BLOCK_K * {sb[-2]}",
+            "    # epilogue: r indexes (batch, M), c indexes N, as in the row kernels",
+            f"    r = (z * {m} + rm)[:, None]",
+            "    c = rn[None, :]",
+            f"    rmask = (rm < {m})[:, None]",
+            f"    cmask = c < {n}",
+            "    mask = rmask & cmask",
+        ]
+        env: dict[object, str] = {mm.id: "acc"}
+        for out in self.g.outputs:
+            self.store(out, self.emit(out, env, 1), 1)
+        return self.lines
 
     def write_1d(self) -> list[str]:
         n = math.prod(self.g.shape)
@@ -511,7 +614,7 @@ def _literal(x: object) -> str:
 
 
 def write_module(title: str, graph: Graph, groups: list[Group], configs: list[KernelConfig],
-                 param_names: list[str], buffer_names: set[str]) -> str:
+                 param_names: list[str], buffer_names: set[str], precision: str = "fp32") -> str:
     """The candidate source: kernels, launchers, a forward and ModelNew holding the parameters."""
     pointer_of: dict[int, str] = {}
     for v in graph.inputs:
@@ -539,10 +642,20 @@ def write_module(title: str, graph: Graph, groups: list[Group], configs: list[Ke
         for stage, stage_cfg, grid in stages:
             name = f"kernel{i}_{g.kind}" + ("" if stage == "whole" else f"_{stage}")
             writer = KernelWriter(g, name, stage_cfg, pointer_of, stage)  # type: ignore[arg-type]
-            body = writer.write()
+            body = writer.write(precision)
             helpers |= writer.helpers
             kernels.append("\n".join([f"# {_cost(g, writer, graph)}; {cfg.describe()}"] + body))
             args = ", ".join(p.removesuffix("_ptr") for p in writer.params)
+            if g.kind == "matmul":
+                batch, m, n, _ = matmul_dims(g)
+                launches.append(
+                    f"    {writer.name}[(triton.cdiv({m}, {cfg.block_r}) * triton.cdiv({n}, "
+                    f"{cfg.block_c}), {batch})]({args}, BLOCK_M={cfg.block_r}, "
+                    f"BLOCK_N={cfg.block_c}, BLOCK_K={cfg.block_k}, GROUP_M={cfg.group_m}, "
+                    + (f"WIDEN={args.split(',')[0]}.device.type == 'cpu', "
+                       if precision in {"bf16", "fp16"} else "")
+                    + f"num_warps={cfg.num_warps}, num_stages={cfg.num_stages})")
+                continue
             if writer.two_d:
                 grid = grid or f"(triton.cdiv({g.rows}, {stage_cfg.block_r}),)"
                 meta = f"BLOCK_R={stage_cfg.block_r}, BLOCK_C={stage_cfg.block_c}"
@@ -663,5 +776,6 @@ def _cost(g: Group, writer: KernelWriter, graph: Graph) -> str:
     read = sum(v.numel * v.dtype.itemsize for v in graph.inputs
                if f"in{v.input_index}_ptr" in writer.params)
     written = sum(v.numel * 4 for v in g.outputs)
-    flops = sum(math.prod(g.shape) for v in g.values if v.kind != "pool")
+    flops = sum(math.prod(g.shape) * (2 * v.args[0].shape[-1] if v.kind == "matmul" else 1)
+                for v in g.values if v.kind != "pool")
     return f"cost: reads about {read} B, writes {written} B, about {flops} FLOPs"

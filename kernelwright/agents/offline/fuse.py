@@ -10,6 +10,9 @@ buffer (materialised). Over few long rows a group holds one reduction and nothin
 after it, so each kernel can be split across the GPU (a softmax over one huge row becomes max,
 then exp-sum, then the normalisation). An extern value (a vendor call in `library` mode) is a group of its
 own: its arguments are read from buffers and its result is a buffer the next kernel reads.
+A matmul (the writer's own GEMM) opens a group over its output, [batch.., M, N]: its operands
+are read from buffers, and pointwise values after it join as the kernel's epilogue (bias,
+activation, scale, residual); a reduction over its rows is the next kernel.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ DMap = tuple[int | None, ...]
 
 @dataclass
 class Group:
-    kind: Literal["pointwise", "reduction", "scan", "pool", "extern"]
+    kind: Literal["pointwise", "reduction", "scan", "pool", "matmul", "extern"]
     shape: tuple[int, ...] = ()
     axes: tuple[int, ...] = ()
     values: list[Value] = field(default_factory=list)
@@ -44,7 +47,7 @@ class Group:
         return math.prod(self.shape[k] for k in self.axes)
 
 
-COMPUTED = {"pointwise", "reduce", "scan", "pool", "extern"}
+COMPUTED = {"pointwise", "reduce", "scan", "pool", "matmul", "extern"}
 SM_TARGET = 512  # programs that fill a large GPU (H100: 132 SMs, several programs each)
 
 
@@ -93,6 +96,8 @@ def _place(g: Group, v: Value) -> bool:
         return False  # the view's base is written by this kernel: read it in the next one
     if not g.values:
         return _open(g, v)
+    if v.kind == "matmul" or g.kind == "matmul" and v.kind != "pointwise":
+        return False  # a GEMM opens its own kernel; only an epilogue follows it there
     if v.kind == "pool" or g.kind == "pool" and v.kind != "pointwise":
         return False
     if v.kind == "pointwise":
@@ -134,6 +139,9 @@ def _open(g: Group, v: Value) -> bool:
         return _add(g, v, tuple(range(len(v.shape))))
     if v.kind == "pool":
         g.kind, g.shape = "pool", v.shape
+        return _add(g, v, tuple(range(len(v.shape))))
+    if v.kind == "matmul":  # rows: batch dims and M; columns: N
+        g.kind, g.shape, g.axes = "matmul", v.shape, (len(v.shape) - 1,)
         return _add(g, v, tuple(range(len(v.shape))))
     arg = v.args[0]
     g.shape = arg.shape

@@ -2,8 +2,8 @@
 
 Pointwise values carry a Triton expression template over their arguments ("{0} * {1}"), which
 is all the emitter needs. Reductions and scans name their op and the real dims they consume.
-Extern values are vendor calls (cuBLAS, cuDNN) that `library` mode keeps; everything around
-them is still the writer's own kernels.
+Matmul values are GEMMs the writer tiles itself (`strict` mode); extern values are vendor
+calls (cuBLAS, cuDNN) that `library` mode keeps. Either way what surrounds them is the writer's.
 Everything is computed in fp32 inside kernels (integers and booleans keep their type) and cast
 to the output dtype on store.
 """
@@ -16,7 +16,8 @@ from typing import Literal
 
 import torch
 
-Kind = Literal["input", "const", "pointwise", "reduce", "scan", "pool", "view", "extern"]
+Kind = Literal["input", "const", "pointwise", "reduce", "scan", "pool", "view", "matmul",
+               "extern"]
 REDUCE_OPS = {"sum", "max", "min", "prod", "argmax", "argmin"}
 SCAN_OPS = {"cumsum", "cumprod"}
 
@@ -32,7 +33,8 @@ class Value:
     dtype: torch.dtype
     args: list[Value] = field(default_factory=list)
     op: str = ""  # pointwise: expression template; reduce/scan: op name; pool: "max" | "avg";
-    # extern (a vendor GEMM or convolution, `library` mode only): "mm" | "bmm" | "conv"
+    # matmul: "mm" | "bmm" (args: A [.., M, K], B [.., K, N]); extern (a vendor GEMM or
+    # convolution, `library` mode only): "mm" | "bmm" | "conv"
     dims: tuple[int, ...] = ()  # reduce/scan: real dims of args[0] consumed
     keepdim: bool = False
     scalar: float | int | bool | None = None  # const

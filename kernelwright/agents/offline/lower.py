@@ -2,9 +2,10 @@
 
 Each aten op maps to a rule below. Composite ops (softmax, layer norm, variance, ...) are
 decomposed here, in the form a row kernel computes them: statistics in fp32, two passes where
-the textbook formula needs them. In `library` mode GEMMs and convolutions become extern values
-(vendor calls) and their bias, alpha and beta become pointwise ops that fuse into the next
-kernel. Ops without a rule raise Unsupported with their names.
+the textbook formula needs them. GEMMs (mm, bmm, addmm) become matmul values the writer tiles
+itself; in `library` mode GEMMs and convolutions become extern values (vendor calls) instead.
+Either way their bias, alpha and beta become pointwise ops that fuse after them. Ops without a
+rule raise Unsupported with their names.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import torch
 from torch.fx import Node
 
 from kernelwright.agents.offline.capture import Captured
-from kernelwright.agents.offline.ir import Graph, Unsupported, Value
+from kernelwright.agents.offline.ir import Graph, Kind, Unsupported, Value
 
 F32 = torch.float32
 
@@ -178,8 +179,8 @@ def _lower_op(b: Builder, name: str, args: list[Any], kw: dict[str, Any], meta: 
               library: bool) -> Any:
     out_dtype = getattr(meta, "dtype", None)
     result: Any
-    if library and name in EXTERN:
-        result = EXTERN[name](b, args, kw, tuple(meta.shape))
+    if name in EXTERN and (library or name in GEMMS):
+        result = EXTERN[name](b, args, kw, tuple(meta.shape), "extern" if library else "matmul")
     elif name in VIEWS:
         result = _view(b, name, args, meta)
     elif name in RULES:
@@ -493,23 +494,29 @@ RULES: dict[str, Callable[[Builder, list[Any], dict[str, Any]], Any]] = {
 }
 
 
-# `library` mode: vendor GEMMs and convolutions, with what follows them left to fuse.
-def _extern(op: str, shape: tuple[int, ...], *args: Value, **attrs: Any) -> Value:
-    return Value("extern", shape, F32, list(args), op=op, attrs=attrs)
+# GEMMs and convolutions: vendor calls in `library` mode ("extern"), the writer's own tiled
+# GEMMs in `strict` mode ("matmul"); what follows them is left to fuse either way.
+GEMMS = {"mm", "bmm", "addmm"}
 
 
-def _addmm(b: Builder, a: list[Any], kw: dict[str, Any], shape: tuple[int, ...]) -> Value:
+def _gemm(op: str, shape: tuple[int, ...], kind: Kind, *args: Value, **attrs: Any) -> Value:
+    return Value(kind, shape, F32, list(args), op=op, attrs=attrs)
+
+
+def _addmm(b: Builder, a: list[Any], kw: dict[str, Any], shape: tuple[int, ...],
+           kind: Kind) -> Value:
     bias, x, w = a[:3]
     beta, alpha = kw.get("beta", 1), kw.get("alpha", 1)
-    product = _extern("mm", shape, x, w)
+    product = _gemm("mm", shape, kind, x, w)
     if alpha != 1:
         product = b.pw(f"{{0}} * {alpha!r}", product)
     return b.pw("{0} + {1}" if beta == 1 else f"{{0}} + {{1}} * {beta!r}", product, bias)
 
 
-def _convolution(b: Builder, a: list[Any], kw: dict[str, Any], shape: tuple[int, ...]) -> Value:
+def _convolution(b: Builder, a: list[Any], kw: dict[str, Any], shape: tuple[int, ...],
+                 kind: Kind) -> Value:
     x, w, bias, stride, padding, dilation, transposed, output_padding, groups = a[:9]
-    y = _extern("conv", shape, x, w, stride=tuple(stride), padding=tuple(padding),
+    y = _gemm("conv", shape, kind, x, w, stride=tuple(stride), padding=tuple(padding),
                 dilation=tuple(dilation), transposed=bool(transposed),
                 output_padding=tuple(output_padding), groups=int(groups))
     if bias is None:
@@ -519,9 +526,9 @@ def _convolution(b: Builder, a: list[Any], kw: dict[str, Any], shape: tuple[int,
     return b.pw("{0} + {1}", y, per_channel)
 
 
-EXTERN: dict[str, Callable[[Builder, list[Any], dict[str, Any], tuple[int, ...]], Value]] = {
-    "mm": lambda b, a, kw, shape: _extern("mm", shape, a[0], a[1]),
-    "bmm": lambda b, a, kw, shape: _extern("bmm", shape, a[0], a[1]),
+EXTERN: dict[str, Callable[[Builder, list[Any], dict[str, Any], tuple[int, ...], Kind], Value]] = {
+    "mm": lambda b, a, kw, shape, kind: _gemm("mm", shape, kind, a[0], a[1]),
+    "bmm": lambda b, a, kw, shape, kind: _gemm("bmm", shape, kind, a[0], a[1]),
     "addmm": _addmm,
     "convolution": _convolution,
 }

@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field
 
 from kernelwright.agents.offline.emit import (
     KernelConfig,
+    matmul_config,
     rows_are_contiguous,
     splittable,
     triton_next_pow2,
@@ -50,17 +51,29 @@ class SearchResult(BaseModel):
     stopped: str = Field(description="why the search ended")
 
 
+MATMUL_TILES = [(128, 128, 32, 8, 3), (128, 64, 32, 4, 4), (64, 128, 32, 4, 4),
+                (128, 256, 32, 8, 3), (256, 128, 32, 8, 3), (64, 64, 32, 4, 4),
+                (128, 128, 64, 8, 3), (128, 128, 16, 8, 4), (32, 32, 32, 2, 4)]
+
+
 def config_space(group: Group, backend: Backend = "triton") -> list[KernelConfig]:
     """Alternatives for one kernel, most promising first (none for a vendor call)."""
     if backend != "triton":
         return cpp_config_space(group, backend)
     if group.kind == "extern":
         return []
+    if group.kind == "matmul":  # tiles (M, N, K), warps, pipeline stages
+        out: list[KernelConfig] = []
+        for bm, bn, bk, warps, stages in MATMUL_TILES:
+            cfg = matmul_config(group, bm, bn, bk, warps, stages)
+            if cfg not in out:
+                out.append(cfg)
+        return out
     if group.kind in {"pointwise", "pool"}:
         return [KernelConfig(block_r=b, num_warps=w)
                 for b, w in [(1024, 4), (2048, 8), (4096, 8), (512, 4), (2048, 4), (4096, 16)]]
     cols = triton_next_pow2(group.cols)
-    out: list[KernelConfig] = []
+    out = []
     if splittable(group) and group.cols >= 8192:  # few long rows: spread each over programs
         shapes = [(128, 32, 4), (64, 64, 4)] if rows_are_contiguous(group) else \
             [(1, 2048, 8), (1, 1024, 4)]

@@ -39,7 +39,7 @@ class Plan:
                  f"Kernels: {kinds}.")
         if self.backend == "triton":
             return write_module(title, self.graph, self.groups, configs, self.param_names,
-                                self.buffer_names)
+                                self.buffer_names, self.precision)
         return write_cpp_module(title, self.graph, self.groups, configs, self.param_names,
                                 self.buffer_names, self.backend)
 

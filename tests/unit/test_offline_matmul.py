@@ -1,0 +1,105 @@
+"""The offline writer's own GEMMs (strict mode): every suite problem built from mm, addmm and
+bmm is correct on the CPU interpreter with the default tiles and with small ones (several K
+steps, edge masks); epilogues fuse into the GEMM, a row reduction after it is one more kernel;
+transposed operands, sizes that divide no tile, a matrix-vector product and the precision
+policy's dot modes."""
+
+from pathlib import Path
+
+import pytest
+
+from kernelwright.agents.offline.emit import matmul_config
+from kernelwright.agents.offline.write import plan
+from kernelwright.problem import Problem, load_problem, parse_problem
+from kernelwright.tools.evaluate import evaluate
+from kernelwright.tools.results import EvalSettings
+
+SUITE = Path(__file__).resolve().parents[2] / "examples" / "problems"
+GEMM_PROBLEMS = ["level1/07_matmul", "level1/08_matmul_transposed_b",
+                 "level1/12_small_batched_matmul", "level2/01_linear_bias_relu_scale",
+                 "level2/02_linear_gelu_layernorm", "level2/06_matmul_sum_rows", "level3/01_mlp"]
+SETTINGS = EvalSettings(device="cpu", cpu_max_elements=1 << 13, timeout_s=300,
+                        compile_baseline=False)
+
+
+def correct(made, configs=None, settings=SETTINGS) -> str:
+    source = made.source(configs)
+    result = evaluate(made.problem, source, settings)
+    assert result.status == "correct", f"{result.reason}: {result.message}\n{result.log_tail}\n{source}"
+    assert not result.findings and "@triton.jit" in source and "tl.dot(" in source
+    return source
+
+
+def inline(name: str, forward: str, inputs: str, init: str = "[]", members: str = "") -> Problem:
+    source = f'''import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class Model(nn.Module):
+    def __init__(self):
+        super().__init__()
+{members or "        pass"}
+
+    def forward(self, a, b=None):
+        return {forward}
+
+
+def get_inputs():
+    return {inputs}
+
+
+def get_init_inputs():
+    return {init}
+'''
+    return parse_problem(source, f"{name}.py")
+
+
+@pytest.mark.parametrize("name, tiles", [(n, "default") for n in GEMM_PROBLEMS] + [
+    (n, "small") for n in GEMM_PROBLEMS if n != "level3/01_mlp"])  # (its 4096 hidden stays)
+def test_suite_gemms_are_correct_in_strict_mode(name, tiles):
+    made = plan(load_problem(SUITE / f"{name}.py").shrink(SETTINGS.cpu_max_elements))
+    assert "matmul" in [g.kind for g in made.groups]
+    configs = made.configs if tiles == "default" else [
+        matmul_config(g, 16, 16, 16, 1, group_m=2) if g.kind == "matmul" else c
+        for g, c in zip(made.groups, made.configs, strict=True)]
+    source = correct(made, configs)
+    assert "torch.mm" not in source and "@ " not in source.split("class ModelNew")[1]
+
+
+@pytest.mark.parametrize("pattern, forward, kinds", [
+    ("linear_gelu_layernorm", "F.layer_norm(F.gelu(self.fc(a)), (48,))", ["matmul", "reduction"]),
+    ("gemm_sigmoid_sum", "torch.sigmoid(self.fc(a)).sum(dim=1)", ["matmul", "reduction"]),
+    ("matmul_divide_gelu", "F.gelu(a @ self.fc.weight.t() / 2.5)", ["matmul"]),
+    ("residual_clamp", "(self.fc(a) * 0.5 + b).clamp(-1.0, 1.0)", ["matmul"]),
+])
+def test_epilogues_fuse_into_the_gemm(pattern, forward, kinds):
+    problem = inline(pattern, forward, "[torch.randn(40, 56), torch.randn(40, 48)]",
+                     members="        self.fc = nn.Linear(56, 48)")
+    made = plan(problem)
+    assert [g.kind for g in made.groups] == kinds
+    correct(made)
+
+
+@pytest.mark.parametrize("pattern, forward, inputs", [
+    ("transposed_a", "a.t() @ b", "[torch.randn(45, 37), torch.randn(45, 29)]"),
+    ("odd_sizes_bias_relu", "torch.relu(a @ b + 1.5)", "[torch.randn(37, 45), torch.randn(45, 29)]"),
+    ("matrix_vector", "a @ b", "[torch.randn(300, 70), torch.randn(70, 1)]"),
+    ("bmm_transposed_b", "torch.bmm(a, b.transpose(1, 2))",
+     "[torch.randn(3, 20, 24), torch.randn(3, 18, 24)]"),
+])
+def test_operand_layouts_and_edges(pattern, forward, inputs):
+    made = plan(inline(pattern, forward, inputs))
+    assert made.groups[0].kind == "matmul"
+    correct(made, [matmul_config(made.groups[0], 16, 16, 16, 1)] + made.configs[1:])
+    correct(made)
+
+
+@pytest.mark.parametrize("precision, dot", [("fp32", 'input_precision="ieee"'),
+                                            ("tf32", 'input_precision="tf32"'),
+                                            ("bf16", "x.to(tl.bfloat16), y.to(tl.bfloat16)")])
+def test_the_precision_policy_holds_inside_the_gemm(precision, dot):
+    problem = load_problem(SUITE / "level2/01_linear_bias_relu_scale.py").shrink(1 << 13)
+    made = plan(problem, precision=precision)
+    settings = SETTINGS.model_copy(update={"precision": precision})
+    assert dot in correct(made, settings=settings)
