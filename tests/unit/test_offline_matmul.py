@@ -81,23 +81,25 @@ def test_epilogues_fuse_into_the_gemm(pattern, forward, kinds):
     correct(made)
 
 
-@pytest.mark.parametrize("pattern, forward, inputs", [
-    ("transposed_a", "a.t() @ b", "[torch.randn(45, 37), torch.randn(45, 29)]"),
-    ("odd_sizes_bias_relu", "torch.relu(a @ b + 1.5)", "[torch.randn(37, 45), torch.randn(45, 29)]"),
-    ("matrix_vector", "a @ b", "[torch.randn(300, 70), torch.randn(70, 1)]"),
+@pytest.mark.parametrize("pattern, forward, inputs, dot", [
+    ("transposed_a", "a.t() @ b", "[torch.randn(45, 37), torch.randn(45, 29)]",
+     "tl.dot(tl.trans(x), y"),  # each operand read along its contiguous dim
+    ("odd_sizes_bias_relu", "torch.relu(a @ b + 1.5)", "[torch.randn(37, 45), torch.randn(45, 29)]",
+     "tl.dot(x, y"),
+    ("matrix_vector", "a @ b", "[torch.randn(300, 70), torch.randn(70, 1)]", "tl.dot(x, y"),
     ("bmm_transposed_b", "torch.bmm(a, b.transpose(1, 2))",
-     "[torch.randn(3, 20, 24), torch.randn(3, 18, 24)]"),
+     "[torch.randn(3, 20, 24), torch.randn(3, 18, 24)]", "tl.dot(x, tl.trans(y)"),
 ])
-def test_operand_layouts_and_edges(pattern, forward, inputs):
+def test_operand_layouts_and_edges(pattern, forward, inputs, dot):
     made = plan(inline(pattern, forward, inputs))
     assert made.groups[0].kind == "matmul"
-    correct(made, [matmul_config(made.groups[0], 16, 16, 16, 1)] + made.configs[1:])
+    assert dot in correct(made, [matmul_config(made.groups[0], 16, 16, 16, 1)] + made.configs[1:])
     correct(made)
 
 
 @pytest.mark.parametrize("precision, dot", [("fp32", 'input_precision="ieee"'),
                                             ("tf32", 'input_precision="tf32"'),
-                                            ("bf16", "x.to(tl.bfloat16), y.to(tl.bfloat16)")])
+                                            ("bf16", "x.to(tl.bfloat16), tl.trans(y).to(tl.bfloat16)")])
 def test_the_precision_policy_holds_inside_the_gemm(precision, dot):
     problem = load_problem(SUITE / "level2/01_linear_bias_relu_scale.py").shrink(1 << 13)
     made = plan(problem, precision=precision)

@@ -362,10 +362,20 @@ class KernelWriter:
         zb = f"z * {sb[0]} + " if len(b.shape) == 3 else ""
         cfg = self.cfg
         edge_m, edge_n, edge_k = m % cfg.block_r, n % cfg.block_c, k % cfg.block_k
-        a_mask = " & ".join(t for t in (f"(rm < {m})[:, None]" if edge_m else "",
-                                        f"(rk < {k} - k0)[None, :]" if edge_k else "") if t)
-        b_mask = " & ".join(t for t in (f"(rk < {k} - k0)[:, None]" if edge_k else "",
-                                        f"(rn < {n})[None, :]" if edge_n else "") if t)
+        # an operand whose K is its contiguous dim is read as a K-contiguous tile (coalesced)
+        # and transposed in registers: weight.t(), b.transpose(1, 2), a.t() @ b
+        a_k_inner, b_k_inner = sa[-1] == 1 or sa[-2] != 1, sb[-2] == 1 and sb[-1] != 1
+        m_in = f"(rm < {m})" if edge_m else ""
+        n_in = f"(rn < {n})" if edge_n else ""
+        k_in = f"(rk < {k} - k0)" if edge_k else ""
+        a_mask = _tile_mask(m_in, k_in) if a_k_inner else _tile_mask(k_in, m_in)
+        b_mask = _tile_mask(n_in, k_in) if b_k_inner else _tile_mask(k_in, n_in)
+        a_tile = (f"rm[:, None] * {sa[-2]} + rk[None, :] * {sa[-1]}" if a_k_inner
+                  else f"rk[:, None] * {sa[-1]} + rm[None, :] * {sa[-2]}")
+        b_tile = (f"rn[:, None] * {sb[-1]} + rk[None, :] * {sb[-2]}" if b_k_inner
+                  else f"rk[:, None] * {sb[-2]} + rn[None, :] * {sb[-1]}")
+        x_tile = "x" if a_k_inner else "tl.trans(x)"
+        y_tile = "tl.trans(y)" if b_k_inner else "y"
         dot_in = {"bf16": ".to(tl.bfloat16)", "fp16": ".to(tl.float16)"}.get(precision, "")
         mode = {"fp32": ', input_precision="ieee"', "tf32": ', input_precision="tf32"'}.get(
             precision, "")
@@ -382,18 +392,19 @@ class KernelWriter:
             "    rm = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)",
             "    rn = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)",
             "    rk = tl.arange(0, BLOCK_K)",
-            f"    a_ptrs = {pa} + {za}rm[:, None] * {sa[-2]} + rk[None, :] * {sa[-1]}",
-            f"    b_ptrs = {pb} + {zb}rk[:, None] * {sb[-2]} + rn[None, :] * {sb[-1]}",
+            f"    a_ptrs = {pa} + {za}{a_tile}",
+            f"    b_ptrs = {pb} + {zb}{b_tile}",
             "    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)",
             f"    for k0 in range(0, {k}, BLOCK_K):",
             f"        x = tl.load(a_ptrs{', mask=' + a_mask + ', other=0.0' if a_mask else ''})",
             f"        y = tl.load(b_ptrs{', mask=' + b_mask + ', other=0.0' if b_mask else ''})",
-            *([f"        acc = tl.dot(x{dot_in}, y{dot_in}, acc{mode})"] if not dot_in else [
+            *([f"        acc = tl.dot({x_tile}{dot_in}, {y_tile}{dot_in}, acc{mode})"]
+              if not dot_in else [
                 "        if WIDEN:  # the interpreter's 16-bit dot is wrong; fp32 products match",
-                '            acc = tl.dot(x.to(tl.float32), y.to(tl.float32), acc, '
+                f"            acc = tl.dot({x_tile}.to(tl.float32), {y_tile}.to(tl.float32), acc, "
                 'input_precision="ieee")',
                 "        else:",
-                f"            acc = tl.dot(x{dot_in}, y{dot_in}, acc)"]),
+                f"            acc = tl.dot({x_tile}{dot_in}, {y_tile}{dot_in}, acc)"]),
             f"        a_ptrs += BLOCK_K * {sa[-1]}",
             f"        b_ptrs += BLOCK_K * {sb[-2]}",
             "    # epilogue: r indexes (batch, M), c indexes N, as in the row kernels",
@@ -593,6 +604,11 @@ class KernelWriter:
                            f"{pad}{name} = tl.min(tl.where({a} == best{red.id}, idx{red.id}, "
                            f"{self.g.cols}), axis=1)[:, None]"]
         env[red.id] = name
+
+
+def _tile_mask(rows: str, cols: str) -> str:
+    """The mask of a 2-D tile from its row and column conditions ("" where a side divides)."""
+    return " & ".join(t for t in (rows and f"{rows}[:, None]", cols and f"{cols}[None, :]") if t)
 
 
 PROD_COMBINE = '''@triton.jit
