@@ -15,16 +15,34 @@ from kernelwright.cli import app
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples" / "problems" / "level1"
+SORTED = """import torch
+import torch.nn as nn
+
+
+class Model(nn.Module):
+    \"\"\"Sort each row (an op the offline writer does not cover).\"\"\"
+
+    def forward(self, x):
+        return torch.sort(x, dim=-1).values
+
+
+def get_inputs():
+    return [torch.randn(64, 128)]
+
+
+def get_init_inputs():
+    return []
+"""
 
 
 @pytest.fixture
 def suite(tmp_path):
-    """relu (the offline writer covers it), a convolution (it does not), and a file that
+    """relu (the offline writer covers it), a row sort (it does not), and a file that
     crashes."""
     root = tmp_path / "suite"
     (root / "level1").mkdir(parents=True)
     shutil.copy(EXAMPLES / "01_relu.py", root / "level1" / "1_relu.py")
-    shutil.copy(EXAMPLES.parent / "level2" / "03_conv_relu_bias.py", root / "level1" / "10_conv.py")
+    (root / "level1" / "10_sort.py").write_text(SORTED)
     (root / "level1" / "2_broken.py").write_text(
         "class Model(:\n    pass\n\ndef get_inputs():\n    return []\n")
     (root / "level1" / "notes.py").write_text("print('not a problem')\n")
@@ -39,13 +57,13 @@ def test_bench_writes_every_output_and_resumes(suite, tmp_path, monkeypatch):
 
     data = json.loads((out / "results.json").read_text())
     records = {r["problem"]: r for r in data["problems"]}
-    assert list(records) == ["level1/1_relu", "level1/2_broken", "level1/10_conv"]  # natural order
-    relu, broken, conv = records.values()
+    assert list(records) == ["level1/1_relu", "level1/2_broken", "level1/10_sort"]  # natural order
+    relu, broken, uncovered = records.values()
     assert relu["status"] == "correct" and relu["evaluations"] >= 1 and relu["coverage"] == "covered"
     assert relu["best_us"] is None and relu["speedup_eager"] is None  # no timings on the CPU
     assert broken["status"] == "crashed" and "ProblemError" in broken["reason"]
-    assert conv["status"] == "uncovered" and conv["reason"] == "convolution"
-    assert conv["coverage"] == "not covered: convolution" and conv["eager_us"] is None  # no GPU
+    assert uncovered["status"] == "uncovered" and uncovered["reason"] == "sort"
+    assert uncovered["coverage"] == "not covered: sort" and uncovered["eager_us"] is None  # no GPU
 
     summary = data["summary"]
     assert summary["problems"] == 3 and summary["correct"] == 1
@@ -53,7 +71,7 @@ def test_bench_writes_every_output_and_resumes(suite, tmp_path, monkeypatch):
     assert summary["fast_eager"] == {"fast_0": pytest.approx(1 / 3), "fast_1": None, "fast_1.5": None}
     assert summary["geomean_speedup_eager"] is None and summary["median_sol_fraction"] is None
     assert summary["evaluations"] == relu["evaluations"]
-    assert summary["failures"]["uncovered: convolution"] == 1 and len(summary["failures"]) == 2
+    assert summary["failures"]["uncovered: sort"] == 1 and len(summary["failures"]) == 2
 
     rows = list(csv.DictReader((out / "results.csv").open()))
     assert [r["problem"] for r in rows] == list(records) and rows[0]["status"] == "correct"
@@ -87,7 +105,7 @@ def test_bench_eval_only(suite, tmp_path):
     records = {r["problem"]: r for r in json.loads((out / "results.json").read_text())["problems"]}
     assert records["level1/1_relu"]["status"] == "correct"
     assert records["level1/1_relu"]["coverage"] == "given candidate"
-    assert records["level1/10_conv"]["status"] == "no_candidate"
+    assert records["level1/10_sort"]["status"] == "no_candidate"
 
 
 def test_bad_suite_is_a_clear_error(tmp_path):

@@ -19,7 +19,7 @@ COVERED = ["level1/01_relu", "level1/02_gelu_tanh", "level1/03_softmax", "level1
            "level1/05_rmsnorm", "level1/06_row_sum", "level1/09_argmax", "level1/10_cumsum",
            "level1/11_max_pool2d", "level2/04_residual_add_layernorm",
            "level2/05_scaled_softmax_mask"]
-NOT_COVERED = {"level2/03_conv_relu_bias": "convolution", "level3/02_attention_block": "split"}
+NOT_COVERED = {"level3/02_attention_block": "split"}
 # library mode: the GEMM or convolution stays the vendor's, everything around it is fused
 LIBRARY = ["level2/01_linear_bias_relu_scale", "level2/02_linear_gelu_layernorm",
            "level2/03_conv_relu_bias", "level2/06_matmul_sum_rows", "level3/01_mlp"]

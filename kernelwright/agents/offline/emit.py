@@ -92,8 +92,12 @@ def default_config(group: Group) -> KernelConfig:
 
 
 def matmul_dims(group: Group) -> tuple[int, int, int, int]:
-    """(batch, M, N, K) of a matmul group."""
+    """(batch, M, N, K) of a matmul group; a convolution is the implicit GEMM
+    [N*H_out*W_out, C_in*kh*kw] x [C_in*kh*kw, C_out]."""
     mm = group.values[0]
+    if mm.op == "conv":
+        out, w = mm.shape, mm.args[1].shape
+        return 1, out[0] * math.prod(out[2:]), out[1], math.prod(w[1:])
     *lead, m, n = mm.shape
     return math.prod(lead), m, n, mm.args[0].shape[-1]
 
@@ -358,6 +362,8 @@ class KernelWriter:
         batch, m, n, k = matmul_dims(self.g)
         sa, sb = view_strides(a), view_strides(b)
         pa, pb = self.pointer(view_base(a)), self.pointer(view_base(b))
+        if mm.op == "conv":  # the weight [C_out, K] is B^T; A is gathered from the input
+            sa, sb = (k, 1), (1, k)
         za = f"z * {sa[0]} + " if len(a.shape) == 3 else ""
         zb = f"z * {sb[0]} + " if len(b.shape) == 3 else ""
         cfg = self.cfg
@@ -392,11 +398,12 @@ class KernelWriter:
             "    rm = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)",
             "    rn = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)",
             "    rk = tl.arange(0, BLOCK_K)",
-            f"    a_ptrs = {pa} + {za}{a_tile}",
+            *([f"    a_ptrs = {pa} + {za}{a_tile}"] if mm.op != "conv" else self.conv_rows(mm)),
             f"    b_ptrs = {pb} + {zb}{b_tile}",
             "    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)",
             f"    for k0 in range(0, {k}, BLOCK_K):",
-            f"        x = tl.load(a_ptrs{', mask=' + a_mask + ', other=0.0' if a_mask else ''})",
+            *([f"        x = tl.load(a_ptrs{', mask=' + a_mask + ', other=0.0' if a_mask else ''})"]
+              if mm.op != "conv" else self.conv_gather(mm, pa, edge_m, edge_k)),
             f"        y = tl.load(b_ptrs{', mask=' + b_mask + ', other=0.0' if b_mask else ''})",
             *([f"        acc = tl.dot({x_tile}{dot_in}, {y_tile}{dot_in}, acc{mode})"]
               if not dot_in else [
@@ -405,7 +412,7 @@ class KernelWriter:
                 'input_precision="ieee")',
                 "        else:",
                 f"            acc = tl.dot({x_tile}{dot_in}, {y_tile}{dot_in}, acc)"]),
-            f"        a_ptrs += BLOCK_K * {sa[-1]}",
+            *([f"        a_ptrs += BLOCK_K * {sa[-1]}"] if mm.op != "conv" else []),
             f"        b_ptrs += BLOCK_K * {sb[-2]}",
             "    # epilogue: r indexes (batch, M), c indexes N, as in the row kernels",
             f"    r = (z * {m} + rm)[:, None]",
@@ -418,6 +425,33 @@ class KernelWriter:
         for out in self.g.outputs:
             self.store(out, self.emit(out, env, 1), 1)
         return self.lines
+
+    def conv_rows(self, conv: Value) -> list[str]:
+        """Before the K loop of an implicit-GEMM convolution: each GEMM row's (n, oh, ow)."""
+        _, _, ho, wo = conv.shape
+        return [f"    n_img, oh, ow = rm // {ho * wo}, (rm // {wo}) % {ho}, rm % {wo}"]
+
+    def conv_gather(self, conv: Value, ptr: str, edge_m: int, edge_k: int) -> list[str]:
+        """In the K loop: the [BLOCK_M, BLOCK_K] tile of the unfolded input (im2col, never
+        stored), zero outside the padded image."""
+        x = conv.args[0]
+        _, cin, h, w = x.shape
+        kh, kw = conv.args[1].shape[2:]
+        sx = view_strides(x)
+        (sh, sw), (ph, pw), (dh, dw) = (tuple(conv.attrs[key])  # type: ignore[arg-type]
+                                        for key in ("stride", "padding", "dilation"))
+        ok = [f"(ih >= 0) & (ih < {h}) & (iw >= 0) & (iw < {w})"]
+        if edge_m:
+            ok.append(f"(rm < {conv.shape[0] * conv.shape[2] * conv.shape[3]})[:, None]")
+        if edge_k:
+            ok.append(f"(kk < {cin * kh * kw})[None, :]")
+        return [
+            "        kk = k0 + rk",
+            f"        ci, i, j = kk // {kh * kw}, (kk // {kw}) % {kh}, kk % {kw}",
+            f"        ih = oh[:, None] * {sh} - {ph} + i[None, :] * {dh}",
+            f"        iw = ow[:, None] * {sw} - {pw} + j[None, :] * {dw}",
+            f"        x = tl.load({ptr} + n_img[:, None] * {sx[0]} + ci[None, :] * {sx[1]} "
+            f"+ ih * {sx[2]} + iw * {sx[3]}, mask={' & '.join(ok)}, other=0.0)"]
 
     def write_1d(self) -> list[str]:
         n = math.prod(self.g.shape)
@@ -792,6 +826,6 @@ def _cost(g: Group, writer: KernelWriter, graph: Graph) -> str:
     read = sum(v.numel * v.dtype.itemsize for v in graph.inputs
                if f"in{v.input_index}_ptr" in writer.params)
     written = sum(v.numel * 4 for v in g.outputs)
-    flops = sum(math.prod(g.shape) * (2 * v.args[0].shape[-1] if v.kind == "matmul" else 1)
+    flops = sum(math.prod(g.shape) * (2 * matmul_dims(g)[3] if v.kind == "matmul" else 1)
                 for v in g.values if v.kind != "pool")
     return f"cost: reads about {read} B, writes {written} B, about {flops} FLOPs"

@@ -140,8 +140,9 @@ def _open(g: Group, v: Value) -> bool:
     if v.kind == "pool":
         g.kind, g.shape = "pool", v.shape
         return _add(g, v, tuple(range(len(v.shape))))
-    if v.kind == "matmul":  # rows: batch dims and M; columns: N
-        g.kind, g.shape, g.axes = "matmul", v.shape, (len(v.shape) - 1,)
+    if v.kind == "matmul":  # rows: batch dims and M (a convolution: N, H, W); columns: N (C)
+        g.kind, g.shape = "matmul", v.shape
+        g.axes = (1,) if v.op == "conv" else (len(v.shape) - 1,)
         return _add(g, v, tuple(range(len(v.shape))))
     arg = v.args[0]
     g.shape = arg.shape

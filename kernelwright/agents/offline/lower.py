@@ -2,10 +2,11 @@
 
 Each aten op maps to a rule below. Composite ops (softmax, layer norm, variance, ...) are
 decomposed here, in the form a row kernel computes them: statistics in fp32, two passes where
-the textbook formula needs them. GEMMs (mm, bmm, addmm) become matmul values the writer tiles
-itself; in `library` mode GEMMs and convolutions become extern values (vendor calls) instead.
-Either way their bias, alpha and beta become pointwise ops that fuse after them. Ops without a
-rule raise Unsupported with their names.
+the textbook formula needs them. GEMMs (mm, bmm, addmm) and plain 2-d convolutions (an
+implicit GEMM) become matmul values the writer tiles itself; in `library` mode GEMMs and
+convolutions become extern values (vendor calls) instead. Either way their bias, alpha and
+beta become pointwise ops that fuse after them. Ops without a rule raise Unsupported with
+their names.
 """
 
 from __future__ import annotations
@@ -496,7 +497,7 @@ RULES: dict[str, Callable[[Builder, list[Any], dict[str, Any]], Any]] = {
 
 # GEMMs and convolutions: vendor calls in `library` mode ("extern"), the writer's own tiled
 # GEMMs in `strict` mode ("matmul"); what follows them is left to fuse either way.
-GEMMS = {"mm", "bmm", "addmm"}
+GEMMS = {"mm", "bmm", "addmm", "convolution"}
 
 
 def _gemm(op: str, shape: tuple[int, ...], kind: Kind, *args: Value, **attrs: Any) -> Value:
@@ -516,6 +517,9 @@ def _addmm(b: Builder, a: list[Any], kw: dict[str, Any], shape: tuple[int, ...],
 def _convolution(b: Builder, a: list[Any], kw: dict[str, Any], shape: tuple[int, ...],
                  kind: Kind) -> Value:
     x, w, bias, stride, padding, dilation, transposed, output_padding, groups = a[:9]
+    if kind == "matmul" and (transposed or groups != 1 or len(shape) != 4):
+        raise Unsupported(["convolution"], "strict mode writes plain 2-d convolutions only "
+                          "(not transposed, grouped, 1-d or 3-d)")
     y = _gemm("conv", shape, kind, x, w, stride=tuple(stride), padding=tuple(padding),
                 dilation=tuple(dilation), transposed=bool(transposed),
                 output_padding=tuple(output_padding), groups=int(groups))
