@@ -89,7 +89,7 @@ def transfer(made, remembered: list[dict]):  # (Plan, ...) -> list[KernelConfig]
     kernels: each takes the config of the remembered kernel of its kind with the nearest row
     length, within 4x; a whole row held in registers is resized to this row. None when no
     kernel of the plan has a match."""
-    from kernelwright.agents.offline.emit import KernelConfig, triton_next_pow2
+    from kernelwright.agents.offline.emit import KernelConfig, matmul_config, triton_next_pow2
 
     out, matched = [], False
     for group, default in zip(made.groups, made.configs, strict=True):
@@ -102,6 +102,9 @@ def transfer(made, remembered: list[dict]):  # (Plan, ...) -> list[KernelConfig]
             continue
         best = min(same, key=lambda r: abs((r["cols"] or 1) - (cols or 1)))
         config = KernelConfig(**best["config"])
+        if group.kind == "matmul" and made.backend == "triton":  # the tile, fitted to this GEMM
+            config = matmul_config(group, config.block_r, config.block_c, config.block_k,
+                                   config.num_warps, config.num_stages, config.group_m)
         if config.persistent and made.backend == "triton":
             config = KernelConfig(**{**best["config"], "block_c": triton_next_pow2(cols)})
         out.append(config)

@@ -134,3 +134,16 @@ def test_grouped_and_transposed_convolutions_are_reported_not_covered():
                          members=f"        self.conv = {conv}")
         with pytest.raises(Unsupported, match="convolution"):
             plan(problem)
+
+
+def test_a_remembered_tile_is_fitted_to_another_gemm():
+    """Memory hands the coder a tile that won on another GEMM: clamped to this one's sizes."""
+    from dataclasses import asdict
+
+    from kernelwright.agents.coder import transfer
+    from kernelwright.agents.offline.emit import KernelConfig
+
+    won = KernelConfig(block_r=128, block_c=64, block_k=32, num_warps=4, num_stages=4)
+    small_bmm = plan(load_problem(SUITE / "level1/12_small_batched_matmul.py"))  # 32 x 32, K 64
+    (fitted,) = transfer(small_bmm, [{"kind": "matmul", "cols": 0, "config": asdict(won)}])
+    assert (fitted.block_r, fitted.block_c, fitted.block_k, fitted.num_stages) == (32, 32, 32, 4)
