@@ -60,7 +60,10 @@ def get_init_inputs():
     (n, "small") for n in GEMM_PROBLEMS  # (too many tiny programs for the interpreter:)
     if n not in {"level3/01_mlp", "level2/03_conv_relu_bias"}])
 def test_suite_gemms_are_correct_in_strict_mode(name, tiles):
-    made = plan(load_problem(SUITE / f"{name}.py").shrink(SETTINGS.cpu_max_elements))
+    problem = load_problem(SUITE / f"{name}.py")
+    if name == "level3/01_mlp":  # a list of sizes, which shrink() leaves alone
+        problem = Problem(problem.path, problem.source.replace("[4096, 4096]", "[256, 128]"))
+    made = plan(problem.shrink(SETTINGS.cpu_max_elements))
     assert "matmul" in [g.kind for g in made.groups]
     configs = made.configs if tiles == "default" else [
         matmul_config(g, 16, 16, 16, 1, group_m=2) if g.kind == "matmul" else c
