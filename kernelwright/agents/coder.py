@@ -8,6 +8,7 @@ away from its parent) or `llm_code` (the role's model, prompted from agents/prom
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from pydantic import BaseModel, Field
 
@@ -40,16 +41,57 @@ def offline_draft(problem: Problem, precision: Precision = "fp32", guard: GuardM
 
 
 def offline_refine(problem: Problem, settings: EvalSettings, budget: int = 10,
-                   progress: Callable[[str], None] = lambda _: None):  # -> SearchResult
-    """Search launch configurations of the offline draft; None when the problem is not covered."""
+                   progress: Callable[[str], None] = lambda _: None,
+                   evaluate: Callable[..., Any] | None = None):  # -> SearchResult | None
+    """Search launch configurations of the offline draft; None when the problem is not covered.
+
+    In `library` mode the writer's own GEMMs compete with the vendor's: where the library plan
+    keeps a cuBLAS/cuDNN call, the strict plan (own GEMMs, same epilogues) is searched too, each
+    with half the budget, and the faster correct candidate wins, by measurement."""
     from kernelwright.agents.offline.search import refine
     from kernelwright.agents.offline.write import Unsupported, plan
 
-    try:
-        made = plan(problem, settings.precision, settings.guard)
-    except Unsupported:
+    plans: list[tuple[str, Any]] = []
+    guards = [settings.guard] + (["strict"] if settings.guard == "library" else [])
+    for guard, label in zip(guards, ("vendor GEMMs", "own GEMMs"), strict=False):
+        if plans and not any(g.kind == "extern" for g in plans[0][1].groups):
+            break  # nothing of the vendor's to compete with
+        try:
+            plans.append((label, plan(problem, settings.precision, guard)))
+        except Unsupported:
+            continue
+    if not plans:
         return None
-    return refine(made, settings, budget=budget, progress=progress)
+    if len(plans) == 1:
+        return refine(plans[0][1], settings, budget=budget, progress=progress, evaluate=evaluate)
+
+    def labelled(label: str) -> Callable[[str], None]:
+        return lambda line: progress(f"[{label}] {line}")
+
+    found = [refine(made, settings, budget=max(1, budget // 2), evaluate=evaluate,
+                    progress=labelled(label)) for label, made in plans]
+    return _faster(found, [label for label, _ in plans])
+
+
+def _faster(found: list[Any], labels: list[str]) -> Any:
+    """One search tree out of several (nodes renumbered, changes labelled), best = the fastest
+    correct candidate; without timings the first correct one."""
+    tree: list[Any] = []
+    offsets: list[int] = []
+    for result, label in zip(found, labels, strict=True):
+        offsets.append(len(tree))
+        for node in result.tree:
+            tree.append(node.model_copy(update=dict(
+                id=node.id + offsets[-1], change=f"{label}: {node.change}",
+                parent=None if node.parent is None else node.parent + offsets[-1])))
+    ok = [i for i, r in enumerate(found) if r.best_result.ok]
+    timed = [i for i in ok if found[i].best_result.runtime_us]
+    win = min(timed, key=lambda i: found[i].best_result.runtime_us) if timed else \
+        (ok or [0])[0]
+    times = ", ".join(f"{labels[i]} {found[i].best_result.runtime_us:.1f} us" for i in timed)
+    return found[win].model_copy(update=dict(
+        tree=tree, best_id=found[win].best_id + offsets[win],
+        stopped=f"{labels[win]} chosen ({times or 'no timings'}); {found[win].stopped}"))
 
 
 def offline_code(problem: Problem, stage: str, index: int, parent_configs: list[dict] | None,

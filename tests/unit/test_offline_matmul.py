@@ -150,3 +150,25 @@ def test_a_remembered_tile_is_fitted_to_another_gemm():
     small_bmm = plan(load_problem(SUITE / "level1/12_small_batched_matmul.py"))  # 32 x 32, K 64
     (fitted,) = transfer(small_bmm, [{"kind": "matmul", "cols": 0, "config": asdict(won)}])
     assert (fitted.block_r, fitted.block_c, fitted.block_k, fitted.num_stages) == (32, 32, 32, 4)
+
+
+@pytest.mark.parametrize("faster", ["vendor GEMMs", "own GEMMs"])
+def test_library_mode_keeps_whichever_gemm_measures_faster(faster):
+    """In `library` mode the writer's own GEMM competes with cuBLAS; the measurement decides
+    (times faked here: the CPU has none)."""
+    from kernelwright.agents.coder import offline_refine
+    from kernelwright.tools.results import EvalResult, Status
+
+    def timed(problem, source, settings):
+        vendor = "torch.mm(" in source
+        return EvalResult(status=Status.CORRECT, problem=problem.name, guard=settings.guard,
+                          precision=settings.precision,
+                          runtime_us=100.0 if vendor == (faster == "vendor GEMMs") else 150.0)
+
+    problem = load_problem(SUITE / "level2/01_linear_bias_relu_scale.py")
+    found = offline_refine(problem, SETTINGS.model_copy(update={"guard": "library"}), budget=4,
+                           evaluate=timed)
+    assert {n.change.split(":")[0] for n in found.tree} == {"vendor GEMMs", "own GEMMs"}
+    assert len(found.tree) == 4 and found.stopped.startswith(f"{faster} chosen")
+    assert ("torch.mm(" in found.best_source) == (faster == "vendor GEMMs")
+    assert found.best_result.runtime_us == 100.0 and found.tree[found.best_id].runtime_us == 100.0
