@@ -57,8 +57,8 @@ def get_init_inputs():
 
 
 @pytest.mark.parametrize("name, tiles", [(n, "default") for n in GEMM_PROBLEMS] + [
-    (n, "small") for n in GEMM_PROBLEMS  # (too many tiny programs for the interpreter:)
-    if n not in {"level3/01_mlp", "level2/03_conv_relu_bias"}])
+    (n, "small") for n in ("level1/08_matmul_transposed_b", "level1/12_small_batched_matmul",
+                           "level2/02_linear_gelu_layernorm")])  # (more below, on odd sizes)
 def test_suite_gemms_are_correct_in_strict_mode(name, tiles):
     problem = load_problem(SUITE / f"{name}.py")
     if name == "level3/01_mlp":  # a list of sizes, which shrink() leaves alone
@@ -99,7 +99,6 @@ def test_operand_layouts_and_edges(pattern, forward, inputs, dot):
     made = plan(inline(pattern, forward, inputs))
     assert made.groups[0].kind == "matmul"
     assert dot in correct(made, [matmul_config(made.groups[0], 16, 16, 16, 1)] + made.configs[1:])
-    correct(made)
 
 
 @pytest.mark.parametrize("precision, dot", [("fp32", 'input_precision="ieee"'),
@@ -126,7 +125,6 @@ def test_convolutions_are_implicit_gemms(pattern, conv, inputs):
     assert [g.kind for g in made.groups] == ["matmul"]  # the tanh and scale are its epilogue
     source = correct(made, [matmul_config(made.groups[0], 16, 16, 16, 1)])
     assert "ih = oh[:, None]" in source and "conv2d" not in source
-    correct(made)
 
 
 def test_grouped_and_transposed_convolutions_are_reported_not_covered():
@@ -172,3 +170,22 @@ def test_library_mode_keeps_whichever_gemm_measures_faster(faster):
     assert len(found.tree) == 4 and found.stopped.startswith(f"{faster} chosen")
     assert ("torch.mm(" in found.best_source) == (faster == "vendor GEMMs")
     assert found.best_result.runtime_us == 100.0 and found.tree[found.best_id].runtime_us == 100.0
+
+
+@pytest.mark.parametrize("pattern, forward, inputs", [
+    ("skinny_large_k_epilogue", "torch.relu(a @ b) * 0.5",
+     "[torch.randn(20, 1000), torch.randn(1000, 24)]"),
+    ("bmm", "torch.bmm(a, b)", "[torch.randn(2, 16, 300), torch.randn(2, 300, 16)]"),
+])
+def test_split_k_sums_slices_then_runs_the_epilogue(pattern, forward, inputs):
+    made = plan(inline(pattern, forward, inputs))
+    tile = matmul_config(made.groups[0], 16, 16, 32, 1, split=4)
+    assert tile.split == 4
+    source = correct(made, [tile])
+    assert "kernel0_matmul_partial" in source and "kernel0_matmul_combine" in source
+
+
+def test_a_long_k_with_few_tiles_is_split_by_default():
+    made = plan(inline("long_k", "a @ b", "[torch.randn(64, 8192), torch.randn(8192, 64)]"))
+    assert made.configs[0].split > 1
+    correct(made)

@@ -56,7 +56,8 @@ class KernelConfig:
         if self.block_k:
             return (f"BLOCK_M={self.block_r}, BLOCK_N={self.block_c}, BLOCK_K={self.block_k}, "
                     f"GROUP_M={self.group_m}, num_warps={self.num_warps}, "
-                    f"num_stages={self.num_stages}")
+                    f"num_stages={self.num_stages}" + (f", split-K {self.split}"
+                                                       if self.split > 1 else ""))
         if self.block_c == 1:
             return f"BLOCK={self.block_r}, num_warps={self.num_warps}"
         mode = "persistent" if self.persistent else "looped" if self.split == 1 else \
@@ -67,7 +68,10 @@ class KernelConfig:
 def default_config(group: Group) -> KernelConfig:
     """A sound starting point; the refiner improves on it (an extern group ignores it)."""
     if group.kind == "matmul":
-        return matmul_config(group, 128, 128, 32, 8)
+        batch, m, n, k = matmul_dims(group)
+        tiles = batch * -(-m // 128) * -(-n // 128)
+        split = min(16, SM_TARGET // (4 * tiles)) if tiles * 4 < SM_TARGET and k >= 4096 else 1
+        return matmul_config(group, 128, 128, 32, 8, split=split)
     if group.kind in {"pointwise", "pool", "extern"}:
         return KernelConfig(block_r=1024, num_warps=4)
     cols = triton_next_pow2(group.cols)
@@ -103,8 +107,9 @@ def matmul_dims(group: Group) -> tuple[int, int, int, int]:
 
 
 def matmul_config(group: Group, bm: int, bn: int, bk: int, warps: int, stages: int = 3,
-                  group_m: int = 8) -> KernelConfig:
-    """A GEMM tile clamped to the problem (tl.dot needs 16 or more on each side)."""
+                  group_m: int = 8, split: int = 1) -> KernelConfig:
+    """A GEMM tile clamped to the problem (tl.dot needs 16 or more on each side); `split` > 1
+    divides K among that many programs per tile (split-K: partial sums, then a combine)."""
     _, m, n, k = matmul_dims(group)
 
     def fit(block: int, size: int) -> int:
@@ -112,8 +117,9 @@ def matmul_config(group: Group, bm: int, bn: int, bk: int, warps: int, stages: i
 
     bm, bn, bk = fit(bm, m), fit(bn, n), fit(bk, k)
     warps = max(1, min(warps, bm * bn // 256))  # small tiles: fewer warps
+    split = max(1, min(split, k // (2 * bk)))  # each slice at least two steps of K
     return KernelConfig(block_r=bm, block_c=bn, block_k=bk, num_warps=warps, num_stages=stages,
-                        group_m=group_m)
+                        group_m=group_m, split=split)
 
 
 def rows_are_contiguous(group: Group) -> bool:
@@ -385,9 +391,11 @@ class KernelWriter:
         dot_in = {"bf16": ".to(tl.bfloat16)", "fp16": ".to(tl.float16)"}.get(precision, "")
         mode = {"fp32": ', input_precision="ieee"', "tf32": ', input_precision="tf32"'}.get(
             precision, "")
-        self.lines = [
+        split, chunk = cfg.split, self.split_k_chunk()
+        head = [
             "    pid = tl.program_id(0)",
             "    z = tl.program_id(1)" if batch > 1 else "    z = 0",
+            *(["    s = tl.program_id(2)  # this program's slice of K"] if split > 1 else []),
             f"    tiles_m, tiles_n = tl.cdiv({m}, BLOCK_M), tl.cdiv({n}, BLOCK_N)",
             "    # grouped order: GROUP_M row tiles share each column tile while it is in L2",
             "    width = GROUP_M * tiles_n",
@@ -397,11 +405,16 @@ class KernelWriter:
             "    pid_n = (pid % width) // rows_here",
             "    rm = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)",
             "    rn = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)",
+        ]
+        k_loop = [
             "    rk = tl.arange(0, BLOCK_K)",
-            *([f"    a_ptrs = {pa} + {za}{a_tile}"] if mm.op != "conv" else self.conv_rows(mm)),
-            f"    b_ptrs = {pb} + {zb}{b_tile}",
+            *([f"    a_ptrs = {pa} + {za}{a_tile}" + (f" + s * {chunk * sa[-1]}" if split > 1
+                                                     else "")]
+              if mm.op != "conv" else self.conv_rows(mm)),
+            f"    b_ptrs = {pb} + {zb}{b_tile}" + (f" + s * {chunk * sb[-2]}" if split > 1 else ""),
             "    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)",
-            f"    for k0 in range(0, {k}, BLOCK_K):",
+            f"    for k0 in range(s * {chunk}, tl.minimum(s * {chunk} + {chunk}, {k}), BLOCK_K):"
+            if split > 1 else f"    for k0 in range(0, {k}, BLOCK_K):",
             *([f"        x = tl.load(a_ptrs{', mask=' + a_mask + ', other=0.0' if a_mask else ''})"]
               if mm.op != "conv" else self.conv_gather(mm, pa, edge_m, edge_k)),
             f"        y = tl.load(b_ptrs{', mask=' + b_mask + ', other=0.0' if b_mask else ''})",
@@ -414,6 +427,8 @@ class KernelWriter:
                 f"            acc = tl.dot({x_tile}{dot_in}, {y_tile}{dot_in}, acc)"]),
             *([f"        a_ptrs += BLOCK_K * {sa[-1]}"] if mm.op != "conv" else []),
             f"        b_ptrs += BLOCK_K * {sb[-2]}",
+        ]
+        where = [
             "    # epilogue: r indexes (batch, M), c indexes N, as in the row kernels",
             f"    r = (z * {m} + rm)[:, None]",
             "    c = rn[None, :]",
@@ -421,10 +436,32 @@ class KernelWriter:
             f"    cmask = c < {n}",
             "    mask = rmask & cmask",
         ]
+        if self.stage == "partial":  # split-K: this slice's sum, for the combine kernel
+            part = self.pointer_of[-mm.id]
+            self.params.append(part)
+            self.lines = head + k_loop + where[1:] + [
+                f"    tl.store({part} + s * {batch * m * n} + r * {n} + c, acc, mask=mask)"]
+            return self.lines
+        if self.stage == "combine":  # split-K: add the slices, then the epilogue
+            part = self.pointer_of[-mm.id]
+            self.params.append(part)
+            self.lines = head + where + [
+                "    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)",
+                f"    for s in range({split}):",
+                f"        acc += tl.load({part} + s * {batch * m * n} + r * {n} + c, mask=mask, "
+                "other=0.0)"]
+        else:
+            self.lines = head + k_loop + where
         env: dict[object, str] = {mm.id: "acc"}
         for out in self.g.outputs:
             self.store(out, self.emit(out, env, 1), 1)
         return self.lines
+
+    def split_k_chunk(self) -> int:
+        """K per program of a split-K GEMM: a multiple of BLOCK_K, so slices never overlap."""
+        k = matmul_dims(self.g)[3]
+        per = -(-k // self.cfg.split)
+        return -(-per // self.cfg.block_k) * self.cfg.block_k
 
     def conv_rows(self, conv: Value) -> list[str]:
         """Before the K loop of an implicit-GEMM convolution: each GEMM row's (n, oh, ow)."""
@@ -677,9 +714,16 @@ def write_module(title: str, graph: Graph, groups: list[Group], configs: list[Ke
         if g.kind == "extern":  # `library` mode: the vendor's GEMM or convolution
             launches.append(f"    buf{g.values[0].id} = {_extern_call(g.values[0])}")
             continue
-        if cfg.split > 1 and not splittable(g):
+        if cfg.split > 1 and g.kind != "matmul" and not splittable(g):
             raise ValueError(f"kernel{i}: a {g.kind} group cannot be split")
-        if cfg.split > 1:
+        if cfg.split > 1 and g.kind == "matmul":  # split-K: partial sums, then the epilogue
+            batch, m, n, _ = matmul_dims(g)
+            mm = g.values[0]
+            pointer_of[-mm.id] = f"part{mm.id}_ptr"
+            partials.append(f"part{mm.id} = torch.empty(({cfg.split}, {batch * m * n}), "
+                            "device={device}.device, dtype=torch.float32)")
+            stages = [("partial", cfg, ""), ("combine", cfg, "")]
+        elif cfg.split > 1:
             for red in (v for v in g.values if v.kind == "reduce"):
                 pointer_of[-red.id] = f"part{red.id}_ptr"  # keyed -id: the partials of red
                 partials.append(f"part{red.id} = torch.empty(({g.rows}, {cfg.split}), "
@@ -698,9 +742,10 @@ def write_module(title: str, graph: Graph, groups: list[Group], configs: list[Ke
             args = ", ".join(p.removesuffix("_ptr") for p in writer.params)
             if g.kind == "matmul":
                 batch, m, n, _ = matmul_dims(g)
+                slices = f", {cfg.split}" if stage == "partial" else ""
                 launches.append(
                     f"    {writer.name}[(triton.cdiv({m}, {cfg.block_r}) * triton.cdiv({n}, "
-                    f"{cfg.block_c}), {batch})]({args}, BLOCK_M={cfg.block_r}, "
+                    f"{cfg.block_c}), {batch}{slices})]({args}, BLOCK_M={cfg.block_r}, "
                     f"BLOCK_N={cfg.block_c}, BLOCK_K={cfg.block_k}, GROUP_M={cfg.group_m}, "
                     + (f"WIDEN={args.split(',')[0]}.device.type == 'cpu', "
                        if precision in {"bf16", "fp16"} else "")

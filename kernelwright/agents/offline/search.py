@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field
 from kernelwright.agents.offline.emit import (
     KernelConfig,
     matmul_config,
+    matmul_dims,
     rows_are_contiguous,
     splittable,
     triton_next_pow2,
@@ -64,10 +65,13 @@ def config_space(group: Group, backend: Backend = "triton") -> list[KernelConfig
         return []
     if group.kind == "matmul":  # tiles (M, N, K), warps, pipeline stages
         out: list[KernelConfig] = []
+        batch, m, n, k = matmul_dims(group)
+        few_tiles = batch * -(-m // 64) * -(-n // 64) * 4 < SM_TARGET
         for bm, bn, bk, warps, stages in MATMUL_TILES:
-            cfg = matmul_config(group, bm, bn, bk, warps, stages)
-            if cfg not in out:
-                out.append(cfg)
+            for split in (1, 4, 16) if few_tiles and k >= 2048 else (1,):  # skinny: split K
+                cfg = matmul_config(group, bm, bn, bk, warps, stages, split=split)
+                if cfg not in out:
+                    out.append(cfg)
         return out
     if group.kind in {"pointwise", "pool"}:
         return [KernelConfig(block_r=b, num_warps=w)
