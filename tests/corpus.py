@@ -9,6 +9,7 @@ from pathlib import Path
 
 ADVERSARIAL = Path(__file__).parent / "adversarial"
 EXAMPLES = Path(__file__).parent.parent / "examples"
+SORTED_ROWS = Path(__file__).parent / "problems" / "sorted_rows.py"  # the writer lacks `sort`
 
 
 @dataclass(frozen=True)

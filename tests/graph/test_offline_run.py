@@ -3,29 +3,12 @@
 from pathlib import Path
 
 import pytest
+from corpus import SORTED_ROWS
 
 from kernelwright.config import RunConfig
 from kernelwright.graph.run import optimize
 
 SUITE = Path(__file__).resolve().parents[2] / "examples" / "problems"
-SORTED = """import torch
-import torch.nn as nn
-
-
-class Model(nn.Module):
-    \"\"\"Sort each row (an op the offline writer does not cover).\"\"\"
-
-    def forward(self, x):
-        return torch.sort(x, dim=-1).values
-
-
-def get_inputs():
-    return [torch.randn(64, 128)]
-
-
-def get_init_inputs():
-    return []
-"""
 
 
 @pytest.mark.parametrize("name", ["level1/05_rmsnorm", "level2/05_scaled_softmax_mask"])
@@ -39,9 +22,8 @@ def test_offline_run_ends_with_a_correct_candidate(name):
     assert any(line.startswith("round 1") for line in lines)
 
 
-def test_a_problem_the_writer_cannot_cover_stops_with_the_missing_ops(tmp_path):
-    (tmp_path / "sorted.py").write_text(SORTED)
-    result = optimize(tmp_path / "sorted.py", RunConfig(candidates=1))
+def test_a_problem_the_writer_cannot_cover_stops_with_the_missing_ops():
+    result = optimize(SORTED_ROWS, RunConfig(candidates=1))
     assert result.best is None
     assert result.tree[0].status == "uncovered" and "sort" in result.tree[0].message
     assert result.stop and "sort" in result.stop

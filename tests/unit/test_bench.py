@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from corpus import SORTED_ROWS
 from typer.testing import CliRunner
 
 from kernelwright.bench import ProblemRecord, find_problems, summarize
@@ -15,24 +16,6 @@ from kernelwright.cli import app
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples" / "problems" / "level1"
-SORTED = """import torch
-import torch.nn as nn
-
-
-class Model(nn.Module):
-    \"\"\"Sort each row (an op the offline writer does not cover).\"\"\"
-
-    def forward(self, x):
-        return torch.sort(x, dim=-1).values
-
-
-def get_inputs():
-    return [torch.randn(64, 128)]
-
-
-def get_init_inputs():
-    return []
-"""
 
 
 @pytest.fixture
@@ -42,7 +25,7 @@ def suite(tmp_path):
     root = tmp_path / "suite"
     (root / "level1").mkdir(parents=True)
     shutil.copy(EXAMPLES / "01_relu.py", root / "level1" / "1_relu.py")
-    (root / "level1" / "10_sort.py").write_text(SORTED)
+    shutil.copy(SORTED_ROWS, root / "level1" / "10_sort.py")
     (root / "level1" / "2_broken.py").write_text(
         "class Model(:\n    pass\n\ndef get_inputs():\n    return []\n")
     (root / "level1" / "notes.py").write_text("print('not a problem')\n")
