@@ -148,8 +148,9 @@ open({str(home / "pwned.txt")!r}, "w").write("x")
     result = run(candidate, marker)
     assert result.status == Status.BUILD_ERROR and "Permission denied" in result.message
     assert not (home / "pwned.txt").exists()
-    other = candidate.replace(str(home / "pwned.txt"), str(outside))
-    assert run(other, marker).status == Status.BUILD_ERROR and not outside.exists()
+    for target in (outside, Path.home() / f"kw-pwned-{marker}.txt"):  # /tmp, the caller's home
+        other = candidate.replace(str(home / "pwned.txt"), str(target))
+        assert run(other, marker).status == Status.BUILD_ERROR and not target.exists()
 
 
 def test_no_network_even_through_an_obfuscated_import(listener, confinement, kind):
