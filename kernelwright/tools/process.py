@@ -136,8 +136,12 @@ def _watch(child: subprocess.Popen[bytes], fd: int, timeout_s: float, memory_mb:
                 killed_for = "memory"
                 break
     finally:
-        _tree(root, seen)
-        _kill(child, seen.values())
+        if len(messages) == 2:  # answered: its keeper ends what the worker left, then exits
+            try:
+                child.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                pass
+        _kill(child, root, seen)
     return messages, timed_out, killed_for
 
 
@@ -165,15 +169,25 @@ def _rss(process: Any) -> int:
         return 0
 
 
-def _kill(child: subprocess.Popen[bytes], seen: Any) -> None:
-    """Kill the child's session (its process group) and every process of it ever seen."""
+def _kill(child: subprocess.Popen[bytes], root: Any, seen: dict[int, Any]) -> None:
+    """Stop the child's tree (stopped processes cannot fork away), then kill it, its session
+    (process group) and every process of it ever seen."""
     import psutil
 
+    for _ in range(20):
+        tree = _tree(root, seen)
+        for p in tree:
+            try:
+                p.suspend()
+            except (psutil.NoSuchProcess, psutil.AccessDenied):
+                pass
+        if len(_tree(root, seen)) == len(tree):
+            break
     try:
         os.killpg(child.pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
         pass
-    for p in seen:
+    for p in seen.values():
         try:
             if p.is_running():  # also checks the pid was not reused
                 p.kill()

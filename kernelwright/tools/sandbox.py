@@ -8,9 +8,10 @@ A candidate is untrusted code. The worker that runs it (tools/process.py starts 
                  it) the worker's own /proc entry
     network      a new network namespace (unprivileged user namespaces), whose loopback is down;
                  else Landlock's TCP rules (bind and connect refused)
-    processes    a new PID namespace: when the worker ends, all it started ends (CPU workers:
-                 the NVIDIA driver refuses a process in one); else its process group, and the
-                 caller kills every descendant it saw
+    processes    a keeper process waits for the worker and ends all it started: the worker is
+                 PID 1 of a new PID namespace (CPU workers), or (CUDA workers: the NVIDIA
+                 driver refuses a PID namespace) the keeper is a child subreaper, so nothing
+                 the worker starts can leave its tree
     resources    RLIMIT_FSIZE, RLIMIT_CPU, RLIMIT_NPROC, no core files; the caller watches
                  resident memory (RLIMIT_AS would break CUDA's address-space reservations)
 
@@ -98,34 +99,30 @@ def _user_tasks() -> int:
 def enter(workdir: Path, caches: Path, limits: Limits, cuda: bool = False) -> Confinement:
     """Confine this process (the fresh worker, before it imports torch) and say how.
 
-    With user namespaces and no CUDA this forks: the parent stays outside the new PID
-    namespace, waits and exits as its child did; the child (PID 1 there: when it ends, the
-    kernel ends everything it started) returns and does the work. CUDA fails to initialise in
-    a PID namespace (error 304 on the H100 machine), so CUDA workers keep the caller's."""
+    This forks. The parent becomes the keeper: it waits, ends every process the worker left
+    behind, and exits as the worker did. The child returns and does the work. With user
+    namespaces and no CUDA the child is PID 1 of a new PID namespace (when it ends, the kernel
+    ends everything it started). CUDA fails to initialise in a PID namespace (error 304 on the
+    H100 machine), so there the keeper is a child subreaper instead: whatever the worker
+    starts, even in a new session, stays the keeper's descendant until the keeper ends it."""
     import logging
-    import signal
 
     done = Confinement(environment="allowlist only (no keys, tokens or other variables)")
     done.resources = confine_resources(limits)
     isolated, why = unshare_namespaces(pid=not cuda)
-    if isolated and cuda:
-        done.network = "new network namespace (no interface up)"
-        done.processes = ("own session; the caller kills every descendant it saw (no PID "
-                          "namespace: the NVIDIA driver refuses one)")
-    elif isolated:
-        inner = os.fork()
-        if inner:  # outside: wait, then end as the inner process did
-            _, status = os.waitpid(inner, 0)
-            if os.WIFSIGNALED(status):
-                signal.signal(os.WTERMSIG(status), signal.SIG_DFL)
-                os.kill(os.getpid(), os.WTERMSIG(status))
-            os._exit(os.waitstatus_to_exitcode(status))
-        ctypes.CDLL(None).prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
-        done.network = "new network namespace (no interface up)"
+    pid_namespace = isolated and not cuda
+    if pid_namespace:
         done.processes = "new PID namespace: everything it starts ends with it"
     else:
-        done.network = f"no network namespace ({why})"
-        done.processes = "own session; the caller kills every descendant it saw"
+        done.processes = ("a keeper process (child subreaper) ends everything it starts"
+                          + (" (no PID namespace: the NVIDIA driver refuses one)" if cuda else ""))
+        ctypes.CDLL(None).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    worker = os.fork()
+    if worker:
+        _keep(worker)
+    ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, 9, 0, 0, 0)  # SIGKILL when the keeper goes
+    done.network = ("new network namespace (no interface up)" if isolated
+                    else f"no network namespace ({why})")
     writable = [workdir, caches, Path("/dev")]
     if cuda:  # the driver writes to the process's own /proc entry (here, its host PID)
         writable.append(Path(f"/proc/{os.getpid()}"))
@@ -138,6 +135,46 @@ def enter(workdir: Path, caches: Path, limits: Limits, cuda: bool = False) -> Co
         if "not confined" in line.lower() or "no network namespace" in line:
             logging.getLogger(__name__).warning("sandbox: %s", line)
     return done
+
+
+PR_SET_PDEATHSIG, PR_SET_CHILD_SUBREAPER = 1, 36
+
+
+def _keep(worker: int) -> None:
+    """The keeper: wait for the worker, end every descendant left (stopped first, so none can
+    fork away meanwhile), then exit as the worker did. Never returns."""
+    import signal
+    import time
+
+    import psutil
+
+    _, status = os.waitpid(worker, 0)
+    me = psutil.Process()
+    for _ in range(100):
+        left = me.children(recursive=True)
+        if not left:
+            break
+        for p in left:
+            try:
+                p.suspend()
+            except psutil.Error:
+                pass
+        for p in me.children(recursive=True):
+            try:
+                p.kill()
+            except psutil.Error:
+                pass
+        while True:  # reap what was reparented to us
+            try:
+                if os.waitpid(-1, os.WNOHANG)[0] == 0:
+                    time.sleep(0.01)
+                    break
+            except ChildProcessError:
+                break
+    if os.WIFSIGNALED(status):
+        signal.signal(os.WTERMSIG(status), signal.SIG_DFL)
+        os.kill(os.getpid(), os.WTERMSIG(status))
+    os._exit(os.waitstatus_to_exitcode(status))
 
 
 def probe(job_json: str) -> str:

@@ -210,6 +210,24 @@ raise RuntimeError("forked three spinners")
     assert result.status == Status.BUILD_ERROR and "three spinners" in result.message
 
 
+def test_an_orphaned_spinner_does_not_survive_a_worker_that_exits_at_once(kind):
+    """The spinner's parent exits at once and so does the worker, before the caller can see
+    either: only the sandbox's own bookkeeping (PID namespace, or the keeper) can end it."""
+    marker = uuid.uuid4().hex
+    candidate = evading(f'''
+import os
+if os.fork() == 0:
+    if os.fork() == 0:
+        os.setsid()
+        os.execv("/bin/sh", ["sh", "-c", "while :; do :; done", "{marker}"])
+    os._exit(0)
+os.wait()
+os._exit(0)
+''') + MODEL
+    result = run(candidate, marker)  # run() asserts that no process with the marker is left
+    assert result.status == Status.CRASHED, result.message
+
+
 def test_a_segfault_is_a_verdict():
     marker = uuid.uuid4().hex
     candidate = evading(f"import ctypes\n# {marker}\nctypes.string_at(0)\n") + MODEL
