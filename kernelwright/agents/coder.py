@@ -36,7 +36,7 @@ def offline_draft(problem: Problem, precision: Precision = "fp32", guard: GuardM
     except Unsupported as exc:
         return Draft(covered=False, missing_ops=exc.ops)
     return Draft(source=made.source(), covered=True,
-                 kernels=[f"{g.kind} over {list(g.shape)}: {c.describe()}"
+                 kernels=[f"{g.kind} over {list(g.shape)}: {c.describe(g.kind)}"
                           for g, c in zip(made.groups, made.configs, strict=True)])
 
 

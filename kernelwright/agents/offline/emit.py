@@ -31,7 +31,13 @@ from kernelwright.agents.offline.fuse import (
     leaf_map,
     view_base,
 )
-from kernelwright.agents.offline.ir import Graph, Unsupported, Value
+from kernelwright.agents.offline.ir import (
+    Graph,
+    Unsupported,
+    Value,
+    contiguous_strides,
+    view_layout,
+)
 
 NEUTRAL = {"sum": "0.0", "prod": "1.0", "max": '-float("inf")', "min": 'float("inf")',
            "argmax": '-float("inf")', "argmin": 'float("inf")'}
@@ -52,7 +58,10 @@ class KernelConfig:
     group_m: int = 8  # matmul: tiles of M side by side in launch order (L2 reuse)
     num_stages: int = 3  # matmul: software-pipelining depth of the K loop
 
-    def describe(self) -> str:
+    def describe(self, kind: str = "") -> str:
+        if kind == "attention":
+            return (f"BLOCK_M={self.block_r} queries, BLOCK_N={self.block_c} keys a step, "
+                    f"num_warps={self.num_warps}, num_stages={self.num_stages}")
         if self.block_k:
             return (f"BLOCK_M={self.block_r}, BLOCK_N={self.block_c}, BLOCK_K={self.block_k}, "
                     f"GROUP_M={self.group_m}, num_warps={self.num_warps}, "
@@ -72,6 +81,11 @@ def default_config(group: Group) -> KernelConfig:
         tiles = batch * -(-m // 128) * -(-n // 128)
         split = min(16, SM_TARGET // (4 * tiles)) if tiles * 4 < SM_TARGET and k >= 4096 else 1
         return matmul_config(group, 128, 128, 32, 8, split=split)
+    if group.kind == "attention":  # BLOCK_M queries, BLOCK_N keys a step
+        *_, m, n = group.shape
+        return KernelConfig(block_r=max(16, min(64, triton_next_pow2(m))),
+                            block_c=max(16, min(64, triton_next_pow2(n))), num_warps=4,
+                            num_stages=2)
     if group.kind in {"pointwise", "pool", "extern"}:
         return KernelConfig(block_r=1024, num_warps=4)
     cols = triton_next_pow2(group.cols)
@@ -152,24 +166,15 @@ def triton_next_pow2(n: int) -> int:
     return 1 << max(0, (n - 1).bit_length())
 
 
-def contiguous_strides(shape: tuple[int, ...]) -> tuple[int, ...]:
-    strides, acc = [], 1
-    for s in reversed(shape):
-        strides.append(acc)
-        acc *= s
-    return tuple(reversed(strides))
-
-
 def view_strides(v: Value) -> tuple[int, ...]:
     """Strides of a view (or tensor) over its base buffer, which is contiguous."""
-    if v.kind != "view":
-        return contiguous_strides(v.shape)
-    base = view_strides(v.args[0])
-    if v.op == "permute":
-        return tuple(base[d] for d in v.dims)
-    if base != contiguous_strides(v.args[0].shape):
-        raise Unsupported(["reshape of a permuted tensor"])
-    return contiguous_strides(v.shape)
+    return view_layout(v)[0]
+
+
+def with_offset(pointer: str, v: Value) -> str:
+    """The pointer to where view `v` starts in its buffer (a slice starts inside it)."""
+    offset = view_layout(v)[1]
+    return f"({pointer} + {offset})" if offset else pointer
 
 
 def index_expr(var: str, sizes: list[int], strides: list[int]) -> str:
@@ -202,7 +207,7 @@ class KernelWriter:
         self.g, self.name, self.cfg, self.stage = group, name, config, stage
         self.pointer_of = pointer_of  # buffer value id -> pointer argument name
         self.params: list[str] = []  # pointer arguments in order
-        self.two_d = group.kind in {"reduction", "scan", "matmul"}
+        self.two_d = group.kind in {"reduction", "scan", "matmul", "attention"}
         self.rows_dims = [k for k in range(len(group.shape)) if k not in group.axes]
         self.col_dims = list(group.axes)
         self.lines: list[str] = []
@@ -232,7 +237,7 @@ class KernelWriter:
     def load(self, leaf: Value, dmap: DMap) -> str:
         buffer = view_base(leaf)
         off, mask = self.offset(leaf.shape, view_strides(leaf), dmap)
-        ptr = self.pointer(buffer)
+        ptr = with_offset(self.pointer(buffer), leaf)
         cast = ".to(tl.float32)" if leaf.dtype.is_floating_point else ""
         if not mask:
             return f"tl.load({ptr}){cast}"
@@ -283,7 +288,7 @@ class KernelWriter:
         src = v.args[0]
         in_sp = src.shape[-nd:]
         out_sp = v.shape[-nd:]
-        ptr = self.pointer(view_base(src))
+        ptr = with_offset(self.pointer(view_base(src)), src)
         if src.kind == "view" and view_strides(src) != contiguous_strides(src.shape):
             raise Unsupported(["pooling a permuted tensor"])
         lines = [f"lead = r // {math.prod(out_sp)}"]
@@ -353,6 +358,9 @@ class KernelWriter:
             body = self.write_matmul(precision)
             meta = ["BLOCK_M", "BLOCK_N", "BLOCK_K", "GROUP_M"] + (
                 ["WIDEN"] if precision in {"bf16", "fp16"} else [])
+        elif self.g.kind == "attention":
+            body = self.write_attention(precision)
+            meta = ["BLOCK_M", "BLOCK_N"] + (["WIDEN"] if precision in {"bf16", "fp16"} else [])
         elif self.two_d:
             body, meta = self.write_2d(), ["BLOCK_R", "BLOCK_C"]
         else:
@@ -367,7 +375,8 @@ class KernelWriter:
         a, b = mm.args
         batch, m, n, k = matmul_dims(self.g)
         sa, sb = view_strides(a), view_strides(b)
-        pa, pb = self.pointer(view_base(a)), self.pointer(view_base(b))
+        pa = with_offset(self.pointer(view_base(a)), a)
+        pb = with_offset(self.pointer(view_base(b)), b)
         if mm.op == "conv":  # the weight [C_out, K] is B^T; A is gathered from the input
             sa, sb = (k, 1), (1, k)
         za = f"z * {sa[0]} + " if len(a.shape) == 3 else ""
@@ -455,6 +464,102 @@ class KernelWriter:
         env: dict[object, str] = {mm.id: "acc"}
         for out in self.g.outputs:
             self.store(out, self.emit(out, env, 1), 1)
+        return self.lines
+
+    def write_attention(self, precision: str) -> list[str]:
+        """Fused attention over one BLOCK_M block of queries of one batch entry: blocks of
+        BLOCK_N keys stream through an online softmax (running max and sum, the output
+        rescaled as the max grows), so the scores are never stored. A causal mask is compared
+        from indices and the loop stops at the last block of keys with anything unmasked."""
+        att = self.g.values[0]
+        q, kt, v = att.args
+        scores, qk = att.body
+        *batch, m, d = q.shape
+        n, dv = kt.shape[-1], v.shape[-1]
+        sq, sk, sv = view_strides(q), view_strides(kt), view_strides(v)
+        pq = with_offset(self.pointer(view_base(q)), q)
+        pk = with_offset(self.pointer(view_base(kt)), kt)
+        pv = with_offset(self.pointer(view_base(v)), v)
+        zq, zk, zv = (index_expr("z", list(batch), list(st[:-2])) or "0" for st in (sq, sk, sv))
+        dp, dvp = max(16, triton_next_pow2(d)), max(16, triton_next_pow2(dv))
+        cfg, causal, scale = self.cfg, att.attrs.get("causal"), att.attrs.get("scale", 1.0)
+        m_in = f"(rm < {m})" if m % cfg.block_r else ""
+        n_in = f"(rn < {n})" if n % cfg.block_c else ""
+        d_in, e_in = (f"(rd < {d})" if d != dp else ""), (f"(re < {dv})" if dv != dvp else "")
+        widen = precision in {"bf16", "fp16"}
+        cast = {"bf16": ".to(tl.bfloat16)", "fp16": ".to(tl.float16)"}.get(precision, "")
+        mode = {"fp32": ', input_precision="ieee"', "tf32": ', input_precision="tf32"'}.get(
+            precision, "")
+
+        def dot(x: str, y: str, acc: str) -> list[str]:
+            if not widen:
+                return [f"        {acc} = tl.dot({x}{cast}, {y}{cast}, {acc}{mode})"]
+            return ["        if WIDEN:  # the interpreter's 16-bit dot is wrong; fp32 matches",
+                    f"            {acc} = tl.dot({x}, {y}, {acc}, input_precision=\"ieee\")",
+                    "        else:",
+                    f"            {acc} = tl.dot({x}{cast}, {y}{cast}, {acc})"]
+
+        def load(ptr: str, rows: tuple[str, int, str], cols: tuple[str, int, str]) -> str:
+            (ri, rs, rmk), (ci, cs, cmk) = rows, cols
+            mask = _tile_mask(rmk, cmk)
+            return (f"tl.load({ptr} + {ri}[:, None] * {rs} + {ci}[None, :] * {cs}"
+                    + (f", mask={mask}, other=0.0)" if mask else ")"))
+
+        stop = str(n) if causal is None else \
+            f"tl.minimum({n}, (pid + 1) * BLOCK_M + {int(causal)})"  # type: ignore[call-overload]
+        self.lines = [
+            "    pid = tl.program_id(0)",
+            "    z = tl.program_id(1)  # the batch entry (all leading dims, flattened)",
+            "    rm = pid * BLOCK_M + tl.arange(0, BLOCK_M)",
+            f"    rd = tl.arange(0, {dp})",
+            f"    re = tl.arange(0, {dvp})",
+            f"    pq = {pq} + {zq}",
+            f"    pk = {pk} + {zk}",
+            f"    pv = {pv} + {zv}",
+            f"    q = {load('pq', ('rm', sq[-2], m_in), ('rd', sq[-1], d_in))}",
+            "    m_i = tl.full((BLOCK_M,), -float(\"inf\"), tl.float32)  # running max of a row",
+            "    l_i = tl.zeros((BLOCK_M,), tl.float32)  # running sum of exp(score - max)",
+            f"    acc = tl.zeros((BLOCK_M, {dvp}), tl.float32)",
+            "    # the score chain's r (batch, M) and c (N), as in the row kernels",
+            f"    r = (z * {m} + rm)[:, None]",
+            f"    rmask = (rm < {m})[:, None]",
+            *(["    # causal: the blocks of keys past this block's last query are masked throughout"]
+              if causal is not None else []),
+            f"    for n0 in range(0, {stop}, BLOCK_N):",
+            "        rn = n0 + tl.arange(0, BLOCK_N)",
+            "        c = rn[None, :]",
+            f"        cmask = c < {n}",
+            "        mask = rmask & cmask",
+            f"        kt = {load('pk', ('rd', sk[-2], d_in), ('rn', sk[-1], n_in))}",
+            "        qk = tl.zeros((BLOCK_M, BLOCK_N), tl.float32)",
+            *dot("q", "kt", "qk"),
+        ]
+        if scale != 1.0:
+            self.lines.append(f"        qk = qk * {float(scale)!r}")  # type: ignore[arg-type]
+        env: dict[object, str] = {qk.id: "qk"}
+        x = self.emit(scores, env, 2)
+        keep = [f"(c <= rm[:, None] + {int(causal)})"] if causal is not None else []  # type: ignore[call-overload]
+        keep += ["cmask"] if n_in else []  # keys past the end
+        if keep:
+            self.lines.append(f"        s = tl.where({' & '.join(keep)}, {x}, -float(\"inf\"))")
+            x = "s"
+        self.lines += [
+            f"        m_new = tl.maximum(m_i, tl.max({x}, 1))",
+            "        m_use = tl.where(m_new == -float(\"inf\"), 0.0, m_new)  # a row masked so far",
+            f"        p = tl.exp({x} - m_use[:, None])",
+            "        alpha = tl.exp(m_i - m_use)",
+            "        l_i = l_i * alpha + tl.sum(p, 1)",
+            f"        vt = {load('pv', ('rn', sv[-2], n_in), ('re', sv[-1], e_in))}",
+            "        acc = acc * alpha[:, None]",
+            *dot("p", "vt", "acc"),
+            "        m_i = m_new",
+            ("    out = tl.where(l_i[:, None] > 0, acc / l_i[:, None], 0.0)  # masked rows: 0"
+             if att.attrs.get("safe") else "    out = acc / l_i[:, None]"),
+        ]
+        out = self.pointer(att)
+        mask = _tile_mask(m_in, e_in)
+        self.lines.append(f"    tl.store({out} + r * {dv} + re[None, :], out.to({out}.dtype.element_ty)"
+                          + (f", mask={mask})" if mask else ")"))
         return self.lines
 
     def split_k_chunk(self) -> int:
@@ -738,8 +843,18 @@ def write_module(title: str, graph: Graph, groups: list[Group], configs: list[Ke
             writer = KernelWriter(g, name, stage_cfg, pointer_of, stage)  # type: ignore[arg-type]
             body = writer.write(precision)
             helpers |= writer.helpers
-            kernels.append("\n".join([f"# {_cost(g, writer, graph)}; {cfg.describe()}"] + body))
+            kernels.append("\n".join([f"# {_cost(g, writer, graph)}; {cfg.describe(g.kind)}"]
+                                     + body))
             args = ", ".join(p.removesuffix("_ptr") for p in writer.params)
+            if g.kind == "attention":
+                *lead, m, _ = g.shape
+                launches.append(
+                    f"    {writer.name}[(triton.cdiv({m}, {cfg.block_r}), {math.prod(lead)})]"
+                    f"({args}, BLOCK_M={cfg.block_r}, BLOCK_N={cfg.block_c}, "
+                    + (f"WIDEN={args.split(',')[0]}.device.type == 'cpu', "
+                       if precision in {"bf16", "fp16"} else "")
+                    + f"num_warps={cfg.num_warps}, num_stages={cfg.num_stages})")
+                continue
             if g.kind == "matmul":
                 batch, m, n, _ = matmul_dims(g)
                 slices = f", {cfg.split}" if stage == "partial" else ""
@@ -805,6 +920,9 @@ def _tensor_expr(v: Value) -> str:
     base = _tensor_expr(v.args[0])
     if v.op == "permute":
         return f"{base}.permute{tuple(v.dims)!r}"
+    if v.op == "slice":
+        dim, start, step = (v.attrs[k] for k in ("dim", "start", "step"))
+        return f"{base}[{':, ' * int(dim)}{start}:{start + v.shape[dim] * step}:{step}]"  # type: ignore
     return f"{base}.reshape{tuple(v.shape)!r}"
 
 
@@ -871,6 +989,11 @@ def _cost(g: Group, writer: KernelWriter, graph: Graph) -> str:
     read = sum(v.numel * v.dtype.itemsize for v in graph.inputs
                if f"in{v.input_index}_ptr" in writer.params)
     written = sum(v.numel * 4 for v in g.outputs)
+    if g.kind == "attention":  # two GEMMs of [M, N] scores; about half of them if causal
+        att = g.values[0]
+        flops = 2 * math.prod(g.shape) * (att.args[0].shape[-1] + att.shape[-1])
+        flops //= 2 if att.attrs.get("causal") is not None else 1
+        return f"cost: writes {written} B, about {flops} FLOPs (scores never stored)"
     flops = sum(math.prod(g.shape) * (2 * matmul_dims(g)[3] if v.kind == "matmul" else 1)
                 for v in g.values if v.kind != "pool")
     return f"cost: reads about {read} B, writes {written} B, about {flops} FLOPs"

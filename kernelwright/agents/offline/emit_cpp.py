@@ -33,7 +33,7 @@ from kernelwright.agents.offline.emit import (
     view_strides,
 )
 from kernelwright.agents.offline.fuse import DMap, Group, view_base
-from kernelwright.agents.offline.ir import Graph, Unsupported, Value
+from kernelwright.agents.offline.ir import Graph, Unsupported, Value, view_layout
 
 CppBackend = Literal["cuda", "cpu"]
 CPP_TYPE = {torch.float32: "float", torch.float16: "at::Half", torch.bfloat16: "at::BFloat16",
@@ -146,6 +146,8 @@ class CppKernelWriter(KernelWriter):
 
     def define_leaf(self, name: str, leaf: Value, lmap: DMap) -> str:
         off, _ = self.offset(leaf.shape, view_strides(leaf), lmap)
+        start = view_layout(leaf)[1]  # a slice starts inside its buffer
+        off = f"{start} + {off}" if start and off else str(start) if start else off
         value = f"{self.pointer(view_base(leaf))}[{off or '0'}]"
         if leaf.dtype.is_floating_point:
             value = f"static_cast<float>({value})"

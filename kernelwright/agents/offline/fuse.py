@@ -12,7 +12,9 @@ then exp-sum, then the normalisation). An extern value (a vendor call in `librar
 own: its arguments are read from buffers and its result is a buffer the next kernel reads.
 A matmul (the writer's own GEMM) opens a group over its output, [batch.., M, N]: its operands
 are read from buffers, and pointwise values after it join as the kernel's epilogue (bias,
-activation, scale, residual); a reduction over its rows is the next kernel.
+activation, scale, residual); a reduction over its rows is the next kernel. An attention
+value is a group of its own over its scores [batch.., M, N] (keys are the columns), holding the
+score chain of its body; its operands are read from buffers or inputs.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ DMap = tuple[int | None, ...]
 
 @dataclass
 class Group:
-    kind: Literal["pointwise", "reduction", "scan", "pool", "matmul", "extern"]
+    kind: Literal["pointwise", "reduction", "scan", "pool", "matmul", "extern", "attention"]
     shape: tuple[int, ...] = ()
     axes: tuple[int, ...] = ()
     values: list[Value] = field(default_factory=list)
@@ -47,7 +49,7 @@ class Group:
         return math.prod(self.shape[k] for k in self.axes)
 
 
-COMPUTED = {"pointwise", "reduce", "scan", "pool", "matmul", "extern"}
+COMPUTED = {"pointwise", "reduce", "scan", "pool", "matmul", "extern", "attention"}
 SM_TARGET = 512  # programs that fill a large GPU (H100: 132 SMs, several programs each)
 
 
@@ -66,6 +68,10 @@ def partition(graph: Graph) -> list[Group]:
         if v.kind == "extern":
             groups.append(Group(kind="extern", shape=v.shape, values=[v],
                                 dmap={v.id: tuple(range(len(v.shape)))}))
+            current = None
+            continue
+        if v.kind == "attention":
+            groups.append(attention_group(v))
             current = None
             continue
         if current is not None and _place(current, v):
@@ -87,6 +93,27 @@ def partition(graph: Graph) -> list[Group]:
     for g in groups:
         g.outputs = [v for v in g.values if v.id in needed]
     return groups
+
+
+def attention_group(v: Value) -> Group:
+    """The group of an attention value: its domain is the scores', and the values of its score
+    chain (from the scores down to the product q @ k^T) map onto it."""
+    scores, qk = v.body
+    g = Group(kind="attention", shape=scores.shape, axes=(len(scores.shape) - 1,), values=[v])
+    g.dmap[v.id] = tuple(range(len(v.shape)))
+    identity = tuple(range(len(scores.shape)))
+    todo = [scores]
+    while todo:
+        x = todo.pop()
+        if g.has(x):
+            continue
+        amap = leaf_map(x.shape, scores.shape, identity)
+        if amap is None:
+            raise Unsupported([f"attention score {x.op[:30]}"], "does not broadcast to the scores")
+        g.dmap[x.id] = amap
+        if x is not qk:
+            todo += [a for a in x.args if a.kind == "pointwise" or a is qk]
+    return g
 
 
 def _place(g: Group, v: Value) -> bool:

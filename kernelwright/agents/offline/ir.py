@@ -17,7 +17,7 @@ from typing import Literal
 import torch
 
 Kind = Literal["input", "const", "pointwise", "reduce", "scan", "pool", "view", "matmul",
-               "extern"]
+               "extern", "attention"]
 REDUCE_OPS = {"sum", "max", "min", "prod", "argmax", "argmin"}
 SCAN_OPS = {"cumsum", "cumprod"}
 
@@ -34,12 +34,17 @@ class Value:
     args: list[Value] = field(default_factory=list)
     op: str = ""  # pointwise: expression template; reduce/scan: op name; pool: "max" | "avg";
     # matmul: "mm" | "bmm" (args: A [.., M, K], B [.., K, N]); extern (a vendor GEMM or
-    # convolution, `library` mode only): "mm" | "bmm" | "conv"
+    # convolution, `library` mode only): "mm" | "bmm" | "conv"; view: "permute" | "reshape" |
+    # "slice"; attention: "" (args: q [.., M, D], k^T [.., D, N], v [.., N, Dv])
     dims: tuple[int, ...] = ()  # reduce/scan: real dims of args[0] consumed
     keepdim: bool = False
     scalar: float | int | bool | None = None  # const
     input_index: int = -1  # input: position among the graph's inputs
-    attrs: dict[str, tuple[int, ...] | int | bool | None] = field(default_factory=dict)  # pool, extern
+    attrs: dict[str, tuple[int, ...] | int | float | bool | None] = field(default_factory=dict)
+    # pool, extern, slice (dim, start, step); attention: causal (key j is kept where
+    # j <= i + causal; None: no causal mask), safe (a row masked throughout gives zeros)
+    body: list[Value] = field(default_factory=list)  # attention: [scores, qk]: the pointwise
+    # chain from the product qk = q @ k^T (a stand-in value) to the softmax's input
     id: int = field(default_factory=lambda: next(_ids))
 
     @property
@@ -75,6 +80,58 @@ class Graph:
         for out in self.outputs:
             visit(out)
         return order
+
+
+def contiguous_strides(shape: tuple[int, ...]) -> tuple[int, ...]:
+    strides, acc = [], 1
+    for s in reversed(shape):
+        strides.append(acc)
+        acc *= s
+    return tuple(reversed(strides))
+
+
+def reshape_strides(shape: tuple[int, ...], strides: tuple[int, ...], new_shape: tuple[int, ...]
+                    ) -> tuple[int, ...] | None:
+    """Strides of `new_shape` over the same memory as (shape, strides), or None when the
+    reshape needs a copy. Runs of old dims that are contiguous with each other are split or
+    merged into new dims whose sizes multiply to the same total."""
+    shape, strides = tuple(shape), tuple(strides)
+    if not shape:
+        return contiguous_strides(new_shape)
+    out = [0] * len(new_shape)
+    j = len(new_shape) - 1
+    base, old_total, new_total = strides[-1], 1, 1
+    for d in range(len(shape) - 1, -1, -1):
+        old_total *= shape[d]
+        if d > 0 and (shape[d - 1] == 1 or strides[d - 1] == old_total * base):
+            continue  # still one contiguous run
+        while j >= 0 and (new_total < old_total or new_shape[j] == 1):
+            out[j] = new_total * base
+            new_total *= new_shape[j]
+            j -= 1
+        if new_total != old_total:
+            return None
+        if d > 0:
+            base, old_total, new_total = strides[d - 1], 1, 1
+    return tuple(out) if j < 0 else None
+
+
+def view_layout(v: Value) -> tuple[tuple[int, ...], int]:
+    """(strides, offset) in elements of a view (or tensor) over its base buffer, which is
+    contiguous; Unsupported where a reshape would need a copy (lower.py copies those first)."""
+    if v.kind != "view":
+        return contiguous_strides(v.shape), 0
+    strides, offset = view_layout(v.args[0])
+    if v.op == "permute":
+        return tuple(strides[d] for d in v.dims), offset
+    if v.op == "slice":
+        dim, start, step = (int(v.attrs[k]) for k in ("dim", "start", "step"))  # type: ignore[arg-type]
+        return (strides[:dim] + (strides[dim] * step,) + strides[dim + 1:],
+                offset + start * strides[dim])
+    new = reshape_strides(v.args[0].shape, strides, v.shape)
+    if new is None:
+        raise Unsupported(["reshape of a permuted tensor"])
+    return new, offset
 
 
 class Unsupported(Exception):

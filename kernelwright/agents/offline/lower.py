@@ -2,11 +2,12 @@
 
 Each aten op maps to a rule below. Composite ops (softmax, layer norm, variance, ...) are
 decomposed here, in the form a row kernel computes them: statistics in fp32, two passes where
-the textbook formula needs them. GEMMs (mm, bmm, addmm) and plain 2-d convolutions (an
-implicit GEMM) become matmul values the writer tiles itself; in `library` mode GEMMs and
-convolutions become extern values (vendor calls) instead. Either way their bias, alpha and
-beta become pointwise ops that fuse after them. Ops without a rule raise Unsupported with
-their names.
+the textbook formula needs them. Attention (two batched GEMMs around a softmax, found by
+attention.py) becomes one attention value, whatever the guard mode. GEMMs (mm, bmm, addmm)
+and plain 2-d convolutions (an implicit GEMM) become matmul values the writer tiles itself;
+in `library` mode GEMMs and convolutions become extern values (vendor calls) instead. Either
+way their bias, alpha and beta become pointwise ops that fuse after them. Ops without a rule
+raise Unsupported with their names.
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ from typing import Any
 import torch
 from torch.fx import Node
 
+from kernelwright.agents.offline import attention
 from kernelwright.agents.offline.capture import Captured
-from kernelwright.agents.offline.ir import Graph, Kind, Unsupported, Value
+from kernelwright.agents.offline.ir import Graph, Kind, Unsupported, Value, reshape_strides, view_layout
 
 F32 = torch.float32
 
@@ -133,14 +135,22 @@ def lower(captured: Captured, library: bool = False) -> Graph:
     inputs: list[Value] = []
     missing: list[str] = []
     outputs: list[Value] = []
+    fused = attention.find(captured.graph.graph)
+    bypass = {k: v for m in fused.values() for k, v in m.bypass.items()}
+    dead = {n for m in fused.values() for n in m.dead}
     for node in captured.graph.graph.nodes:
         if node.op == "placeholder":
             val = node.meta["val"]
             v = Value("input", tuple(val.shape), val.dtype, input_index=len(inputs))
             inputs.append(v)
             env[node] = v
-        elif node.op == "call_function" and not node.users:
-            continue  # dead: an unused allocation, or an in-place update of running statistics
+        elif node.op == "call_function" and (not node.users or node in dead):
+            continue  # dead: an unused allocation, an in-place update of running statistics,
+            # or a causal mask that the attention kernel computes from indices
+        elif node in bypass:  # the causal mask's application: the kernel applies it
+            env[node] = env[bypass[node]]
+        elif node in fused:
+            env[node] = _attention(fused[node], env)
         elif node.op == "call_function":
             args = [_resolve(a, env) for a in node.args]
             kwargs = {k: _resolve(a, env) for k, a in node.kwargs.items()}
@@ -166,6 +176,19 @@ def lower(captured: Captured, library: bool = False) -> Graph:
     names = captured.param_names + [f"arg{i}" for i in range(captured.n_args)]
     return Graph(inputs=inputs, outputs=outputs, input_names=names,
                  n_params=len(captured.param_names))
+
+
+def _attention(m: attention.Match, env: dict[Node, Any]) -> Any:
+    """One value for softmax(scores(q @ k^T)) @ v; what the score chain computes (scale,
+    masks) is its body, written into the fused kernel."""
+    parts = [env[n] for n in (m.q, m.k, m.v, m.scores, m.qk)]
+    if any(p is _MISSING for p in parts):
+        return _MISSING
+    q, kt, v, scores, qk = parts
+    att = Value("attention", (*q.shape[:-1], v.shape[-1]), F32, [q, kt, v], body=[scores, qk],
+                attrs=dict(causal=m.causal, safe=m.safe, scale=m.scale))
+    shape = attention.shape(m.out)
+    return att if att.shape == shape else Value("view", shape, F32, [att], op="reshape")
 
 
 def _resolve(a: Any, env: dict[Node, Any]) -> Any:
@@ -259,7 +282,7 @@ def _view(b: Builder, name: str, a: list[Any], meta: Any) -> Value | None:
     if x is None:  # a view of an unused result (max pooling's indices)
         return None
     shape = tuple(meta.shape)
-    if name == "expand":  # a broadcast: the identity at the bigger shape
+    if name == "expand" and x.shape != shape:  # a broadcast: the identity at the bigger shape
         return Value("pointwise", shape, x.dtype, [x], op="{0}")
     if x.shape == shape and name != "permute" and name != "transpose" and name != "t":
         return x
@@ -274,7 +297,35 @@ def _view(b: Builder, name: str, a: list[Any], meta: Any) -> Value | None:
         else:
             order = [d % rank for d in a[1]]
         return Value("view", shape, x.dtype, [x], op="permute", dims=tuple(order))
+    if reshape_strides(x.shape, view_layout(x)[0], shape) is None:  # not a view: copy first
+        x = Value("pointwise", x.shape, x.dtype, [x], op="{0}")
     return Value("view", shape, x.dtype, [x], op="reshape")
+
+
+def _slice(x: Value, dim: int, start: int, end: int | None, step: int = 1) -> Value:
+    size = x.shape[dim]
+    start = max(0, min(size, start + size if start < 0 else start))
+    end = size if end is None else max(start, min(size, end + size if end < 0 else end))
+    shape = x.shape[:dim] + (-(-(end - start) // step),) + x.shape[dim + 1:]
+    return Value("view", shape, x.dtype, [x], op="slice", attrs=dict(dim=dim, start=start,
+                                                                       step=step))
+
+
+def _split(x: Value, sizes: list[int], dim: int) -> list[Value]:
+    dim %= len(x.shape)
+    starts = [sum(sizes[:i]) for i in range(len(sizes))]
+    return [_slice(x, dim, s, s + n) for s, n in zip(starts, sizes, strict=True)]
+
+
+def _split_even(x: Value, size: int, dim: int) -> list[Value]:
+    total = x.shape[dim % len(x.shape)]
+    return _split(x, [min(size, total - s) for s in range(0, total, size)], dim)
+
+
+def _select(x: Value, dim: int, index: int) -> Value:
+    dim %= len(x.shape)
+    one = _slice(x, dim, index, index + 1 if index != -1 else None)
+    return Value("view", x.shape[:dim] + x.shape[dim + 1:], x.dtype, [one], op="reshape")
 
 
 def _pool(b: Builder, kind: str, a: list[Any], nd: int) -> Value | tuple[Value, None]:
@@ -492,6 +543,13 @@ RULES: dict[str, Callable[[Builder, list[Any], dict[str, Any]], Any]] = {
     "max_pool1d": lambda b, a, kw: _pool(b, "max", a, 1)[0],  # type: ignore[index]
     "avg_pool2d": lambda b, a, kw: _pool(b, "avg", a, 2),
     "avg_pool1d": lambda b, a, kw: _pool(b, "avg", a, 1),
+    "split": lambda b, a, kw: _split_even(a[0], a[1], a[2] if len(a) > 2 else kw.get("dim", 0)),
+    "split_with_sizes": lambda b, a, kw: _split(a[0], list(a[1]),
+                                                a[2] if len(a) > 2 else kw.get("dim", 0)),
+    "slice": lambda b, a, kw: _slice(a[0], (a[1] if len(a) > 1 else 0) % len(a[0].shape),
+                                     (a[2] if len(a) > 2 else 0) or 0,
+                                     a[3] if len(a) > 3 else None, a[4] if len(a) > 4 else 1),
+    "select": lambda b, a, kw: _select(a[0], a[1], a[2]),
 }
 
 

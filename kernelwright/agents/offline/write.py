@@ -46,7 +46,7 @@ class Plan:
     def describe(self, index: int, config: KernelConfig) -> str:
         """One kernel's configuration in words."""
         if self.backend == "triton":
-            return config.describe()
+            return config.describe(self.groups[index].kind)
         return cpp_describe(self.groups[index], config, self.backend)
 
 
