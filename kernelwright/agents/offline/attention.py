@@ -8,8 +8,8 @@ pattern so that lower.py can make it one value, which the emitter writes as one 
 
     bmm(P, V)  where  P = softmax(chain(bmm(Q, K^T)))  over the last dim
 
-`chain` is any run of single-user pointwise ops (scale, divide, additive or boolean masks read
-from inputs). A causal mask built from `triu`/`tril` of `ones` is recognised as such (the
+`chain` is any run of single-user pointwise ops (scale, divide, additive or boolean masks
+computed pointwise from inputs). A causal mask built from `triu`/`tril` of `ones` is recognised as such (the
 kernel compares indices and skips blocks of keys that are masked throughout) whichever form it
 takes: `masked_fill(s, triu(ones, 1), -inf)`, `add(s, where(tril(ones), 0, -inf))` (SDPA's
 decomposition), `where(tril(ones), s, -inf)`. Scalar multiplies of q or k (SDPA scales both by
@@ -27,6 +27,8 @@ from torch.fx import Graph, Node
 PASS = {"view", "_unsafe_view", "reshape", "expand", "clone", "contiguous", "alias", "detach",
         "lift_fresh_copy"}  # ops that keep each element's place in row-major order
 CHAIN = {"div", "mul", "add", "sub", "masked_fill", "where", "neg", "tanh", "clamp"}
+MASK_OPS = CHAIN | {"scalar_tensor", "logical_not", "bitwise_not", "logical_and", "logical_or",
+                    "eq", "ne", "lt", "le", "gt", "ge", "exp", "log", "abs"}  # on masks
 
 
 @dataclass
@@ -91,7 +93,7 @@ def _match(softmax: Node) -> Match | None:
             return None
         nxt = _causal(node, m, n, match)
         if nxt is None:
-            inner = [a for a in node.args if isinstance(a, Node) and not _leaf(a)]
+            inner = [a for a in node.args if isinstance(a, Node) and not _independent(a)]
             if len(inner) != 1:
                 return None
             nxt = inner[0]
@@ -162,11 +164,17 @@ def _operand(node: Node, tail: tuple[int | None, ...]) -> tuple[Node | None, flo
     return best, best_scale
 
 
-def _leaf(node: Node) -> bool:
-    """A tensor the kernel can read as it is: an input, or PASS views of one."""
-    while name(node) in PASS:
-        node = node.args[0]
-    return node.op == "placeholder"
+def _independent(node: Any) -> bool:
+    """A mask the kernel can compute as it goes: pointwise ops over inputs (or PASS views of
+    inputs) and scalars, not reading the scores."""
+    if not isinstance(node, Node):
+        return True
+    leaf = node
+    while name(leaf) in PASS:
+        leaf = leaf.args[0]
+    if leaf.op == "placeholder":
+        return True
+    return name(node) in MASK_OPS and all(_independent(a) for a in node.args)
 
 
 NEG_INF = -math.inf

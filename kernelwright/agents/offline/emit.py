@@ -898,7 +898,7 @@ def forward_impl(graph: Graph, groups: list[Group], partials: list[str], launche
                      f'{{tuple(in{i}.shape)}}"')
         lines.append(f"    in{i} = in{i}.contiguous()")
     device = "in" + str(graph.n_params if graph.n_params < n_in else 0)
-    outs = {o.id for o in graph.outputs}
+    outs = {view_base(o).id for o in graph.outputs}  # an output's dtype, even through a view
     for g in (g for g in groups if g.kind != "extern"):
         for v in g.outputs:
             dtype = v.dtype if v.id in outs or not v.dtype.is_floating_point else torch.float32

@@ -71,11 +71,16 @@ class Builder:
         return self.pw(f"tl.where({{0}} * {beta!r} > {threshold!r}, {{0}}, "
                        f"tl.log(1.0 + tl.exp({{0}} * {beta!r})) / {beta!r})", x)
 
-    def softmax(self, x: Value, dim: int, log: bool) -> Value:
-        shifted = self.pw("{0} - {1}", x, self.reduce("max", x, [dim], True))
+    def softmax(self, x: Value, dim: int, log: bool, safe: bool = False) -> Value:
+        """`safe`: a row that is -inf throughout gives zeros (torch's _safe_softmax)."""
+        top = self.reduce("max", x, [dim], True)
+        shifted = self.pw("{0} - {1}", x, top)
         total = self.reduce("sum", self.pw("tl.exp({0})", shifted), [dim], True)
         if log:
             return self.pw("{0} - tl.log({1})", shifted, total)
+        if safe:
+            return self.pw('tl.where({2} == -float("inf"), 0.0, tl.exp({0}) / {1})', shifted,
+                           total, top)
         return self.pw("tl.exp({0}) / {1}", shifted, total)
 
     def norm_affine(self, x: Value, dims: list[int], eps: float, weight: Any, bias: Any
@@ -509,6 +514,7 @@ RULES: dict[str, Callable[[Builder, list[Any], dict[str, Any]], Any]] = {
     "masked_fill": lambda b, a, kw: b.pw("tl.where({1}, {2}, {0})", a[0], a[1], a[2]),
     "_softmax": lambda b, a, kw: b.softmax(a[0], a[1], log=False),
     "_log_softmax": lambda b, a, kw: b.softmax(a[0], a[1], log=True),
+    "_safe_softmax": lambda b, a, kw: b.softmax(a[0], a[1], log=False, safe=True),
     "logsumexp": _logsumexp,
     "sum": lambda b, a, kw: b.reduce("sum", a[0], a[1] if len(a) > 1 else None,
                                      bool(a[2]) if len(a) > 2 else False),
@@ -550,6 +556,7 @@ RULES: dict[str, Callable[[Builder, list[Any], dict[str, Any]], Any]] = {
                                      (a[2] if len(a) > 2 else 0) or 0,
                                      a[3] if len(a) > 3 else None, a[4] if len(a) > 4 else 1),
     "select": lambda b, a, kw: _select(a[0], a[1], a[2]),
+    "scalar_tensor": lambda b, a, kw: b.const(a[0]),
 }
 
 
