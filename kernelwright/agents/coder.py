@@ -40,27 +40,47 @@ def offline_draft(problem: Problem, precision: Precision = "fp32", guard: GuardM
                           for g, c in zip(made.groups, made.configs, strict=True)])
 
 
+def offline_plans(problem: Problem, precision: Precision = "fp32", guard: GuardMode = "strict",
+                  backend: Backend = "triton") -> list[tuple[str, Any]]:
+    """The writer's plans for `problem`, labelled: one; in `library` mode, where the plan keeps
+    a cuBLAS/cuDNN call, also the strict plan (the writer's own GEMMs, same epilogues), so the
+    two can compete by measurement. Raises Unsupported when none covers the problem."""
+    from kernelwright.agents.offline.write import Unsupported, plan
+
+    made = plan(problem, precision, guard, backend)
+    if guard != "library" or not any(g.kind == "extern" for g in made.groups):
+        return [("", made)]
+    try:
+        return [("vendor GEMMs", made), ("own GEMMs", plan(problem, precision, "strict", backend))]
+    except Unsupported:
+        return [("vendor GEMMs", made)]
+
+
+def plan_of(plans: list[tuple[str, Any]], configs: list[dict]) -> tuple[str, Any]:
+    """The plan whose kernels `configs` configure: as many kernels, and a GEMM tile (BLOCK_K)
+    exactly where the plan has its own GEMM."""
+    for label, made in plans:
+        if len(made.groups) == len(configs) and all(
+                (g.kind == "matmul") == bool(c.get("block_k"))
+                for g, c in zip(made.groups, configs, strict=True)):
+            return label, made
+    return plans[0]
+
+
 def offline_refine(problem: Problem, settings: EvalSettings, budget: int = 10,
                    progress: Callable[[str], None] = lambda _: None,
                    evaluate: Callable[..., Any] | None = None):  # -> SearchResult | None
     """Search launch configurations of the offline draft; None when the problem is not covered.
 
-    In `library` mode the writer's own GEMMs compete with the vendor's: where the library plan
-    keeps a cuBLAS/cuDNN call, the strict plan (own GEMMs, same epilogues) is searched too, each
-    with half the budget, and the faster correct candidate wins, by measurement."""
+    In `library` mode the writer's own GEMMs compete with the vendor's (`offline_plans`): each
+    plan is searched with half the budget and the faster correct candidate wins, by
+    measurement."""
     from kernelwright.agents.offline.search import refine
-    from kernelwright.agents.offline.write import Unsupported, plan
+    from kernelwright.agents.offline.write import Unsupported
 
-    plans: list[tuple[str, Any]] = []
-    guards = [settings.guard] + (["strict"] if settings.guard == "library" else [])
-    for guard, label in zip(guards, ("vendor GEMMs", "own GEMMs"), strict=False):
-        if plans and not any(g.kind == "extern" for g in plans[0][1].groups):
-            break  # nothing of the vendor's to compete with
-        try:
-            plans.append((label, plan(problem, settings.precision, guard)))
-        except Unsupported:
-            continue
-    if not plans:
+    try:
+        plans = offline_plans(problem, settings.precision, settings.guard)
+    except Unsupported:
         return None
     if len(plans) == 1:
         return refine(plans[0][1], settings, budget=budget, progress=progress, evaluate=evaluate)
@@ -99,29 +119,39 @@ def offline_code(problem: Problem, stage: str, index: int, parent_configs: list[
                  guard: GuardMode = "strict", backend: Backend = "triton",
                  remembered: list[list[dict]] | None = None) -> dict:
     """The index-th offline idea not in `tried`: configurations remembered from similar tasks
-    first, then the writer's default (drafts), then neighbours of the parent's configuration.
-    Returns source, configs (dicts) and the change, or `missing` ops."""
+    first, then the writer's default (drafts; in `library` mode the vendor-GEMM plan's and the
+    own-GEMM plan's, which then compete by measurement), then neighbours of the parent's
+    configuration in the parent's plan. Returns source, configs (dicts) and the change, or
+    `missing` ops."""
     from dataclasses import asdict
 
     from kernelwright.agents.offline.emit import KernelConfig
     from kernelwright.agents.offline.search import neighbours
-    from kernelwright.agents.offline.write import Unsupported, plan
+    from kernelwright.agents.offline.write import Unsupported
 
     try:
-        made = plan(problem, precision, guard, backend)
+        plans = offline_plans(problem, precision, guard, backend)
     except Unsupported as exc:
         return {"missing": exc.ops, "message": str(exc)}
-    start = made.configs if parent_configs is None else [KernelConfig(**c) for c in parent_configs]
-    ideas = [(cfgs, "remembered from a similar task") for cfgs in
-             (transfer(made, r) for r in remembered or []) if cfgs is not None]
-    ideas += ([(made.configs, "the writer's default")] if parent_configs is None else []) + \
-        neighbours(made, start)
+    ideas: list[tuple[Any, list[KernelConfig], str]] = []  # (plan, configs, change)
+    if parent_configs is None:
+        for label, made in plans:
+            named = f"{label}: " if label else ""
+            ideas += [(made, cfgs, f"{named}remembered from a similar task") for cfgs in
+                      (transfer(made, r) for r in remembered or []) if cfgs is not None]
+        ideas += [(made, made.configs, f"{label}: the writer's default" if label
+                   else "the writer's default") for label, made in plans]
+    else:
+        label, made = plan_of(plans, parent_configs)
+        start = [KernelConfig(**c) for c in parent_configs]
+        ideas += [(made, cfgs, f"{label}: {change}" if label else change)
+                  for cfgs, change in neighbours(made, start)]
     seen = {tuple(tuple(sorted(c.items())) for c in t) for t in tried}
-    fresh = [(cfgs, change) for cfgs, change in ideas
-             if tuple(tuple(sorted(asdict(c).items())) for c in cfgs) not in seen]
+    fresh = [idea for idea in ideas
+             if tuple(tuple(sorted(asdict(c).items())) for c in idea[1]) not in seen]
     if index >= len(fresh):
         return {"exhausted": True, "message": "no untried configuration left"}
-    configs, change = fresh[index]
+    made, configs, change = fresh[index]
     return {"source": made.source(configs), "configs": [asdict(c) for c in configs],
             "change": change}
 

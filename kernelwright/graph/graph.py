@@ -165,15 +165,15 @@ def fix(state: State, runtime: Runtime[RunConfig]) -> dict[str, Any]:
     """Repair each fixable failure of this round with the fixer's policy."""
     from dataclasses import asdict
 
+    from kernelwright.agents.coder import offline_plans, plan_of
     from kernelwright.agents.fixer import llm_fix, offline_fix
     from kernelwright.agents.llm import LLMError
-    from kernelwright.agents.offline.write import plan as write
 
     cfg = _config(runtime)
     next_id = max(c.id for c in state["tree"]) + 1
     made: list[Candidate] = []
     tokens = 0
-    writer = None  # the offline writer's plan, captured once for all repairs
+    plans: list[Any] = []  # the offline writer's plans, captured once for all repairs
     for failed in _to_fix(state, cfg):
         made.append(failed.model_copy(update={"fixes": cfg.fix_tries}))  # repaired once only
         child = dict(id=next_id, parent=failed.id, stage="fix", fixes=failed.fixes + 1)
@@ -188,7 +188,8 @@ def fix(state: State, runtime: Runtime[RunConfig]) -> dict[str, Any]:
             tokens += used
             made.append(Candidate(**child, change=f"repair of #{failed.id}", source=source))
         else:
-            writer = writer or write(_problem(state), cfg.precision, cfg.guard, cfg.backend)
+            plans = plans or offline_plans(_problem(state), cfg.precision, cfg.guard, cfg.backend)
+            _, writer = plan_of(plans, failed.configs)  # the plan the failed candidate came from
             repair = offline_fix(failed, writer.configs)
             if repair is None:
                 continue

@@ -172,6 +172,26 @@ def test_library_mode_keeps_whichever_gemm_measures_faster(faster):
     assert found.best_result.runtime_us == 100.0 and found.tree[found.best_id].runtime_us == 100.0
 
 
+def test_the_graphs_offline_coder_offers_vendor_and_own_gemms_in_library_mode():
+    """The graph's coder drafts both plans in `library` mode (the evaluator then measures
+    them); a refinement or a repair stays in its parent's plan."""
+    from kernelwright.agents.coder import offline_code, offline_plans, plan_of
+
+    problem = load_problem(SUITE / "level2/01_linear_bias_relu_scale.py").shrink(SETTINGS.cpu_max_elements)
+    vendor = offline_code(problem, "draft", 0, None, [], guard="library")
+    own = offline_code(problem, "draft", 1, None, [], guard="library")
+    assert vendor["change"] == "vendor GEMMs: the writer's default" and "torch.mm(" in vendor["source"]
+    assert own["change"] == "own GEMMs: the writer's default" and "torch.mm(" not in own["source"]
+    settings = SETTINGS.model_copy(update={"guard": "library"})
+    assert evaluate(problem, own["source"], settings).status == "correct"  # allowed in library mode
+    tried = [vendor["configs"], own["configs"]]
+    for parent, label in ((own, "own GEMMs"), (vendor, "vendor GEMMs")):
+        child = offline_code(problem, "refine", 0, parent["configs"], tried, guard="library")
+        assert child["change"].startswith(f"{label}: kernel")
+        assert ("torch.mm(" in child["source"]) == (label == "vendor GEMMs")
+        assert plan_of(offline_plans(problem, guard="library"), child["configs"])[0] == label
+
+
 @pytest.mark.parametrize("pattern, forward, inputs", [
     ("skinny_large_k_epilogue", "torch.relu(a @ b) * 0.5",
      "[torch.randn(20, 1000), torch.randn(1000, 24)]"),

@@ -51,7 +51,12 @@ class Match:
 def name(node: Any) -> str:
     if not isinstance(node, Node) or node.op != "call_function":
         return ""
-    return str(getattr(node.target, "overloadpacket", node.target).__name__)
+    target: Any = node.target
+    return str(getattr(target, "overloadpacket", target).__name__)
+
+
+def args(node: Node) -> tuple[Any, ...]:
+    return tuple(node.args)
 
 
 def shape(node: Node) -> tuple[int, ...]:
@@ -71,13 +76,13 @@ def find(graph: Graph) -> dict[Node, Match]:
 
 def _match(softmax: Node) -> Match | None:
     rank = len(shape(softmax))
-    if rank < 3 or softmax.args[1] % rank != rank - 1 or (len(softmax.args) > 2 and softmax.args[2]):
+    if rank < 3 or args(softmax)[1] % rank != rank - 1 or (len(args(softmax)) > 2 and args(softmax)[2]):
         return None
     out = _forward(softmax)
-    if out is None or name(out) != "bmm" or _back(out.args[0]) != (softmax, 1.0):
+    if out is None or name(out) != "bmm" or _back(args(out)[0]) != (softmax, 1.0):
         return None
     *batch, m, n = shape(softmax)
-    node = softmax.args[0]
+    node = args(softmax)[0]
     match = Match(out=out, q=node, k=node, v=node, qk=node, scores=node,
                   safe=name(softmax) == "_safe_softmax")
     while True:  # down the score chain to the first GEMM
@@ -93,15 +98,15 @@ def _match(softmax: Node) -> Match | None:
             return None
         nxt = _causal(node, m, n, match)
         if nxt is None:
-            inner = [a for a in node.args if isinstance(a, Node) and not _independent(a)]
+            inner = [a for a in args(node) if isinstance(a, Node) and not _independent(a)]
             if len(inner) != 1:
                 return None
             nxt = inner[0]
         node = nxt
     gemm = _back(match.qk)[0]
-    q, sq = _operand(gemm.args[0], (m,))
-    k, sk = _operand(gemm.args[1], (None, n))
-    v, _ = _operand(out.args[1], (n,))
+    q, sq = _operand(args(gemm)[0], (m,))
+    k, sk = _operand(args(gemm)[1], (None, n))
+    v, _ = _operand(args(out)[1], (n,))
     if q is None or k is None or v is None:
         return None
     d, dv = shape(q)[-1], shape(v)[-1]
@@ -126,10 +131,10 @@ def _back(node: Any) -> tuple[Any, float]:
     scale = 1.0
     while isinstance(node, Node) and len(node.users) == 1:
         if name(node) in PASS and _same_order(node):
-            node = node.args[0]
-        elif name(node) == "mul" and isinstance(node.args[1], int | float):
-            scale *= float(node.args[1])
-            node = node.args[0]
+            node = args(node)[0]
+        elif name(node) == "mul" and isinstance(args(node)[1], int | float):
+            scale *= float(args(node)[1])
+            node = args(node)[0]
         else:
             break
     return node, scale
@@ -137,7 +142,7 @@ def _back(node: Any) -> tuple[Any, float]:
 
 def _same_order(node: Node) -> bool:
     """An expand that broadcasts is not a pass-through: it repeats elements."""
-    return name(node) != "expand" or shape(node) == shape(node.args[0])
+    return name(node) != "expand" or shape(node) == shape(args(node)[0])
 
 
 def _operand(node: Node, tail: tuple[int | None, ...]) -> tuple[Node | None, float]:
@@ -153,10 +158,10 @@ def _operand(node: Node, tail: tuple[int | None, ...]) -> tuple[Node | None, flo
         if len(node.users) != 1:
             break
         if name(node) in PASS and _same_order(node):
-            node = node.args[0]
-        elif name(node) == "mul" and isinstance(node.args[1], int | float):
-            scale *= float(node.args[1])
-            node = node.args[0]
+            node = args(node)[0]
+        elif name(node) == "mul" and isinstance(args(node)[1], int | float):
+            scale *= float(args(node)[1])
+            node = args(node)[0]
         else:
             break
     if best is not None and any(t is not None and t != s for t, s in zip(tail, want, strict=False)):
@@ -171,10 +176,10 @@ def _independent(node: Any) -> bool:
         return True
     leaf = node
     while name(leaf) in PASS:
-        leaf = leaf.args[0]
+        leaf = args(leaf)[0]
     if leaf.op == "placeholder":
         return True
-    return name(node) in MASK_OPS and all(_independent(a) for a in node.args)
+    return name(node) in MASK_OPS and all(_independent(a) for a in args(node))
 
 
 NEG_INF = -math.inf
@@ -182,7 +187,7 @@ NEG_INF = -math.inf
 
 def _causal(node: Node, m: int, n: int, match: Match) -> Node | None:
     """If `node` applies a triu/tril causal mask to a score, record it and return the score."""
-    op, a = name(node), node.args
+    op, a = name(node), args(node)
     found: tuple[Node, Node, int] | None = None  # (score, mask tree, keep offset)
     if op == "masked_fill" and len(a) > 2 and a[2] == NEG_INF:
         band = _band(a[1], m, n)
@@ -191,8 +196,8 @@ def _causal(node: Node, m: int, n: int, match: Match) -> Node | None:
     elif op == "add" and len(a) == 2:
         for score, mask in ((a[0], a[1]), (a[1], a[0])):
             if name(mask) == "where" and isinstance(score, Node):
-                band = _band(mask.args[0], m, n)
-                fill = [_scalar(x) for x in mask.args[1:3]]  # where the band is true, false
+                band = _band(args(mask)[0], m, n)
+                fill = [_scalar(x) for x in args(mask)[1:3]]  # where the band is true, false
                 if band is not None and fill == ([0.0, NEG_INF] if band[0] == "kept"
                                                  else [NEG_INF, 0.0]):
                     found = (score, mask, band[1])
@@ -214,14 +219,14 @@ def _band(node: Any, m: int, n: int) -> tuple[str, int] | None:
     over [m, n]: key j is kept where j <= i + offset."""
     negate = False
     while name(node) in {"logical_not", "bitwise_not"}:
-        negate, node = not negate, node.args[0]
+        negate, node = not negate, args(node)[0]
     op = name(node)
     if op not in {"triu", "tril"} or shape(node)[-2:] != (m, n) or math.prod(shape(node)) != m * n:
         return None
-    ones = node.args[0]
-    if name(ones) not in {"ones", "ones_like"} and not (name(ones) == "full" and ones.args[1] == 1):
+    ones = args(node)[0]
+    if name(ones) not in {"ones", "ones_like"} and not (name(ones) == "full" and args(ones)[1] == 1):
         return None
-    diagonal = int(node.args[1]) if len(node.args) > 1 else 0
+    diagonal = int(args(node)[1]) if len(args(node)) > 1 else 0
     if op == "triu":  # true where j - i >= diagonal: those are the masked keys
         return ("kept" if negate else "masked"), diagonal - 1
     return ("masked" if negate else "kept"), diagonal  # tril: true where j - i <= diagonal
@@ -231,7 +236,7 @@ def _scalar(x: Any) -> float | None:
     if isinstance(x, int | float):
         return float(x)
     if name(x) in {"scalar_tensor", "full"} and not shape(x):
-        return float(x.args[0] if name(x) == "scalar_tensor" else x.args[1])
+        return float(args(x)[0] if name(x) == "scalar_tensor" else args(x)[1])
     return None
 
 
@@ -242,5 +247,5 @@ def _mark_dead(node: Any, match: Match, users: set[Node]) -> None:
     if not set(node.users) <= users | match.dead:
         return
     match.dead.add(node)
-    for a in node.args:
+    for a in args(node):
         _mark_dead(a, match, users)

@@ -482,7 +482,9 @@ class KernelWriter:
         pv = with_offset(self.pointer(view_base(v)), v)
         zq, zk, zv = (index_expr("z", list(batch), list(st[:-2])) or "0" for st in (sq, sk, sv))
         dp, dvp = max(16, triton_next_pow2(d)), max(16, triton_next_pow2(dv))
-        cfg, causal, scale = self.cfg, att.attrs.get("causal"), att.attrs.get("scale", 1.0)
+        cfg = self.cfg
+        causal: int | None = att.attrs.get("causal")  # type: ignore[assignment]
+        scale: float = att.attrs.get("scale", 1.0)  # type: ignore[assignment]
         m_in = f"(rm < {m})" if m % cfg.block_r else ""
         n_in = f"(rn < {n})" if n % cfg.block_c else ""
         d_in, e_in = (f"(rd < {d})" if d != dp else ""), (f"(re < {dv})" if dv != dvp else "")
@@ -506,7 +508,7 @@ class KernelWriter:
                     + (f", mask={mask}, other=0.0)" if mask else ")"))
 
         stop = str(n) if causal is None else \
-            f"tl.minimum({n}, (pid + 1) * BLOCK_M + {int(causal)})"  # type: ignore[call-overload]
+            f"tl.minimum({n}, (pid + 1) * BLOCK_M + {causal})"
         self.lines = [
             "    pid = tl.program_id(0)",
             "    z = tl.program_id(1)  # the batch entry (all leading dims, flattened)",
@@ -535,10 +537,10 @@ class KernelWriter:
             *dot("q", "kt", "qk"),
         ]
         if scale != 1.0:
-            self.lines.append(f"        qk = qk * {float(scale)!r}")  # type: ignore[arg-type]
+            self.lines.append(f"        qk = qk * {scale!r}")
         env: dict[object, str] = {qk.id: "qk"}
         x = self.emit(scores, env, 2)
-        keep = [f"(c <= rm[:, None] + {int(causal)})"] if causal is not None else []  # type: ignore[call-overload]
+        keep = [f"(c <= rm[:, None] + {causal})"] if causal is not None else []
         keep += ["cmask"] if n_in else []  # keys past the end
         if keep:
             self.lines.append(f"        s = tl.where({' & '.join(keep)}, {x}, -float(\"inf\"))")

@@ -57,12 +57,26 @@ MATMUL_TILES = [(128, 128, 32, 8, 3), (128, 64, 32, 4, 4), (64, 128, 32, 4, 4),
                 (128, 128, 64, 8, 3), (128, 128, 16, 8, 4), (32, 32, 32, 2, 4)]
 
 
+ATTENTION_TILES = [(64, 64, 4, 2), (128, 64, 8, 2), (64, 32, 4, 3), (128, 32, 4, 2),
+                   (32, 64, 4, 2), (128, 128, 8, 2), (64, 128, 4, 2), (32, 32, 2, 3)]
+
+
 def config_space(group: Group, backend: Backend = "triton") -> list[KernelConfig]:
     """Alternatives for one kernel, most promising first (none for a vendor call)."""
     if backend != "triton":
         return cpp_config_space(group, backend)
     if group.kind == "extern":
         return []
+    if group.kind == "attention":  # queries and keys per block, warps, pipeline stages
+        *_, m, n = group.shape
+        space = []
+        for bm, bn, warps, stages in ATTENTION_TILES:
+            cfg = KernelConfig(block_r=max(16, min(bm, triton_next_pow2(m))),
+                               block_c=max(16, min(bn, triton_next_pow2(n))), num_warps=warps,
+                               num_stages=stages)
+            if cfg not in space:
+                space.append(cfg)
+        return space
     if group.kind == "matmul":  # tiles (M, N, K), warps, pipeline stages
         out: list[KernelConfig] = []
         batch, m, n, k = matmul_dims(group)
