@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from kernelwright.errors import KernelwrightError
+from kernelwright.tools.evaluators import EvaluatorConfig
 from kernelwright.tools.results import Backend, EvalSettings, GuardMode, Precision
 
 ROLES = ("planner", "coder", "fixer", "profiler", "critic")
@@ -96,6 +97,7 @@ class RunConfig(BaseSettings):
     critic: RoleConfig = RoleConfig()
     memory: MemoryConfig = MemoryConfig()
     tracking: TrackingConfig = TrackingConfig()
+    evaluator: EvaluatorConfig = EvaluatorConfig()
 
     def with_model(self, model: str | None, base_url: str | None) -> RunConfig:
         """Every role on the LLM policy with this model and endpoint (the CLI's --model)."""

@@ -141,9 +141,11 @@ def offline_code(problem: Problem, stage: str, index: int, parent_configs: list[
                       (transfer(made, r) for r in remembered or []) if cfgs is not None]
         ideas += [(made, made.configs, f"{label}: the writer's default" if label
                    else "the writer's default") for label, made in plans]
+        starts = [(label, made, made.configs) for label, made in plans]
     else:
         label, made = plan_of(plans, parent_configs)
-        start = [KernelConfig(**c) for c in parent_configs]
+        starts = [(label, made, [KernelConfig(**c) for c in parent_configs])]
+    for label, made, start in starts:
         ideas += [(made, cfgs, f"{label}: {change}" if label else change)
                   for cfgs, change in neighbours(made, start)]
     seen = {tuple(tuple(sorted(c.items())) for c in t) for t in tried}

@@ -1,16 +1,20 @@
 """The whole optimisation flow on one page.
 
-    analyze -> plan -> code (x K, Send) -> evaluate (one candidate per step) -+-> fix -> evaluate
-                 ^                                                            +-> profile -> critique
-                 |                                                                             |
-                 +------------- while the critic says go on <------------- remember <----------+
+    analyze -> plan -> code (x K, Send) -> queue -> evaluate (x pending, Send) -> queue
+                 ^                                |
+                 |                                +-> fix -> queue   (failures to repair)
+                 |                                +-> profile -> critique   (all evaluated)
+                 |                                                     |
+                 +------- while the critic says go on <------- remember <-+
 
 The planner recalls experiences from the memory for each round's coders; remember scores the
 round, moves the Q-values of what the coders saw and stores what the round taught.
 
 Each node is a thin function: it reads the state, asks a role's policy (agents/) or a tool
-(tools/), and returns a partial update. Evaluating one candidate per step means every finished
-evaluation is checkpointed: a resumed run neither loses nor repeats one.
+(tools/), and returns a partial update. Each pending candidate is evaluated by its own task,
+in parallel on the configured evaluator (tools/evaluators.py: this host's GPUs, or Ray's);
+LangGraph saves each finished task's result, so a resumed run neither loses nor repeats an
+evaluation.
 """
 
 from __future__ import annotations
@@ -134,17 +138,30 @@ def code(state: State, runtime: Runtime[RunConfig]) -> dict[str, Any]:
             "seconds": time.perf_counter() - started}
 
 
-def evaluate(state: State, runtime: Runtime[RunConfig]) -> dict[str, Any]:
-    """Evaluate the first pending candidate with the harness."""
-    from kernelwright.agents.profiler import facts
-    from kernelwright.tools.evaluate import evaluate as harness
+def queue(state: State) -> dict[str, Any]:
+    """Where coding, repairs and evaluations meet; `dispatch` routes on from here."""
+    return {}
 
-    c = next((c for c in state["tree"] if c.status == "pending"), None)
-    if c is None:  # the coders had nothing to write (not covered, or no idea left)
-        return {}
+
+def dispatch(state: State, runtime: Runtime[RunConfig]) -> list[Send] | Literal["fix", "profile"]:
+    """One evaluate task per pending candidate (run in parallel), else repairs, else profile."""
+    pending = [c.id for c in state["tree"] if c.status == "pending"]
+    if pending:
+        return [Send("evaluate", {**state, "evaluating": i}) for i in pending]
+    return "fix" if _to_fix(state, _config(runtime)) else "profile"
+
+
+def evaluate(state: State, runtime: Runtime[RunConfig]) -> dict[str, Any]:
+    """Evaluate one candidate with the harness, on a free slot of the configured evaluator."""
+    from kernelwright.agents.profiler import facts
+    from kernelwright.tools.evaluators import get_evaluator
+
+    c = next(c for c in state["tree"] if c.id == state["evaluating"])
     cfg = _config(runtime)
-    once = cfg.compile_baseline and not any(t.compile_us for t in state["tree"])
-    result = harness(_problem(state), c.source or "", cfg.eval_settings(state["device"], once))
+    first = min(t.id for t in state["tree"] if t.status == "pending")
+    once = cfg.compile_baseline and c.id == first and not any(t.compile_us for t in state["tree"])
+    result = get_evaluator(cfg.evaluator).evaluate(_problem(state), c.source or "",
+                                                   cfg.eval_settings(state["device"], once))
     done = c.model_copy(update=dict(
         status=result.status.value, reason=result.reason or "", message=result.message,
         runtime_us=result.runtime_us, eager_us=result.eager_us, compile_us=result.compile_us,
@@ -153,12 +170,6 @@ def evaluate(state: State, runtime: Runtime[RunConfig]) -> dict[str, Any]:
     return {"tree": [done], "seconds": result.wall_s or 0.0,
             "log": [f"  #{c.id} {c.change}: {done.status}"
                     + (f" {done.runtime_us:.1f} us" if done.runtime_us else "")]}
-
-
-def after_evaluate(state: State, runtime: Runtime[RunConfig]) -> Literal["evaluate", "fix", "profile"]:
-    if any(c.status == "pending" for c in state["tree"]):
-        return "evaluate"
-    return "fix" if _to_fix(state, _config(runtime)) else "profile"
 
 
 def fix(state: State, runtime: Runtime[RunConfig]) -> dict[str, Any]:
@@ -292,6 +303,7 @@ def build_graph(checkpointer: Any = None) -> Any:
     g.add_node("analyze", analyze)
     g.add_node("plan", plan)
     g.add_node("code", code)
+    g.add_node("queue", queue)
     g.add_node("evaluate", evaluate)
     g.add_node("fix", fix)
     g.add_node("profile", profile)
@@ -300,9 +312,10 @@ def build_graph(checkpointer: Any = None) -> Any:
     g.add_edge(START, "analyze")
     g.add_edge("analyze", "plan")
     g.add_conditional_edges("plan", fan_out, ["code", END])
-    g.add_edge("code", "evaluate")
-    g.add_conditional_edges("evaluate", after_evaluate, ["evaluate", "fix", "profile"])
-    g.add_edge("fix", "evaluate")
+    g.add_edge("code", "queue")
+    g.add_edge("fix", "queue")
+    g.add_edge("evaluate", "queue")
+    g.add_conditional_edges("queue", dispatch, ["evaluate", "fix", "profile"])
     g.add_edge("profile", "critique")
     g.add_edge("critique", "remember")
     g.add_conditional_edges("remember", after_remember, ["plan", END])

@@ -92,6 +92,7 @@ class State(TypedDict, total=False):
     tree: Annotated[list[Candidate], merge_tree]
     tasks: list[Task]
     task: Task  # a coder's own task (in its Send payload only)
+    evaluating: int  # the candidate an evaluate task evaluates (in its Send payload only)
     round: int
     stale_rounds: int  # rounds without a better candidate
     best_id: int | None

@@ -62,7 +62,8 @@ def resolve_device(choice: str, backend: Backend = "triton") -> Device:
 def run_worker(job: WorkerJob, base: EvalResult) -> EvalResult:
     """Run the job in a fresh, confined process; map death, timeouts and limits to results."""
     done = spawn("kernelwright.tools.worker:serve", job.model_dump_json(), job.settings.timeout_s,
-                 "kernelwright-worker", sandbox_for(job.settings, cuda=job.device == "cuda"))
+                 "kernelwright-worker", sandbox_for(job.settings, cuda=job.device == "cuda"),
+                 gpu=job.settings.gpu)
     base = base.model_copy(update=dict(log_tail=done.log_tail, sandbox=done.confinement.lines()))
     if done.payload is not None:
         result = EvalResult.model_validate_json(done.payload)

@@ -51,8 +51,9 @@ class Spawned:
 
 
 def spawn(target: str, job_json: str, timeout_s: float, name: str,
-          sandbox: Sandbox | None = None) -> Spawned:
-    """Call `target` ("package.module:function", JSON in, JSON out) in a fresh process."""
+          sandbox: Sandbox | None = None, gpu: str | None = None) -> Spawned:
+    """Call `target` ("package.module:function", JSON in, JSON out) in a fresh process; with
+    `gpu`, the process sees only that GPU."""
     workdir = Path(tempfile.mkdtemp(prefix=f"{name}-"))
     log_fd, log_path = tempfile.mkstemp(prefix=f"{name}-", suffix=".log")
     read_fd, write_fd = os.pipe()
@@ -62,6 +63,8 @@ def spawn(target: str, job_json: str, timeout_s: float, name: str,
 
         sandbox.caches.mkdir(parents=True, exist_ok=True)
         env = worker_env(workdir, sandbox.caches)
+    if gpu is not None:
+        env["CUDA_VISIBLE_DEVICES"] = gpu
     header = {"path": [p or os.getcwd() for p in sys.path], "target": target, "fd": write_fd,
               "workdir": str(workdir), "sandbox": None if sandbox is None else {
                   "caches": str(sandbox.caches), "limits": sandbox.limits.model_dump(),

@@ -54,6 +54,10 @@ class EvalSettings(BaseModel):
     memory_limit_mb: int | None = Field(
         None, gt=0, description="resident memory of the worker; default half of this machine's")
     file_limit_mb: int = Field(4096, gt=0, description="largest file a worker may write")
+    gpu: str | None = Field(None, description="the one GPU the worker sees (CUDA_VISIBLE_DEVICES); "
+                            "default: whatever the caller sees")
+    timing_lock: str | None = Field(None, description="a file locked while this worker times "
+                                    "(workers sharing a GPU then build in parallel, time in turn)")
 
     def tol(self) -> float:
         return self.tolerance if self.tolerance is not None else TOLERANCE[self.precision]

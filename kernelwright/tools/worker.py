@@ -7,8 +7,10 @@ side streams) and timing of the candidate, eager and torch.compile under one pre
 
 from __future__ import annotations
 
+import contextlib
 import re
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -133,8 +135,25 @@ def _pipeline(job: WorkerJob, result: EvalResult) -> None:
     result.max_abs_err, result.max_rel_err = report.errors.max_abs, report.errors.max_rel
     result.message = f"matches the reference in {report.trials_passed} trials"
     if get_backend(settings.backend).timed(job.device):
-        _measure(job, result, module, cand_module, reference, candidate, make_inputs, guard,
-                 workdir)
+        with _exclusive(settings.timing_lock):  # another worker may build meanwhile, not time
+            _measure(job, result, module, cand_module, reference, candidate, make_inputs, guard,
+                     workdir)
+
+
+@contextlib.contextmanager
+def _exclusive(path: str | None) -> Iterator[None]:
+    """Hold an exclusive lock on `path` (a file shared by the workers of one GPU), if any."""
+    if path is None:
+        yield
+        return
+    import fcntl
+
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _measure(job: WorkerJob, result: EvalResult, module: Any, cand_module: Any, reference: Any,

@@ -6,7 +6,7 @@ import pytest
 
 from kernelwright.agents.llm import PROMPTS, prompt
 from kernelwright.config import RunConfig
-from kernelwright.graph.graph import after_evaluate, after_remember, fan_out
+from kernelwright.graph.graph import after_remember, dispatch, fan_out
 from kernelwright.graph.state import Candidate
 
 
@@ -15,12 +15,13 @@ def tree(*statuses, fixes=0):
                       configs=[{"block_r": 1024}]) for i, s in enumerate(statuses)]
 
 
-def test_after_evaluate_loops_fixes_then_profiles():
+def test_dispatch_evaluates_every_pending_candidate_at_once_then_fixes_then_profiles():
     runtime = SimpleNamespace(context=RunConfig(fix_tries=1))
-    assert after_evaluate({"tree": tree("correct", "pending")}, runtime) == "evaluate"
-    assert after_evaluate({"tree": tree("correct", "build_error")}, runtime) == "fix"
-    assert after_evaluate({"tree": tree("correct", "build_error", fixes=1)}, runtime) == "profile"
-    assert after_evaluate({"tree": tree("incorrect")}, runtime) == "profile"  # not fixable
+    sends = dispatch({"tree": tree("pending", "correct", "pending")}, runtime)
+    assert [s.arg["evaluating"] for s in sends] == [0, 2] and {s.node for s in sends} == {"evaluate"}
+    assert dispatch({"tree": tree("correct", "build_error")}, runtime) == "fix"
+    assert dispatch({"tree": tree("correct", "build_error", fixes=1)}, runtime) == "profile"
+    assert dispatch({"tree": tree("incorrect")}, runtime) == "profile"  # not fixable
 
 
 def test_fan_out_sends_one_coder_per_task_unless_stopped():
