@@ -126,17 +126,21 @@ def _forward(node: Node) -> Node | None:
     return None
 
 
+def _step(node: Node) -> tuple[Any, float] | None:
+    """One step back through a PASS op or a scalar multiply: (its input, the factor)."""
+    if name(node) in PASS and _same_order(node):
+        return args(node)[0], 1.0
+    if name(node) == "mul" and isinstance(args(node)[1], int | float):
+        return args(node)[0], float(args(node)[1])
+    return None
+
+
 def _back(node: Any) -> tuple[Any, float]:
     """Back through PASS ops and scalar multiplies (each with one user): (source, scale)."""
     scale = 1.0
-    while isinstance(node, Node) and len(node.users) == 1:
-        if name(node) in PASS and _same_order(node):
-            node = args(node)[0]
-        elif name(node) == "mul" and isinstance(args(node)[1], int | float):
-            scale *= float(args(node)[1])
-            node = args(node)[0]
-        else:
-            break
+    while isinstance(node, Node) and len(node.users) == 1 and (step := _step(node)) is not None:
+        node, factor = step
+        scale *= factor
     return node, scale
 
 
@@ -155,15 +159,11 @@ def _operand(node: Node, tail: tuple[int | None, ...]) -> tuple[Node | None, flo
         have = shape(node)
         if len(have) >= 2 and have[-2:] == want and math.prod(have) == numel:
             best, best_scale = node, scale
-        if len(node.users) != 1:
+        step = _step(node) if len(node.users) == 1 else None
+        if step is None:
             break
-        if name(node) in PASS and _same_order(node):
-            node = args(node)[0]
-        elif name(node) == "mul" and isinstance(args(node)[1], int | float):
-            scale *= float(args(node)[1])
-            node = args(node)[0]
-        else:
-            break
+        node, factor = step
+        scale *= factor
     if best is not None and any(t is not None and t != s for t, s in zip(tail, want, strict=False)):
         return None, 1.0
     return best, best_scale

@@ -848,14 +848,15 @@ def write_module(title: str, graph: Graph, groups: list[Group], configs: list[Ke
             kernels.append("\n".join([f"# {_cost(g, writer, graph)}; {cfg.describe(g.kind)}"]
                                      + body))
             args = ", ".join(p.removesuffix("_ptr") for p in writer.params)
+            # tl.dot kernels: 16-bit dots widened to fp32 under the interpreter (on the CPU)
+            dots = (f"WIDEN={args.split(',')[0]}.device.type == 'cpu', "
+                    if precision in {"bf16", "fp16"} else "") + \
+                f"num_warps={cfg.num_warps}, num_stages={cfg.num_stages})"
             if g.kind == "attention":
                 *lead, m, _ = g.shape
                 launches.append(
                     f"    {writer.name}[(triton.cdiv({m}, {cfg.block_r}), {math.prod(lead)})]"
-                    f"({args}, BLOCK_M={cfg.block_r}, BLOCK_N={cfg.block_c}, "
-                    + (f"WIDEN={args.split(',')[0]}.device.type == 'cpu', "
-                       if precision in {"bf16", "fp16"} else "")
-                    + f"num_warps={cfg.num_warps}, num_stages={cfg.num_stages})")
+                    f"({args}, BLOCK_M={cfg.block_r}, BLOCK_N={cfg.block_c}, {dots}")
                 continue
             if g.kind == "matmul":
                 batch, m, n, _ = matmul_dims(g)
@@ -863,10 +864,7 @@ def write_module(title: str, graph: Graph, groups: list[Group], configs: list[Ke
                 launches.append(
                     f"    {writer.name}[(triton.cdiv({m}, {cfg.block_r}) * triton.cdiv({n}, "
                     f"{cfg.block_c}), {batch}{slices})]({args}, BLOCK_M={cfg.block_r}, "
-                    f"BLOCK_N={cfg.block_c}, BLOCK_K={cfg.block_k}, GROUP_M={cfg.group_m}, "
-                    + (f"WIDEN={args.split(',')[0]}.device.type == 'cpu', "
-                       if precision in {"bf16", "fp16"} else "")
-                    + f"num_warps={cfg.num_warps}, num_stages={cfg.num_stages})")
+                    f"BLOCK_N={cfg.block_c}, BLOCK_K={cfg.block_k}, GROUP_M={cfg.group_m}, {dots}")
                 continue
             if writer.two_d:
                 grid = grid or f"(triton.cdiv({g.rows}, {stage_cfg.block_r}),)"
