@@ -28,11 +28,12 @@ class Draft(BaseModel):
 
 def offline_draft(problem: Problem, precision: Precision = "fp32", guard: GuardMode = "strict"
                   ) -> Draft:
-    """Write a candidate for `problem` (already shrunk, on a machine without a GPU)."""
-    from kernelwright.agents.offline.write import Unsupported, plan
+    """Write a candidate for `problem` (already shrunk, on a machine without a GPU): the first
+    of `offline_plans` (in `library` mode, the one keeping vendor GEMMs where there is one)."""
+    from kernelwright.agents.offline.write import Unsupported
 
     try:
-        made = plan(problem, precision, guard)
+        made = offline_plans(problem, precision, guard)[0][1]
     except Unsupported as exc:
         return Draft(covered=False, missing_ops=exc.ops)
     return Draft(source=made.source(), covered=True,
@@ -44,10 +45,16 @@ def offline_plans(problem: Problem, precision: Precision = "fp32", guard: GuardM
                   backend: Backend = "triton") -> list[tuple[str, Any]]:
     """The writer's plans for `problem`, labelled: one; in `library` mode, where the plan keeps
     a cuBLAS/cuDNN call, also the strict plan (the writer's own GEMMs, same epilogues), so the
-    two can compete by measurement. Raises Unsupported when none covers the problem."""
+    two can compete by measurement, and the strict plan alone where the library plan would be
+    vendor calls only (a lone GEMM). Raises Unsupported when none covers the problem."""
     from kernelwright.agents.offline.write import Unsupported, plan
 
-    made = plan(problem, precision, guard, backend)
+    try:
+        made = plan(problem, precision, guard, backend)
+    except Unsupported:
+        if guard != "library":
+            raise
+        return [("", plan(problem, precision, "strict", backend))]  # e.g. a lone GEMM: own only
     if guard != "library" or not any(g.kind == "extern" for g in made.groups):
         return [("", made)]
     try:

@@ -158,7 +158,7 @@ def test_library_mode_keeps_whichever_gemm_measures_faster(faster):
     from kernelwright.tools.results import EvalResult, Status
 
     def timed(problem, source, settings):
-        vendor = "torch.mm(" in source
+        vendor = "torch.addmm(" in source
         return EvalResult(status=Status.CORRECT, problem=problem.name, guard=settings.guard,
                           precision=settings.precision,
                           runtime_us=100.0 if vendor == (faster == "vendor GEMMs") else 150.0)
@@ -168,7 +168,7 @@ def test_library_mode_keeps_whichever_gemm_measures_faster(faster):
                            evaluate=timed)
     assert {n.change.split(":")[0] for n in found.tree} == {"vendor GEMMs", "own GEMMs"}
     assert len(found.tree) == 4 and found.stopped.startswith(f"{faster} chosen")
-    assert ("torch.mm(" in found.best_source) == (faster == "vendor GEMMs")
+    assert ("torch.addmm(" in found.best_source) == (faster == "vendor GEMMs")
     assert found.best_result.runtime_us == 100.0 and found.tree[found.best_id].runtime_us == 100.0
 
 
@@ -180,15 +180,16 @@ def test_the_graphs_offline_coder_offers_vendor_and_own_gemms_in_library_mode():
     problem = load_problem(SUITE / "level2/01_linear_bias_relu_scale.py").shrink(SETTINGS.cpu_max_elements)
     vendor = offline_code(problem, "draft", 0, None, [], guard="library")
     own = offline_code(problem, "draft", 1, None, [], guard="library")
-    assert vendor["change"] == "vendor GEMMs: the writer's default" and "torch.mm(" in vendor["source"]
-    assert own["change"] == "own GEMMs: the writer's default" and "torch.mm(" not in own["source"]
+    assert vendor["change"] == "vendor GEMMs: the writer's default"
+    assert "torch.addmm(" in vendor["source"]  # linear: the bias added inside the vendor GEMM
+    assert own["change"] == "own GEMMs: the writer's default" and "torch.addmm(" not in own["source"]
     settings = SETTINGS.model_copy(update={"guard": "library"})
     assert evaluate(problem, own["source"], settings).status == "correct"  # allowed in library mode
     tried = [vendor["configs"], own["configs"]]
     for parent, label in ((own, "own GEMMs"), (vendor, "vendor GEMMs")):
         child = offline_code(problem, "refine", 0, parent["configs"], tried, guard="library")
         assert child["change"].startswith(f"{label}: kernel")
-        assert ("torch.mm(" in child["source"]) == (label == "vendor GEMMs")
+        assert ("torch.addmm(" in child["source"]) == (label == "vendor GEMMs")
         assert plan_of(offline_plans(problem, guard="library"), child["configs"])[0] == label
 
 

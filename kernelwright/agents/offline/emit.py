@@ -930,6 +930,8 @@ def _extern_call(v: Value) -> str:
     args = [_tensor_expr(a) for a in v.args]
     if v.op in {"mm", "bmm"}:
         return f"torch.{v.op}({args[0]}, {args[1]})"
+    if v.op == "addmm":  # (x, w, bias): the bias added in the GEMM's epilogue
+        return f"torch.addmm({args[2]}, {args[0]}, {args[1]})"
     a = v.attrs
     nd = len(v.shape) - 2
     if a["transposed"]:

@@ -34,8 +34,9 @@ class Value:
     args: list[Value] = field(default_factory=list)
     op: str = ""  # pointwise: expression template; reduce/scan: op name; pool: "max" | "avg";
     # matmul: "mm" | "bmm" (args: A [.., M, K], B [.., K, N]); extern (a vendor GEMM or
-    # convolution, `library` mode only): "mm" | "bmm" | "conv"; view: "permute" | "reshape" |
-    # "slice"; attention: "" (args: q [.., M, D], k^T [.., D, N], v [.., N, Dv])
+    # convolution, `library` mode only): "mm" | "bmm" | "addmm" (args: A, B, bias) | "conv";
+    # view: "permute" | "reshape" | "slice"; attention: "" (args: q [.., M, D], k^T [.., D, N],
+    # v [.., N, Dv])
     dims: tuple[int, ...] = ()  # reduce/scan: real dims of args[0] consumed
     keepdim: bool = False
     scalar: float | int | bool | None = None  # const

@@ -573,6 +573,8 @@ def _addmm(b: Builder, a: list[Any], kw: dict[str, Any], shape: tuple[int, ...],
            kind: Kind) -> Value:
     bias, x, w = a[:3]
     beta, alpha = kw.get("beta", 1), kw.get("alpha", 1)
+    if kind == "extern" and beta == 1 and alpha == 1 and bias.shape == shape[-1:]:
+        return _gemm("addmm", shape, kind, x, w, bias)  # the vendor's GEMM adds the bias itself
     product = _gemm("mm", shape, kind, x, w)
     if alpha != 1:
         product = b.pw(f"{{0}} * {alpha!r}", product)
