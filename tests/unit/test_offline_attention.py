@@ -73,6 +73,9 @@ def test_the_suite_attention_block_is_one_fused_kernel(guard):
     assert "torch.bmm" not in source  # no vendor call for the scores, in either mode
     kernel = source.split("_attention(")[1].split("\n\n")[0]
     assert "tl.minimum(40, (pid + 1) * BLOCK_M" in kernel  # causal: blocks past the diagonal skipped
+    # the output stored heads-last, so merging the heads back needs no copy kernel
+    gemm = "matmul" if guard == "strict" else "extern"
+    assert [g.kind for g in plan(problem, "fp32", guard).groups] == [gemm, "attention", gemm]
 
 
 QKV = "[torch.randn(2, 3, {m}, 16), torch.randn(2, 3, {n}, 16), torch.randn(2, 3, {n}, 8)]"

@@ -44,6 +44,8 @@ class Match:
     scale: float = 1.0  # folded scalar multiplies of q and k
     causal: int | None = None  # key j is kept where j <= i + causal
     safe: bool = False  # _safe_softmax: a row masked throughout gives zeros, not NaN
+    heads_last: bool = False  # [B, H, M, Dv] is next transposed to [B, M, H, Dv] (the heads
+    # merged back into the model dim): the kernel stores in that order, the transpose is free
     bypass: dict[Node, Node] = field(default_factory=dict)  # node -> the node it stands for
     dead: set[Node] = field(default_factory=set)  # nodes only the fused kernel made use of
 
@@ -114,7 +116,22 @@ def _match(softmax: Node) -> Match | None:
             or len(shape(out)) != 3 or shape(out)[1:] != (m, dv)):
         return None  # broadcast batches (grouped heads) are left to the two GEMMs
     match.q, match.k, match.v, match.scale = q, k, v, match.scale * sq * sk
+    match.heads_last = len(batch) == 2 and _heads_merged(out, (*batch, m, dv))
     return match
+
+
+def _heads_merged(out: Node, four_d: tuple[int, ...]) -> bool:
+    """The GEMM's only user views it as [B, H, M, Dv], whose only user swaps H and M."""
+    if len(out.users) != 1:
+        return False
+    view = next(iter(out.users))
+    if name(view) not in {"view", "_unsafe_view", "reshape"} or shape(view) != four_d \
+            or len(view.users) != 1:
+        return False
+    swap = next(iter(view.users))
+    if name(swap) == "transpose":
+        return sorted(d % 4 for d in args(swap)[1:3]) == [1, 2]
+    return name(swap) == "permute" and [d % 4 for d in args(swap)[1]] == [0, 2, 1, 3]
 
 
 def _forward(node: Node) -> Node | None:

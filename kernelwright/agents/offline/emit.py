@@ -559,9 +559,14 @@ class KernelWriter:
              if att.attrs.get("safe") else "    out = acc / l_i[:, None]"),
         ]
         out = self.pointer(att)
+        so = contiguous_strides((*batch, m, dv))
+        if att.attrs.get("heads_last"):  # stored [B, M, H, Dv]: (b, h, m, e) lands there
+            so = (so[0], dv, batch[1] * dv, 1)
+        zo = index_expr("z", list(batch), list(so[:-2])) or "0"
         mask = _tile_mask(m_in, e_in)
-        self.lines.append(f"    tl.store({out} + r * {dv} + re[None, :], out.to({out}.dtype.element_ty)"
-                          + (f", mask={mask})" if mask else ")"))
+        self.lines += [f"    po = {out} + {zo}",
+                       f"    tl.store(po + rm[:, None] * {so[-2]} + re[None, :], "
+                       f"out.to({out}.dtype.element_ty)" + (f", mask={mask})" if mask else ")")]
         return self.lines
 
     def split_k_chunk(self) -> int:

@@ -190,8 +190,16 @@ def _attention(m: attention.Match, env: dict[Node, Any]) -> Any:
     if any(p is _MISSING for p in parts):
         return _MISSING
     q, kt, v, scores, qk = parts
+    attrs: dict[str, Any] = dict(causal=m.causal, safe=m.safe, scale=m.scale,
+                                 heads_last=m.heads_last)
+    if m.heads_last:  # stored [B, M, H, Dv]; the graph sees [B, H, M, Dv], and so does the
+        b, h, rows, _ = q.shape  # view of the GEMM's 3-d output that follows (its only user)
+        stored = Value("attention", (b, rows, h, v.shape[-1]), F32, [q, kt, v], body=[scores, qk],
+                       attrs=attrs)
+        return Value("view", (b, h, rows, v.shape[-1]), F32, [stored], op="permute",
+                     dims=(0, 2, 1, 3))
     att = Value("attention", (*q.shape[:-1], v.shape[-1]), F32, [q, kt, v], body=[scores, qk],
-                attrs=dict(causal=m.causal, safe=m.safe, scale=m.scale))
+                attrs=attrs)
     shape = attention.shape(m.out)
     return att if att.shape == shape else Value("view", shape, F32, [att], op="reshape")
 
