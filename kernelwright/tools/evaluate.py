@@ -92,15 +92,20 @@ def sandbox_limit(settings: EvalSettings) -> int:
     return int(psutil.virtual_memory().total // 2) >> 20
 
 
+def compile_caches() -> Path:
+    """The folder the workers share for compile caches (and the per-GPU timing locks)."""
+    from kernelwright.hardware.calibrate import cache_dir
+
+    return cache_dir() / "compile"
+
+
 def sandbox_for(settings: EvalSettings, cuda: bool = False) -> Sandbox | None:
     """How a candidate's worker is confined (None: not at all, settings.sandbox off)."""
     if not settings.sandbox:
         return None
     import os
 
-    from kernelwright.hardware.calibrate import cache_dir
-
     cpu_s = int(settings.timeout_s * (os.cpu_count() or 1)) + 60
-    return Sandbox(cache_dir() / "compile", Limits(memory_mb=sandbox_limit(settings),
-                                                   file_mb=settings.file_limit_mb, cpu_s=cpu_s),
+    return Sandbox(compile_caches(), Limits(memory_mb=sandbox_limit(settings),
+                                            file_mb=settings.file_limit_mb, cpu_s=cpu_s),
                    cuda=cuda)

@@ -95,10 +95,10 @@ class LocalEvaluator:
     """Slots on this host: GPU ids (each `per_gpu` times) or, without a GPU, CPU workers."""
 
     def __init__(self, config: EvaluatorConfig):
-        from kernelwright.hardware.calibrate import cache_dir
+        from kernelwright.tools.evaluate import compile_caches
 
         gpus = visible_gpus()[:config.gpus or None]
-        self.locks = cache_dir() / "compile"
+        self.locks = compile_caches()  # writable for sandboxed workers
         self.locks.mkdir(parents=True, exist_ok=True)
         self.per_gpu = config.per_gpu if gpus else 1
         self.slots: Slots[str | None] = Slots(

@@ -397,9 +397,6 @@ class KernelWriter:
                   else f"rk[:, None] * {sb[-2]} + rn[None, :] * {sb[-1]}")
         x_tile = "x" if a_k_inner else "tl.trans(x)"
         y_tile = "tl.trans(y)" if b_k_inner else "y"
-        dot_in = {"bf16": ".to(tl.bfloat16)", "fp16": ".to(tl.float16)"}.get(precision, "")
-        mode = {"fp32": ', input_precision="ieee"', "tf32": ', input_precision="tf32"'}.get(
-            precision, "")
         split, chunk = cfg.split, self.split_k_chunk()
         head = [
             "    pid = tl.program_id(0)",
@@ -427,13 +424,7 @@ class KernelWriter:
             *([f"        x = tl.load(a_ptrs{', mask=' + a_mask + ', other=0.0' if a_mask else ''})"]
               if mm.op != "conv" else self.conv_gather(mm, pa, edge_m, edge_k)),
             f"        y = tl.load(b_ptrs{', mask=' + b_mask + ', other=0.0' if b_mask else ''})",
-            *([f"        acc = tl.dot({x_tile}{dot_in}, {y_tile}{dot_in}, acc{mode})"]
-              if not dot_in else [
-                "        if WIDEN:  # the interpreter's 16-bit dot is wrong; fp32 products match",
-                f"            acc = tl.dot({x_tile}.to(tl.float32), {y_tile}.to(tl.float32), acc, "
-                'input_precision="ieee")',
-                "        else:",
-                f"            acc = tl.dot({x_tile}{dot_in}, {y_tile}{dot_in}, acc)"]),
+            *dot_lines(x_tile, y_tile, "acc", precision),
             *([f"        a_ptrs += BLOCK_K * {sa[-1]}"] if mm.op != "conv" else []),
             f"        b_ptrs += BLOCK_K * {sb[-2]}",
         ]
@@ -488,19 +479,6 @@ class KernelWriter:
         m_in = f"(rm < {m})" if m % cfg.block_r else ""
         n_in = f"(rn < {n})" if n % cfg.block_c else ""
         d_in, e_in = (f"(rd < {d})" if d != dp else ""), (f"(re < {dv})" if dv != dvp else "")
-        widen = precision in {"bf16", "fp16"}
-        cast = {"bf16": ".to(tl.bfloat16)", "fp16": ".to(tl.float16)"}.get(precision, "")
-        mode = {"fp32": ', input_precision="ieee"', "tf32": ', input_precision="tf32"'}.get(
-            precision, "")
-
-        def dot(x: str, y: str, acc: str) -> list[str]:
-            if not widen:
-                return [f"        {acc} = tl.dot({x}{cast}, {y}{cast}, {acc}{mode})"]
-            return ["        if WIDEN:  # the interpreter's 16-bit dot is wrong; fp32 matches",
-                    f"            {acc} = tl.dot({x}, {y}, {acc}, input_precision=\"ieee\")",
-                    "        else:",
-                    f"            {acc} = tl.dot({x}{cast}, {y}{cast}, {acc})"]
-
         def load(ptr: str, rows: tuple[str, int, str], cols: tuple[str, int, str]) -> str:
             (ri, rs, rmk), (ci, cs, cmk) = rows, cols
             mask = _tile_mask(rmk, cmk)
@@ -534,7 +512,7 @@ class KernelWriter:
             "        mask = rmask & cmask",
             f"        kt = {load('pk', ('rd', sk[-2], d_in), ('rn', sk[-1], n_in))}",
             "        qk = tl.zeros((BLOCK_M, BLOCK_N), tl.float32)",
-            *dot("q", "kt", "qk"),
+            *dot_lines("q", "kt", "qk", precision),
         ]
         if scale != 1.0:
             self.lines.append(f"        qk = qk * {scale!r}")
@@ -553,7 +531,7 @@ class KernelWriter:
             "        l_i = l_i * alpha + tl.sum(p, 1)",
             f"        vt = {load('pv', ('rn', sv[-2], n_in), ('re', sv[-1], e_in))}",
             "        acc = acc * alpha[:, None]",
-            *dot("p", "vt", "acc"),
+            *dot_lines("p", "vt", "acc", precision),
             "        m_i = m_new",
             ("    out = tl.where(l_i[:, None] > 0, acc / l_i[:, None], 0.0)  # masked rows: 0"
              if att.attrs.get("safe") else "    out = acc / l_i[:, None]"),
@@ -787,6 +765,21 @@ class KernelWriter:
                            f"{pad}{name} = tl.min(tl.where({a} == best{red.id}, idx{red.id}, "
                            f"{self.g.cols}), axis=1)[:, None]"]
         env[red.id] = name
+
+
+def dot_lines(x: str, y: str, acc: str, precision: str) -> list[str]:
+    """`acc += x @ y` inside a loop, as the precision policy says: fp32 full-precision ("ieee")
+    dots, tf32 TF32, bf16/fp16 16-bit operands; always accumulating in fp32."""
+    cast = {"bf16": ".to(tl.bfloat16)", "fp16": ".to(tl.float16)"}.get(precision, "")
+    if not cast:
+        mode = {"fp32": ', input_precision="ieee"', "tf32": ', input_precision="tf32"'}.get(
+            precision, "")
+        return [f"        {acc} = tl.dot({x}, {y}, {acc}{mode})"]
+    return ["        if WIDEN:  # the interpreter's 16-bit dot is wrong; fp32 products match",
+            f"            {acc} = tl.dot({x}.to(tl.float32), {y}.to(tl.float32), {acc}, "
+            'input_precision="ieee")',
+            "        else:",
+            f"            {acc} = tl.dot({x}{cast}, {y}{cast}, {acc})"]
 
 
 def _tile_mask(rows: str, cols: str) -> str:
