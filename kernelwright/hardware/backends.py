@@ -60,6 +60,9 @@ class BackendSpec:
         """Before the candidate is imported in its worker process."""
         if self.name == "triton" and device == "cpu":
             os.environ["TRITON_INTERPRET"] = "1"
+        if self.name == "triton":  # imported by the harness, before the runtime guard watches
+            import triton
+            import triton.language  # noqa: F401
         if "load_inline" in source:  # the harness's imports, not the candidate's file access
             import torch.utils.cpp_extension  # noqa: F401
 

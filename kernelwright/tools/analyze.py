@@ -103,7 +103,7 @@ def _time_baselines(job: AnalyzeJob, problem: Problem, module: Any, analysis: An
     import torch
 
     from kernelwright.tools.precision import prepare_inputs, prepare_module
-    from kernelwright.tools.timing import time_baselines
+    from kernelwright.tools.timing import cycled_inputs, time_baselines
 
     device = torch.device("cuda")
     torch.manual_seed(0)
@@ -113,8 +113,8 @@ def _time_baselines(job: AnalyzeJob, problem: Problem, module: Any, analysis: An
         torch.manual_seed(2000 + seed)
         sets.append(prepare_inputs(list(module.get_inputs()), job.precision, device))
 
-    analysis.eager, analysis.compiled, note = time_baselines(model, sets, job.reps, job.warmup_ms,
-                                                             job.compile_baseline)
+    analysis.eager, analysis.compiled, note = time_baselines(
+        model, cycled_inputs(sets), job.reps, job.warmup_ms, job.compile_baseline)
     analysis.eager_us = analysis.eager.median_us
     analysis.compile_us = analysis.compiled.median_us if analysis.compiled else None
     analysis.note = note or analysis.note

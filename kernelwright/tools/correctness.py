@@ -1,18 +1,17 @@
-"""Correctness: fresh random inputs per trial, clones for the reference, poisoned outputs.
+"""Correctness, decided by the judge: fresh random inputs per trial (sign-flipped, scaled and
+shifted in turn), parameters re-initialised at random, outputs compared by the judge.
 
-Each trial runs the candidate on a persistent input buffer (same data_ptr, new contents), then
-the reference on a clone, then the candidate again on a fresh clone; every reference output is
-kept alive, so a candidate can never be handed the reference's freed result. That order catches
-results cached by pointer, candidates that mutate their inputs, constant outputs and outputs
-that were never written. Afterwards a few back-to-back calls on different inputs are checked
-together, which catches work that is skipped or batched across calls.
+The reference runs in the judge's process and the candidate in its own (tools/worker.py), so
+the candidate can never be handed the reference's result, nor change its inputs or settings.
+Afterwards a few back-to-back calls on different inputs are checked together, which catches
+work that is skipped or batched across calls.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 
@@ -44,7 +43,6 @@ class ErrorStats:
 class CorrectnessReport:
     trials_passed: int = 0
     errors: ErrorStats = field(default_factory=ErrorStats)
-    reference_outputs: list[Outputs] = field(default_factory=list)
 
 
 def as_outputs(value: Any) -> Outputs:
@@ -110,49 +108,99 @@ def clone_all(inputs: list[Any]) -> list[Any]:
     return [x.clone() if isinstance(x, torch.Tensor) else x for x in inputs]
 
 
-def _same(a: list[Any], b: list[Any]) -> bool:
-    return all(torch.equal(x, y) if isinstance(x, torch.Tensor) else x == y
-               for x, y in zip(a, b, strict=True))
+def same(a: list[Any], b: list[Any]) -> bool:
+    return len(a) == len(b) and all(
+        torch.equal(x, y) if isinstance(x, torch.Tensor) and isinstance(y, torch.Tensor)
+        else x == y for x, y in zip(a, b, strict=True))
 
 
-def _pointers(inputs: list[Any]) -> list[int]:
-    return [x.data_ptr() for x in inputs if isinstance(x, torch.Tensor)]
+# Trial t's floating inputs: get_inputs() mapped by TRANSFORMS[t % 5], where the reference stays
+# finite on them: a sign flip, a scale and a shift, so inputs drawn from one side of zero
+# (torch.rand) cannot hide a kernel that is right only there (a copy passing for ReLU).
+TRANSFORMS: list[tuple[float, float]] = [(1.0, 0.0), (-1.0, 0.0), (2.5, -0.75), (1.0, 0.0),
+                                         (-1.5, 0.5)]
 
 
-def check(reference: Callable[..., Any], candidate: Callable[..., Any],
-          make_inputs: Callable[[int], list[Any]], trials: int, seed: int, tol: float,
+def transform(inputs: list[Any], trial: int) -> list[Any]:
+    scale, shift = TRANSFORMS[trial % len(TRANSFORMS)]
+    if (scale, shift) == (1.0, 0.0):
+        return inputs
+    return [x * scale + shift if isinstance(x, torch.Tensor) and x.is_floating_point() else x
+            for x in inputs]
+
+
+def finite(outputs: Outputs) -> bool:
+    return all(bool(torch.isfinite(o).all()) for o in outputs
+               if isinstance(o, torch.Tensor) and o.is_floating_point())
+
+
+def reinit_parameters(model: torch.nn.Module, seed: int) -> None:
+    """Give every floating parameter and buffer seeded random values of its own scale and sign,
+    so a kernel that ignores one (a LayerNorm without its weight and bias, whose defaults are
+    ones and zeros) cannot match by luck. Non-negative tensors (variances) stay non-negative."""
+    generator = torch.Generator().manual_seed(seed + 7919)
+    with torch.no_grad():
+        for tensor in [*model.parameters(), *model.buffers()]:
+            if not tensor.is_floating_point() or tensor.numel() == 0:
+                continue
+            noise = torch.rand(tensor.shape, generator=generator, dtype=torch.float64)
+            values = tensor.detach().to("cpu", torch.float64)
+            if bool((values >= 0).all()):
+                level = float(values.mean()) or 1.0
+                new = level * (0.5 + noise)
+            else:
+                spread = float(values.std()) if values.numel() > 1 else float(values.abs().mean())
+                new = values + (noise - 0.5) * (spread or 1.0)
+            tensor.copy_(new.to(tensor.dtype))
+
+
+class Candidate(Protocol):
+    """The candidate's process as the judge drives it (tools/worker.py's Remote)."""
+
+    def load(self, name: str, inputs: list[Any], into: bool = False) -> list[int]: ...
+    def call(self, names: list[str]) -> list[Outputs]: ...
+    def read(self, name: str) -> list[Any]: ...
+    def drop(self) -> None: ...
+
+
+def _print(outputs: Outputs) -> tuple[float, ...]:
+    from kernelwright.tools.timing import fingerprint
+
+    return tuple(float(x) for x in fingerprint(outputs))
+
+
+def check(reference: Callable[..., Any], candidate: Candidate,
+          make_inputs: Callable[[int], list[Any]], trials: int, tol: float,
           sequence_checks: int) -> CorrectnessReport:
-    """Run the trials and the sequence check; raise Mismatch or GuardViolation on failure."""
+    """Run the trials and the sequence check; raise Mismatch or GuardViolation on failure.
+
+    Each trial runs the candidate on a persistent input buffer (same data_ptr, new contents),
+    then the reference on a clone, then the candidate again on fresh memory. That order catches
+    results cached by pointer, candidates that mutate their inputs, constant outputs and outputs
+    that were never written. Only fingerprints of earlier trials are kept (bounded memory)."""
     report = CorrectnessReport()
-    shapes = as_outputs(reference(*clone_all(make_inputs(seed))))  # kept alive: never reused
-    buffer: list[Any] | None = None
     deferred: Mismatch | None = None
-    history: list[tuple[Outputs, list[tuple[Outputs, list[int]]], list[Any]]] = []
+    history: list[tuple[tuple[float, ...], list[tuple[tuple[float, ...], list[int]]]]] = []
     for trial in range(trials):
-        pristine = make_inputs(seed + trial)
-        if buffer is None:
-            buffer = clone_all(pristine)
-        else:
-            for dst, src in zip(buffer, pristine, strict=True):
-                if isinstance(dst, torch.Tensor):
-                    dst.copy_(src)
-        poison(shapes)
-        out_first = as_outputs(candidate(*buffer))
+        pristine = make_inputs(trial)
+        ptrs_first = candidate.load("buffer", pristine, into=True)
+        (out_first,) = candidate.call(["buffer"])
         ref_in = clone_all(pristine)
         ref_out = as_outputs(reference(*ref_in))
-        if _same(ref_in, pristine) and not _same(buffer, pristine):
+        if same(ref_in, pristine) and not same(candidate.read("buffer"), pristine):
             raise GuardViolation([GuardFinding(rule="input_mutation", message="the candidate "
                                                "wrote into its inputs; the reference does not")])
-        poison(shapes)
-        fresh = clone_all(pristine)
-        out_second = as_outputs(candidate(*fresh))
-        # fresh inputs stay alive in `history`, so later fresh clones get new pointers
-        calls = [(out_second, _pointers(fresh)), (out_first, _pointers(buffer))]
-        for old_ref, old_calls, _ in history:
-            if _same(old_ref, ref_out):
+        ptrs_second = candidate.load("fresh", pristine)
+        (out_second,) = candidate.call(["fresh"])
+        _check_types(out_first, ref_out)
+        _check_types(out_second, ref_out)
+        ref_print = _print(ref_out)
+        calls = [(_print(out_second), ptrs_second), (_print(out_first), ptrs_first)]
+        for old_ref, old_calls in history:
+            if old_ref == ref_print:
                 continue
-            for (out, ptrs), (old_out, old_ptrs) in zip(calls, old_calls, strict=True):
-                if not _tensors_equal(out, old_out):
+            for (got, ptrs), (old_got, old_ptrs) in zip(calls, old_calls, strict=True):
+                if got != old_got:
                     continue
                 if ptrs == old_ptrs:
                     raise Mismatch("stale_output", "new values at the same data_ptr gave the old "
@@ -167,30 +215,32 @@ def check(reference: Callable[..., Any], candidate: Callable[..., Any],
         else:
             report.errors.merge(stats)
             report.trials_passed += 1
-        report.reference_outputs.append(ref_out)
-        history.append((ref_out, calls, fresh))
+        history.append((ref_print, calls))
+        del out_first, out_second, ref_out
     if deferred is not None:
         raise deferred
-    _check_sequence(reference, candidate, make_inputs, seed + 1000, sequence_checks, tol, report)
+    _check_sequence(reference, candidate, make_inputs, sequence_checks, tol, report)
     return report
 
 
-def _check_sequence(reference: Callable[..., Any], candidate: Callable[..., Any],
-                    make_inputs: Callable[[int], list[Any]], seed: int, count: int, tol: float,
+def _check_types(cand: Outputs, ref: Outputs) -> None:
+    if len(cand) != len(ref):
+        raise Mismatch("output_count", f"returned {len(cand)} outputs, the reference {len(ref)}")
+
+
+def _check_sequence(reference: Callable[..., Any], candidate: Candidate,
+                    make_inputs: Callable[[int], list[Any]], count: int, tol: float,
                     report: CorrectnessReport) -> None:
     """Back-to-back candidate calls on different inputs, all checked afterwards."""
-    sets = [make_inputs(seed + i) for i in range(count)]
-    expected = [as_outputs(reference(*clone_all(s))) for s in sets]
-    outputs = [as_outputs(candidate(*clone_all(s))) for s in sets]
-    for i, (out, ref) in enumerate(zip(outputs, expected, strict=True)):
+    names = [f"seq{i}" for i in range(count)]
+    sets = [make_inputs(100 + i) for i in range(count)]
+    for name, inputs in zip(names, sets, strict=True):
+        candidate.load(name, inputs)
+    outputs = candidate.call(names)
+    for i, (out, inputs) in enumerate(zip(outputs, sets, strict=True)):
         try:
-            report.errors.merge(compare(out, ref, tol))
+            report.errors.merge(compare(out, as_outputs(reference(*clone_all(inputs))), tol))
         except Mismatch as exc:
             raise Mismatch("skipped_work", f"call {i + 1} of {count} back-to-back calls was "
                            f"wrong ({exc}): work is skipped or batched across calls") from None
-
-
-def _tensors_equal(a: Outputs, b: Outputs) -> bool:
-    return len(a) == len(b) and all(
-        isinstance(x, torch.Tensor) and isinstance(y, torch.Tensor) and x.shape == y.shape
-        and x.dtype == y.dtype and torch.equal(x, y) for x, y in zip(a, b, strict=True))
+    candidate.drop()

@@ -42,9 +42,11 @@ def evaluate(problem: Problem | str | Path, candidate_source: str,
     if device == "cpu" and not problem.size_overrides:
         problem = problem.shrink(get_backend(settings.backend).cpu_elements(
             settings.cpu_max_elements, settings.cpu_backend_max_elements))
+    box = sandbox_for(settings, cuda=device == "cuda")
     job = WorkerJob(problem_path=problem.path, problem_source=problem.source,
                     size_overrides=problem.size_overrides, candidate_source=candidate_source,
-                    settings=settings, device=device)
+                    settings=settings, device=device, limits=box.limits if box else None,
+                    cuda_confinement=box.cuda if box else False)
     result = run_worker(job, base)
     result.wall_s = time.perf_counter() - started
     return result
@@ -60,27 +62,24 @@ def resolve_device(choice: str, backend: Backend = "triton") -> Device:
 
 
 def run_worker(job: WorkerJob, base: EvalResult) -> EvalResult:
-    """Run the job in a fresh, confined process; map death, timeouts and limits to results."""
-    done = spawn("kernelwright.tools.worker:serve", job.model_dump_json(), job.settings.timeout_s,
-                 "kernelwright-worker", sandbox_for(job.settings, cuda=job.device == "cuda"),
-                 gpu=job.settings.gpu)
-    base = base.model_copy(update=dict(log_tail=done.log_tail, sandbox=done.confinement.lines()))
+    """Run the job in a fresh judge process (which starts the candidate's, confined); map the
+    judge's own death or timeout to results. Only the judge's answer is a verdict."""
+    budget = job.settings.timeout_s * 2 + 300  # the candidate's limit, then reference and baselines
+    done = spawn("kernelwright.tools.worker:serve", job.model_dump_json(), budget,
+                 "kernelwright-judge", None, gpu=job.settings.gpu)
     if done.payload is not None:
         result = EvalResult.model_validate_json(done.payload)
-        return result.model_copy(update=dict(log_tail=done.log_tail, sandbox=base.sandbox))
-    if done.killed_for == "memory":
-        return base.model_copy(update=dict(
-            status=Status.CRASHED, reason="memory_limit",
-            message=f"the worker's resident memory passed its {sandbox_limit(job.settings)} MiB "
-                    "ceiling and it was killed (raise EvalSettings.memory_limit_mb if legitimate)"))
+        return result if result.log_tail else result.model_copy(update=dict(log_tail=done.log_tail))
+    base = base.model_copy(update=dict(log_tail=done.log_tail))
     if done.timed_out:
         return base.model_copy(update=dict(
             status=Status.TIMEOUT, reason="timeout",
-            message=f"the worker ran past its {job.settings.timeout_s:g} s limit and was killed"))
+            message=f"the evaluation ran past {budget:g} s (the candidate's {job.settings.timeout_s:g}"
+                    " s, the reference and the baselines) and was stopped"))
     return base.model_copy(update=dict(
-        status=Status.CRASHED, reason="worker_died",
-        message=f"the worker died with {done.exit_how} before reporting (segfault, abort, "
-                "illegal memory access, or a resource limit in the candidate)"))
+        status=Status.CRASHED, reason="judge_died",
+        message=f"the judge process died with {done.exit_how} (the reference or the harness "
+                "failed, not the candidate's code, which runs in a process of its own)"))
 
 
 def sandbox_limit(settings: EvalSettings) -> int:
@@ -93,7 +92,8 @@ def sandbox_limit(settings: EvalSettings) -> int:
 
 
 def compile_caches() -> Path:
-    """The folder the workers share for compile caches (and the per-GPU timing locks)."""
+    """The folder of the per-GPU timing locks (the judges' own; candidates compile into their
+    private folders)."""
     from kernelwright.hardware.calibrate import cache_dir
 
     return cache_dir() / "compile"
@@ -106,6 +106,5 @@ def sandbox_for(settings: EvalSettings, cuda: bool = False) -> Sandbox | None:
     import os
 
     cpu_s = int(settings.timeout_s * (os.cpu_count() or 1)) + 60
-    return Sandbox(compile_caches(), Limits(memory_mb=sandbox_limit(settings),
-                                            file_mb=settings.file_limit_mb, cpu_s=cpu_s),
-                   cuda=cuda)
+    return Sandbox(Limits(memory_mb=sandbox_limit(settings), file_mb=settings.file_limit_mb,
+                          disk_mb=settings.disk_limit_mb, cpu_s=cpu_s), cuda=cuda)

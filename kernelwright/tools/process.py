@@ -1,11 +1,18 @@
-"""Run a function in a fresh process with a wall-clock limit; its faults stay there.
+"""Run code in a fresh process with a wall-clock limit; its faults stay there.
 
 The child is a new Python started with `subprocess` (never forked from the caller, so it holds
-none of the caller's state), in its own session; it writes stdout and stderr to a log whose tail
-comes back, sends its answer as length-prefixed messages over a pipe, and exits without
-interpreter teardown (CUDA and Triton atexit hooks can hang or crash). With a `Sandbox` the child
-is confined (tools/sandbox.py) and the caller watches its resident memory; either way every
-process it started is killed at the end.
+none of the caller's state), in its own session. It talks over two pipes: the caller's requests
+come on its stdin, its answers go out on a pipe of their own, both as length-prefixed messages;
+its stdout and stderr are a third pipe whose tail the caller keeps. It exits without interpreter
+teardown (CUDA and Triton atexit hooks can hang or crash).
+
+Nothing outlives the caller: the child's private folder is made here and removed here; the child
+gets SIGTERM when its parent dies (PR_SET_PDEATHSIG), ends its own children and removes its
+folder; with a `Sandbox` it is confined (tools/sandbox.py) and the caller watches its resident
+memory and its folder's size. Either way every process it started is killed at the end.
+
+`spawn` is one request and one answer; `Child` is a conversation (the judge drives the
+candidate's process with it, tools/worker.py).
 """
 
 from __future__ import annotations
@@ -25,15 +32,15 @@ from typing import Any
 
 from kernelwright.tools.sandbox import Confinement, Limits
 
-BOOT = ("import json, sys; h = json.loads(sys.stdin.readline()); sys.path[:0] = h['path']; "
+BOOT = ("import json, sys; h = json.loads(sys.stdin.buffer.readline()); sys.path[:0] = h['path']; "
         "from kernelwright.tools.process import child_main; child_main(h)")
+LOG_TAIL_BYTES = 64 << 10
 
 
 @dataclass
 class Sandbox:
-    """Confine the child: `caches` is the one shared folder it may write besides its own."""
+    """Confine the child to its private folder (compile caches included), within `limits`."""
 
-    caches: Path
     limits: Limits
     cuda: bool = False  # the worker will use CUDA (which refuses a PID namespace)
 
@@ -46,106 +53,185 @@ class Spawned:
     timed_out: bool
     exit_how: str  # "exit code 0", "signal SIGSEGV", ...
     log_tail: str
-    killed_for: str | None = None  # "memory" when the caller stopped it over its ceiling
+    killed_for: str | None = None  # "memory" or "disk" when the caller stopped it over a limit
     confinement: Confinement = field(default_factory=Confinement)
+
+
+class ChildGone(Exception):
+    """The child ended, ran out of time or passed a limit before it answered."""
+
+
+class Child:
+    """A fresh process running `target` ("package.module:function"), which is called with a
+    `Channel` and talks until it returns. With `gpu`, the process sees only that GPU; `pass_fds`
+    are inherited (the judge's exchange buffer)."""
+
+    def __init__(self, target: str, timeout_s: float, name: str, sandbox: Sandbox | None = None,
+                 gpu: str | None = None, pass_fds: tuple[int, ...] = (),
+                 env_extra: dict[str, str] | None = None):
+        self.workdir = Path(tempfile.mkdtemp(prefix=f"{name}-"))
+        _LIVE[id(self)] = self
+        self.sandbox = sandbox
+        self.deadline = time.monotonic() + timeout_s
+        self.timeout_s = timeout_s
+        self.log = b""
+        self.timed_out, self.killed_for = False, None
+        self._buffer = b""
+        self._messages: list[str] = []
+        answer_read, answer_write = os.pipe()
+        log_read, log_write = os.pipe()
+        self._env = dict(os.environ)
+        if sandbox is not None:
+            from kernelwright.tools.sandbox import worker_env
+
+            self._env = worker_env(self.workdir)
+        if gpu is not None:
+            self._env["CUDA_VISIBLE_DEVICES"] = gpu
+        self._env.update(env_extra or {})
+        header = {"path": [p or os.getcwd() for p in sys.path], "target": target,
+                  "fd": answer_write, "workdir": str(self.workdir), "parent": os.getpid(),
+                  "sandbox": None if sandbox is None else {
+                      "limits": sandbox.limits.model_dump(), "cuda": sandbox.cuda}}
+        try:
+            self.process = subprocess.Popen(
+                [sys.executable, "-c", BOOT], stdin=subprocess.PIPE, stdout=log_write,
+                stderr=log_write, env=self._env, pass_fds=(answer_write, *pass_fds),
+                cwd=self.workdir, start_new_session=True)
+        finally:
+            os.close(answer_write)
+            os.close(log_write)
+        self._answers, self._log_fd = answer_read, log_read
+        self._seen: dict[int, Any] = {}
+        import psutil
+
+        try:
+            self._root: Any = psutil.Process(self.process.pid)
+            self._seen[self.process.pid] = self._root
+        except psutil.NoSuchProcess:
+            self._root = None
+        self._write((json.dumps(header) + "\n").encode())
+        self.confinement = Confinement()
+        try:
+            self.confinement = Confinement.model_validate_json(self.receive())
+        except ChildGone:
+            pass
+
+    def ask(self, request: str) -> str:
+        """Send one request and wait for its answer; ChildGone if none comes."""
+        self.send(request)
+        return self.receive()
+
+    def send(self, message: str) -> None:
+        data = message.encode()
+        self._write(len(data).to_bytes(8, "big") + data)
+
+    def _write(self, data: bytes) -> None:
+        assert self.process.stdin is not None
+        try:
+            self.process.stdin.write(data)
+            self.process.stdin.flush()
+        except (BrokenPipeError, ValueError):
+            pass  # it died; receive() says how
+
+    def receive(self) -> str:
+        """The next answer; ChildGone when the child ends, runs out of time or passes a limit."""
+        import psutil
+
+        memory_mb = self.sandbox.limits.memory_mb if self.sandbox else None
+        disk_mb = self.sandbox.limits.disk_mb if self.sandbox else None
+        checked = 0.0
+        while not self._messages:
+            ready, _, _ = select.select([self._answers, self._log_fd], [], [], 0.2)
+            if self._log_fd in ready:
+                chunk = os.read(self._log_fd, 1 << 20)
+                self.log = (self.log + chunk)[-LOG_TAIL_BYTES:]
+            if self._answers in ready:
+                chunk = os.read(self._answers, 1 << 20)
+                if not chunk:
+                    raise ChildGone("the child closed its answers")
+                self._buffer += chunk
+                while len(self._buffer) >= 8 and \
+                        len(self._buffer) >= 8 + int.from_bytes(self._buffer[:8], "big"):
+                    size = int.from_bytes(self._buffer[:8], "big")
+                    self._messages.append(self._buffer[8:8 + size].decode(errors="replace"))
+                    self._buffer = self._buffer[8 + size:]
+                continue
+            if ready:
+                continue
+            if self.process.poll() is not None:
+                raise ChildGone("the child ended")
+            if time.monotonic() > self.deadline:
+                self.timed_out = True
+                raise ChildGone("time limit")
+            tree = _tree(self._root, self._seen)
+            if memory_mb is not None and sum(_rss(p) for p in tree) > memory_mb << 20:
+                self.killed_for = "memory"
+                raise ChildGone("memory limit")
+            if disk_mb is not None and time.monotonic() - checked > 1.0:
+                checked = time.monotonic()
+                if _folder_bytes(self.workdir) > disk_mb << 20:
+                    self.killed_for = "disk"
+                    raise ChildGone("disk limit")
+        del psutil
+        return self._messages.pop(0)
+
+    def close(self, answered: bool) -> None:
+        """End the child and all it started; remove its folder. With `answered`, first give its
+        keeper a moment to end what the worker left, by itself."""
+        if self.process.stdin is not None:
+            try:
+                self.process.stdin.close()
+            except OSError:
+                pass
+        if answered:
+            try:
+                self.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                pass
+        _kill(self.process, self._root, self._seen)
+        for fd in (self._answers, self._log_fd):
+            try:
+                rest = os.read(fd, 1 << 20) if fd == self._log_fd else b""
+                self.log = (self.log + rest)[-LOG_TAIL_BYTES:]
+            except OSError:
+                pass
+            os.close(fd)
+        shutil.rmtree(self.workdir, ignore_errors=True)
+        _LIVE.pop(id(self), None)
+
+    def exit_how(self) -> str:
+        code = self.process.returncode
+        return f"signal {signal.Signals(-code).name}" if code is not None and code < 0 \
+            else f"exit code {code}"
+
+    def log_tail(self, lines: int = 30) -> str:
+        text = "\n".join(self.log.decode(errors="replace").splitlines()[-lines:])
+        return (scrub(text, self._env) or "") if self.sandbox is not None else text
+
+    def scrubbed(self, text: str | None) -> str | None:
+        return scrub(text, self._env) if self.sandbox is not None else text
+
+
+_LIVE: dict[int, Child] = {}  # children of this process, ended by `_end_children` on SIGTERM
 
 
 def spawn(target: str, job_json: str, timeout_s: float, name: str,
           sandbox: Sandbox | None = None, gpu: str | None = None) -> Spawned:
     """Call `target` ("package.module:function", JSON in, JSON out) in a fresh process; with
     `gpu`, the process sees only that GPU."""
-    workdir = Path(tempfile.mkdtemp(prefix=f"{name}-"))
-    log_fd, log_path = tempfile.mkstemp(prefix=f"{name}-", suffix=".log")
-    read_fd, write_fd = os.pipe()
-    env = dict(os.environ)
-    if sandbox is not None:
-        from kernelwright.tools.sandbox import worker_env
-
-        sandbox.caches.mkdir(parents=True, exist_ok=True)
-        env = worker_env(workdir, sandbox.caches)
-    if gpu is not None:
-        env["CUDA_VISIBLE_DEVICES"] = gpu
-    header = {"path": [p or os.getcwd() for p in sys.path], "target": target, "fd": write_fd,
-              "workdir": str(workdir), "sandbox": None if sandbox is None else {
-                  "caches": str(sandbox.caches), "limits": sandbox.limits.model_dump(),
-                  "cuda": sandbox.cuda}}
+    child = Child(ONE_SHOT + target, timeout_s, name, sandbox, gpu)
+    payload = None
     try:
-        child = subprocess.Popen([sys.executable, "-c", BOOT], stdin=subprocess.PIPE,
-                                 stdout=log_fd, stderr=log_fd, env=env, pass_fds=(write_fd,),
-                                 cwd=workdir if sandbox is not None else None,
-                                 start_new_session=True)
+        payload = child.ask(job_json)
+    except ChildGone:
+        pass
     finally:
-        os.close(write_fd)
-        os.close(log_fd)
-    try:
-        assert child.stdin is not None
-        child.stdin.write((json.dumps(header) + "\n" + job_json).encode())
-        child.stdin.close()
-    except BrokenPipeError:
-        pass  # it died at once; the exit status says how
-    try:
-        messages, timed_out, killed_for = _watch(child, read_fd, timeout_s,
-                                                 sandbox.limits.memory_mb if sandbox else None)
-    finally:
-        os.close(read_fd)
-        log_tail = _tail(log_path)
-        os.unlink(log_path)
-        shutil.rmtree(workdir, ignore_errors=True)
-    confinement = Confinement.model_validate_json(messages[0]) if messages else Confinement()
-    payload = messages[1] if len(messages) > 1 else None
-    if sandbox is not None:
-        payload, log_tail = scrub(payload, env), scrub(log_tail, env) or ""
-    code = child.returncode
-    how = f"signal {signal.Signals(-code).name}" if code is not None and code < 0 \
-        else f"exit code {code}"
-    return Spawned(payload, timed_out, how, log_tail, killed_for, confinement)
+        child.close(answered=payload is not None)
+    return Spawned(child.scrubbed(payload), child.timed_out, child.exit_how(), child.log_tail(),
+                   child.killed_for, child.confinement)
 
 
-def _watch(child: subprocess.Popen[bytes], fd: int, timeout_s: float, memory_mb: int | None
-           ) -> tuple[list[str], bool, str | None]:
-    """Read the child's messages until its answer, its end, the deadline or its memory ceiling;
-    then kill it and every process it started that was seen on the way."""
-    import psutil
-
-    deadline = time.monotonic() + timeout_s
-    buffer, messages = b"", list[str]()
-    seen: dict[int, psutil.Process] = {}
-    timed_out, killed_for = False, None
-    try:
-        root = psutil.Process(child.pid)
-        seen[child.pid] = root
-    except psutil.NoSuchProcess:
-        root = None
-    try:
-        while len(messages) < 2:
-            ready, _, _ = select.select([fd], [], [], 0.2)
-            if ready:
-                chunk = os.read(fd, 1 << 20)
-                if not chunk:
-                    break  # EOF: every holder of the pipe is gone
-                buffer += chunk
-                while len(buffer) >= 8 and len(buffer) >= 8 + int.from_bytes(buffer[:8], "big"):
-                    size = int.from_bytes(buffer[:8], "big")
-                    messages.append(buffer[8:8 + size].decode(errors="replace"))
-                    buffer = buffer[8 + size:]
-                continue
-            if child.poll() is not None:
-                break  # it ended without (all of) its answer
-            if time.monotonic() > deadline:
-                timed_out = True
-                break
-            tree = _tree(root, seen)
-            if memory_mb is not None and sum(_rss(p) for p in tree) > memory_mb << 20:
-                killed_for = "memory"
-                break
-    finally:
-        if len(messages) == 2:  # answered: its keeper ends what the worker left, then exits
-            try:
-                child.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                pass
-        _kill(child, root, seen)
-    return messages, timed_out, killed_for
+ONE_SHOT = "oneshot:"
 
 
 def _tree(root: Any, seen: dict[int, Any]) -> list[Any]:
@@ -170,6 +256,17 @@ def _rss(process: Any) -> int:
         return int(process.memory_info().rss)
     except (psutil.NoSuchProcess, psutil.AccessDenied):
         return 0
+
+
+def _folder_bytes(folder: Path) -> int:
+    total = 0
+    for root, _, files in os.walk(folder):
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(root, name)).st_blocks * 512
+            except OSError:
+                pass
+    return total
 
 
 def _kill(child: subprocess.Popen[bytes], root: Any, seen: dict[int, Any]) -> None:
@@ -220,36 +317,82 @@ def scrub(text: str | None, allowed: dict[str, str]) -> str | None:
     return text
 
 
-def _send(fd: int, text: str) -> None:
-    data = text.encode()
-    os.write(fd, len(data).to_bytes(8, "big") + data)
+class Channel:
+    """The child's side of the conversation: requests in on stdin, answers out on a pipe."""
+
+    def __init__(self, fd: int):
+        self.fd = fd
+
+    def receive(self) -> str | None:
+        """The next request, or None when the caller has closed the conversation."""
+        head = sys.stdin.buffer.read(8)
+        if len(head) < 8:
+            return None
+        return sys.stdin.buffer.read(int.from_bytes(head, "big")).decode()
+
+    def send(self, text: str) -> None:
+        data = text.encode()
+        os.write(self.fd, len(data).to_bytes(8, "big") + data)
+
+
+PR_SET_PDEATHSIG = 1
+
+
+def _end_children(signum: int, frame: Any) -> None:
+    """SIGTERM (the parent died, or asked): end every child this process started (their keepers
+    clean up after them), remove their folders and this process's own, and exit."""
+    for child in list(_LIVE.values()):
+        try:
+            os.kill(child.process.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    end = time.monotonic() + 3
+    for child in list(_LIVE.values()):
+        try:
+            child.process.wait(timeout=max(0.1, end - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            pass
+        try:
+            os.killpg(child.process.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        shutil.rmtree(child.workdir, ignore_errors=True)
+    own = os.environ.get("KERNELWRIGHT_CHILD_WORKDIR")
+    if own:
+        shutil.rmtree(own, ignore_errors=True)
+    os._exit(143)
 
 
 def child_main(header: dict[str, Any]) -> None:
-    """In the child: confine (with a sandbox), report what is in force, run the target, answer."""
+    """In the child: die with the parent, confine (with a sandbox), report what is in force,
+    then run the target."""
+    import ctypes
     import importlib
 
     from kernelwright.tools import sandbox as sb
 
-    job_json = sys.stdin.read()
-    fd = header["fd"]
+    os.environ["KERNELWRIGHT_CHILD_WORKDIR"] = header["workdir"]
+    signal.signal(signal.SIGTERM, _end_children)
+    ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    if os.getppid() != header["parent"]:  # the parent died before the line above
+        _end_children(signal.SIGTERM, None)
+    channel = Channel(header["fd"])
     confinement = sb.Confinement()
     box = header["sandbox"]
     if box is not None:
-        confinement = sb.enter(Path(header["workdir"]), Path(box["caches"]),
-                               sb.Limits(**box["limits"]), box["cuda"])  # maybe forks
-    _send(fd, confinement.model_dump_json())
-    module_name, function = header["target"].split(":")
-    answer = getattr(importlib.import_module(module_name), function)(job_json)
-    _send(fd, answer)
+        confinement = sb.enter(Path(header["workdir"]), sb.Limits(**box["limits"]),
+                               box["cuda"])  # forks: this process goes on as the worker
+    channel.send(confinement.model_dump_json())
+    target = header["target"]
+    one_shot = target.startswith(ONE_SHOT)
+    module_name, function = target.removeprefix(ONE_SHOT).split(":")
+    call = getattr(importlib.import_module(module_name), function)
+    if one_shot:
+        request = channel.receive()
+        if request is not None:
+            channel.send(call(request))
+    else:
+        call(channel)
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(0)
-
-
-def _tail(path: str, lines: int = 30) -> str:
-    try:
-        text = Path(path).read_text(errors="replace")
-    except OSError:
-        return ""
-    return "\n".join(text.splitlines()[-lines:])

@@ -25,6 +25,7 @@ class Status(StrEnum):
     INCORRECT = "incorrect"  # ran, but outputs differ from the reference
     TIMEOUT = "timeout"  # the worker passed its wall-clock limit and was killed
     CRASHED = "crashed"  # the worker died (segfault, illegal memory access, abort)
+    PROBLEM_ERROR = "problem_error"  # the reference itself failed: the problem's fault, not the candidate's
 
 
 class EvalSettings(BaseModel):
@@ -50,10 +51,14 @@ class EvalSettings(BaseModel):
         1 << 20, gt=0, description="cpu backend: shrink module-level sizes until inputs fit this"
     )
     sequence_checks: int = Field(4, ge=2, description="back-to-back calls re-checked afterwards")
+    cpu_reps: int = Field(8, ge=2, description="CPU: repeated calls on fresh inputs, each checked "
+                          "like a timed rep (times discarded: the interpreter cannot time)")
     sandbox: bool = Field(True, description="confine the worker (tools/sandbox.py)")
     memory_limit_mb: int | None = Field(
         None, gt=0, description="resident memory of the worker; default half of this machine's")
     file_limit_mb: int = Field(4096, gt=0, description="largest file a worker may write")
+    disk_limit_mb: int = Field(8192, gt=0, description="all a worker's files together, its "
+                               "compile caches included")
     gpu: str | None = Field(None, description="the one GPU the worker sees (CUDA_VISIBLE_DEVICES); "
                             "default: whatever the caller sees")
     timing_lock: str | None = Field(None, description="a file locked while this worker times "
@@ -79,6 +84,9 @@ class TimingStats(BaseModel):
     p80_us: float
     min_us: float
     reps: int
+    total_us: float = Field(0.0, description="sum of all reps (the judge holds it against its clock)")
+    times_us: list[float] = Field(default_factory=list, exclude=True,
+                                  description="every rep, in order (not serialised with results)")
 
 
 class SolAnalysis(BaseModel):
@@ -157,7 +165,12 @@ class EvalResult(BaseModel):
     aten_ops: list[str] = Field(default_factory=list, description="aten ops in candidate forward")
     sol: SolAnalysis | None = Field(None, description="the problem's floor on this device")
     sol_fraction: float | None = Field(None, description="floor / runtime; 1.0 is the SOL")
-    faster_than_sol: bool = Field(False, description="runtime < 0.95 x floor: a bug or a cheat")
+    faster_than_sol: bool = Field(False, description="runtime < 0.95 x floor: a bug or a cheat "
+                                  "(refused: status rejected, reason implausible_time)")
+    timed_reps_checked: int = Field(0, description="timed reps whose outputs the judge checked "
+                                    "against the reference's (each on fresh input contents)")
+    timing_wall_s: float | None = Field(None, description="the judge's own clock around the "
+                                        "candidate's timed reps (their reported sum must fit in it)")
     profile: ProfileReport | None = None
     torch_version: str = ""
     triton_version: str = ""

@@ -83,16 +83,150 @@ def classify_ops(ops: set[str], guard: GuardMode) -> list[GuardFinding]:
     return findings
 
 
+# Events refused by what they ask for, whoever asks (the candidate's process holds nothing but
+# the candidate and the harness): files outside the worker's own and the installed software,
+# processes other than the compilers Triton and load_inline run, any socket, any signal.
+PATH_EVENTS = {"open", "os.listdir", "os.scandir", "os.remove", "os.rename", "shutil.rmtree",
+               "os.exec", "os.posix_spawn", "os.spawn", "subprocess.Popen", "ctypes.dlopen"}
+ALWAYS_DENIED = {"os.system", "os.fork", "os.forkpty", "os.kill", "os.killpg", "pty.spawn",
+                 "socket.__new__", "socket.connect", "socket.bind", "socket.getaddrinfo"}
+COMPILERS = {"cc", "gcc", "g++", "c++", "clang", "clang++", "nvcc", "ptxas", "ninja",
+             "ldconfig", "cuobjdump", "nvdisasm", "which", "cicc", "fatbinary", "nvlink", "ld",
+             "as", "collect2", "cc1", "cc1plus", "uname", "x86_64-linux-gnu-gcc",
+             "x86_64-linux-gnu-g++", "nvidia-smi"}
+WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
+
+
 def _is_stdlib(filename: str, _roots: tuple[str, ...] = ()) -> bool:
     roots = _roots or (sysconfig.get_paths()["stdlib"],)
     return filename.startswith(roots) or filename.startswith("<frozen")
 
 
+def readable_roots(writable: list[str]) -> tuple[str, ...]:
+    """Where the candidate's process may read: its own folder, the installed software (the
+    interpreter, site-packages, kernelwright, system libraries), devices and its own /proc
+    entry. The problem file, the caller's working tree and home are not among them."""
+    import site
+
+    paths = {sys.prefix, sys.base_prefix, sys.exec_prefix, *sysconfig.get_paths().values(),
+             *site.getsitepackages(), site.getusersitepackages(),
+             os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+             "/usr", "/lib", "/lib64", "/etc", "/dev", "/sys", "/proc/self",
+             f"/proc/{os.getpid()}", "/opt/nvidia", "/run/nvidia-persistenced", *writable}
+    for name in ("torch", "triton", "numpy"):
+        module = sys.modules.get(name)
+        if module is not None and getattr(module, "__file__", None):
+            paths.add(os.path.dirname(os.path.dirname(os.path.abspath(module.__file__))))
+    return tuple(sorted(os.path.realpath(p) for p in paths if p))
+
+
+def _under(path: str, roots: tuple[str, ...]) -> bool:
+    return any(path == r or path.startswith(r.rstrip("/") + "/") for r in roots)
+
+
+class CodeRegistry:
+    """The code objects of the modules loaded from installed files: a frame whose code object is
+    not among them is not trusted, whatever file name the code object claims."""
+
+    def __init__(self, excluded: tuple[str, ...], readable: tuple[str, ...]):
+        self.excluded, self.readable = excluded, readable
+        self.codes: dict[int, Any] = {}
+        self.scanned: set[str] = set()
+        self.files: dict[tuple[str, bytes], bool] = {}
+
+    def genuine(self, code: types.CodeType) -> bool:
+        if id(code) in self.codes:
+            return True
+        self.scan()
+        return id(code) in self.codes or self.module_code(code)
+
+    def module_code(self, code: types.CodeType) -> bool:
+        """Whether `code` is the top-level code of an installed file (a module being imported):
+        the file is compiled afresh and the bytecode compared."""
+        file = code.co_filename
+        if code.co_name != "<module>" or not os.path.isfile(file):
+            return False
+        real = os.path.realpath(file)
+        if _under(real, self.excluded) or not _under(real, self.readable):
+            return False
+        key = (real, code.co_code)
+        if key not in self.files:
+            try:
+                with open(real, "rb") as f:
+                    fresh = compile(f.read(), file, "exec", dont_inherit=True)
+                self.files[key] = fresh.co_code == code.co_code
+            except (OSError, SyntaxError, ValueError):
+                self.files[key] = False
+        return self.files[key]
+
+    def scan(self) -> None:
+        for name, module in list(sys.modules.items()):
+            if name in self.scanned or module is None:
+                continue
+            self.scanned.add(name)
+            file = getattr(module, "__file__", None) or ""
+            if name == "kw_candidate" or (file and _under(os.path.realpath(file), self.excluded)):
+                continue
+            try:
+                values = list(module.__dict__.values())
+            except (TypeError, AttributeError):
+                continue
+            for value in values:
+                self._collect(value, depth=0)
+
+    def _collect(self, value: Any, depth: int) -> None:
+        """Code objects reachable from a module attribute, by exact type only: touching an
+        arbitrary object's attributes can run its code (lazy modules initialise CUDA)."""
+        kind = type(value)
+        if depth > 3:
+            return
+        if kind is types.FunctionType:
+            self._add(value.__code__)
+        elif kind is staticmethod or kind is classmethod:
+            self._collect(value.__func__, depth + 1)
+        elif kind is property:
+            for f in (value.fget, value.fset, value.fdel):
+                self._collect(f, depth + 1)
+        elif issubclass(kind, type):
+            for member in list(type.__dict__["__dict__"].__get__(value).values()):
+                self._collect(member, depth + 1)
+
+    def _add(self, code: types.CodeType) -> None:
+        if id(code) in self.codes:
+            return
+        self.codes[id(code)] = code  # kept: an id is never reused while its object lives
+        for const in code.co_consts:
+            if isinstance(const, types.CodeType):
+                self._add(const)
+
+
+def numeric_state() -> dict[str, str]:
+    """Process-wide settings that change what torch computes: a candidate must leave them as
+    the precision policy set them."""
+    import torch
+
+    state = {"float32_matmul_precision": torch.get_float32_matmul_precision(),
+             "cuda.matmul.allow_tf32": str(torch.backends.cuda.matmul.allow_tf32),
+             "cudnn.allow_tf32": str(torch.backends.cudnn.allow_tf32),
+             "default_dtype": str(torch.get_default_dtype()),
+             "default_generator": str(id(torch.default_generator)),
+             "deterministic": str(torch.are_deterministic_algorithms_enabled())}
+    matmul = torch.backends.cuda.matmul
+    for flag in ("allow_bf16_reduced_precision_reduction", "allow_fp16_reduced_precision_reduction"):
+        state[f"cuda.matmul.{flag}"] = str(getattr(matmul, flag, None))
+    return state
+
+
 class RuntimeGuard:
-    """Watches candidate code in the worker; call `check()` after each guarded stretch."""
+    """Watches candidate code in the worker; call `check()` after each guarded stretch.
+
+    With `writable` (the candidate's own process), file, process, network and signal events are
+    refused by what they ask for, whoever asks; the rest (native memory, threads, dynamic code)
+    are refused when the nearest frame that is not the standard library's is not genuine
+    installed code (its code object is checked, not the file name it claims)."""
 
     def __init__(self, guard: GuardMode, precision: Precision, candidate_file: str,
-                 watched: list[Any]):
+                 watched: list[Any], writable: list[str] | None = None):
         self.guard = guard
         self.precision = precision
         self.candidate_file = candidate_file
@@ -100,9 +234,16 @@ class RuntimeGuard:
         self.findings: list[GuardFinding] = []
         self._watched = watched
         self._identity = self._snapshot()
+        self._numeric = numeric_state()
         self._threads = threading.active_count()
         self._armed = False
+        self._audit_on = True
         self._stdlib = (sysconfig.get_paths()["stdlib"],)
+        self._writable = tuple(os.path.realpath(p) for p in writable or [])
+        self._readable = readable_roots(list(self._writable)) if writable is not None else ()
+        self._registry = CodeRegistry(self._writable, self._readable) if writable is not None \
+            else None
+        self._busy = False
         sys.addaudithook(self._audit)
 
     # -- identity of functions the harness relies on ---------------------------------------
@@ -116,21 +257,92 @@ class RuntimeGuard:
 
     def _patched(self) -> list[str]:
         now = self._snapshot()
-        return [f"{mod}.{key}" for (mod, key), ident in self._identity.items()
-                if now.get((mod, key), ident) != ident]
+        changed = [f"{mod}.{key}" for (mod, key), ident in self._identity.items()
+                   if now.get((mod, key), ident) != ident]
+        mods = {mod for mod, _ in self._identity}
+        added = [f"{mod}.{key} (new)" for (mod, key) in now
+                 if (mod, key) not in self._identity and mod in mods and not key.startswith("_")]
+        return changed + added
 
     # -- audit hook -------------------------------------------------------------------------
     def _audit(self, event: str, args: tuple[Any, ...]) -> None:
-        if not self._armed:
+        if not self._armed or not self._audit_on or self._busy:
             return
-        rule = DENIED_EVENTS.get(event)
-        if rule is None and event.startswith("os.exec"):
-            rule = "subprocess"
-        if rule is None or not self._from_candidate():
+        if self._registry is not None:
+            self._busy = True  # the checks below open files and compile: not events to judge
+            try:
+                refused = self._refused_by_what(event, args)
+                if refused is None and event in DENIED_EVENTS and event not in PATH_EVENTS \
+                        and event not in ALWAYS_DENIED and not (
+                            event == "exec" and isinstance(args[0], types.CodeType)
+                            and self._registry.module_code(args[0])):  # importing a module
+                    refused = DENIED_EVENTS[event] if self._untrusted_caller() else None
+            finally:
+                self._busy = False
+        else:
+            rule = DENIED_EVENTS.get(event)
+            if rule is None and event.startswith("os.exec"):
+                rule = "subprocess"
+            refused = rule if rule is not None and self._from_candidate() else None
+        if refused is None:
             return
-        self.findings.append(GuardFinding(rule=rule, message=f"candidate code raised audit event "
-                                                             f"{event} {str(args)[:120]}"))
-        raise PermissionError(f"kernelwright: {event} refused for candidate code")
+        self.findings.append(GuardFinding(rule=refused, message=f"the candidate's process raised "
+                                          f"audit event {event} {str(args)[:160]}"))
+        raise PermissionError(f"kernelwright: {event} refused in the candidate's process")
+
+    def _refused_by_what(self, event: str, args: tuple[Any, ...]) -> str | None:
+        """The rule an event breaks by what it asks for, or None (path and process events)."""
+        if event in ALWAYS_DENIED:
+            return DENIED_EVENTS.get(event, "subprocess")
+        if event == "open":
+            path, mode, flags = (list(args) + [None, None, None])[:3]
+            if not isinstance(path, str | bytes):
+                return None  # an open file descriptor
+            writing = (isinstance(mode, str) and any(c in mode for c in "wax+")) or \
+                (isinstance(flags, int) and flags & WRITE_FLAGS)
+            return None if self._allowed(path, writing) else "file_access"
+        if event in {"os.listdir", "os.scandir"}:
+            path = args[0] if args and args[0] is not None else "."
+            return None if isinstance(path, int) or self._allowed(path, False) else "file_access"
+        if event in {"os.remove", "os.rename", "shutil.rmtree"}:
+            paths = [a for a in args[:2] if isinstance(a, str | bytes)]
+            return None if all(self._allowed(p, True) for p in paths) else "file_access"
+        if event == "ctypes.dlopen":
+            name = args[0] if args else None
+            if name is None or (isinstance(name, str) and "/" not in name):
+                return None  # the process itself, or a system library by name
+            return None if self._allowed(name, False) else "native_access"
+        if event == "subprocess.Popen" or event.startswith(("os.exec", "os.posix_spawn",
+                                                            "os.spawn")):
+            exe = args[0] if args else None
+            if event == "subprocess.Popen" and exe is None and len(args) > 1:
+                argv = args[1]
+                exe = argv[0] if isinstance(argv, list | tuple) and argv else argv
+            name = os.path.basename(os.fsdecode(exe)) if isinstance(exe, str | bytes) else ""
+            return None if name in COMPILERS else "subprocess"
+        return None
+
+    def _allowed(self, path: str | bytes, writing: bool) -> bool:
+        real = os.path.realpath(os.fsdecode(path))
+        if writing:
+            return _under(real, self._writable) or real.startswith("/dev/") and \
+                not real.startswith("/dev/shm") or _under(real, (f"/proc/{os.getpid()}",
+                                                                 "/proc/self"))
+        return _under(real, self._readable) and not real.startswith("/dev/shm")
+
+    def _untrusted_caller(self) -> bool:
+        """True when the nearest frame outside the standard library and this file is not
+        genuine installed code (the candidate's, or code claiming another file's name)."""
+        assert self._registry is not None
+        frame: types.FrameType | None = sys._getframe(2)
+        while frame is not None:
+            code = frame.f_code
+            genuine = self._registry.genuine(code)
+            if genuine and (code.co_filename == __file__ or _is_stdlib(code.co_filename, self._stdlib)):
+                frame = frame.f_back
+                continue
+            return not genuine
+        return False
 
     def _from_candidate(self) -> bool:
         """True when the nearest non-stdlib frame that asked for the event is the candidate's."""
@@ -145,8 +357,10 @@ class RuntimeGuard:
 
     # -- guarded stretches ------------------------------------------------------------------
     @contextmanager
-    def watching(self, record_ops: bool = True) -> Iterator[None]:
-        """Run candidate code under every runtime check; raise GuardViolation afterwards."""
+    def watching(self, record_ops: bool = True, audit: bool = True) -> Iterator[None]:
+        """Run candidate code under every runtime check; raise GuardViolation afterwards.
+        Without `audit` the audit hook stays quiet (timed reps: its host cost would leak into
+        short kernels' times; what it would refuse, Landlock and the namespaces still do)."""
         from torch.utils._python_dispatch import TorchDispatchMode
 
         guard = self
@@ -159,7 +373,7 @@ class RuntimeGuard:
                     guard.ops.add(f"aten._to_copy[{kwargs.get('dtype')}]")
                 return func(*args, **kwargs)
 
-        self._armed = True
+        self._armed, self._audit_on = True, audit
         try:
             if record_ops:
                 with _Record():
@@ -167,7 +381,7 @@ class RuntimeGuard:
             else:
                 yield
         finally:
-            self._armed = False
+            self._armed, self._audit_on = False, True
         self.check()
 
     def check(self) -> None:
@@ -181,6 +395,12 @@ class RuntimeGuard:
         if patched:
             findings.append(GuardFinding(rule="patching", message="replaced while the candidate "
                                          f"ran: {', '.join(patched[:8])}"))
+        numeric = numeric_state()
+        changed = [f"{k}: {v} -> {numeric.get(k)}" for k, v in self._numeric.items()
+                   if numeric.get(k) != v]
+        if changed:
+            findings.append(GuardFinding(rule="global_state", message="the candidate changed "
+                                         f"process-wide numeric settings: {'; '.join(changed)}"))
         if threading.active_count() > self._threads:
             findings.append(GuardFinding(rule="threads", message=f"thread count went from "
                                          f"{self._threads} to {threading.active_count()}"))

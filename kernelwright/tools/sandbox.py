@@ -3,9 +3,11 @@
 A candidate is untrusted code. The worker that runs it (tools/process.py starts it) gets:
 
     environment  an allowlist (CUDA, Triton, compilers, Python paths); keys and tokens are absent
-    files        a private working directory (also HOME and TMPDIR), removed afterwards; Landlock
-                 refuses writes anywhere but there, the compile caches, /dev and (CUDA needs
-                 it) the worker's own /proc entry
+    files        a private working directory (also HOME, TMPDIR and the compile caches, so no
+                 candidate can plant an artifact that another one loads), removed afterwards and
+                 counted against a disk limit; Landlock refuses writes anywhere but there, the
+                 device nodes the worker needs (never /dev/shm or another shared tmpfs) and (CUDA
+                 needs it) the worker's own /proc entry
     network      a new network namespace (unprivileged user namespaces), whose loopback is down;
                  else Landlock's TCP rules (bind and connect refused)
     processes    a keeper process waits for the worker and ends all it started: the worker is
@@ -40,6 +42,8 @@ class Limits(BaseModel):
 
     memory_mb: int = Field(description="resident memory of the worker's processes, all together")
     file_mb: int = Field(4096, description="largest file the worker may write (RLIMIT_FSIZE)")
+    disk_mb: int = Field(8192, description="all the worker's files together (its folder, caches "
+                         "included; the caller measures it)")
     cpu_s: int = Field(description="CPU seconds (RLIMIT_CPU), all threads together")
     tasks: int = Field(4096, description="processes and threads beyond the user's (RLIMIT_NPROC)")
 
@@ -57,9 +61,10 @@ class Confinement(BaseModel):
         return [f"{k}: {v}" for k, v in self.model_dump().items()]
 
 
-def worker_env(workdir: Path, caches: Path) -> dict[str, str]:
+def worker_env(workdir: Path) -> dict[str, str]:
     """The worker's whole environment: the allowlist, with HOME, TMPDIR and the compile caches
-    pointed at the private directory and the shared cache."""
+    pointed into the private directory."""
+    caches = workdir / "caches"
     env = {k: v for k, v in os.environ.items() if k in ENV_NAMES or k.startswith(ENV_PREFIXES)}
     for secret in [k for k in env if any(w in k for w in ("KEY", "TOKEN", "SECRET", "PASSWORD"))]:
         del env[secret]  # never, even under an allowed prefix
@@ -96,7 +101,7 @@ def _user_tasks() -> int:
     return count
 
 
-def enter(workdir: Path, caches: Path, limits: Limits, cuda: bool = False) -> Confinement:
+def enter(workdir: Path, limits: Limits, cuda: bool = False) -> Confinement:
     """Confine this process (the fresh worker, before it imports torch) and say how.
 
     This forks. The parent becomes the keeper: it waits, ends every process the worker left
@@ -119,11 +124,11 @@ def enter(workdir: Path, caches: Path, limits: Limits, cuda: bool = False) -> Co
         ctypes.CDLL(None).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
     worker = os.fork()
     if worker:
-        _keep(worker)
+        _keep(worker, workdir)
     ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, 9, 0, 0, 0)  # SIGKILL when the keeper goes
     done.network = ("new network namespace (no interface up)" if isolated
                     else f"no network namespace ({why})")
-    writable = [workdir, caches, Path("/dev")]
+    writable = [workdir, *device_nodes()]
     if cuda:  # the driver writes to the process's own /proc entry (here, its host PID)
         writable.append(Path(f"/proc/{os.getpid()}"))
     files = confine_files(writable, no_tcp=not isolated)
@@ -140,14 +145,35 @@ def enter(workdir: Path, caches: Path, limits: Limits, cuda: bool = False) -> Co
 PR_SET_PDEATHSIG, PR_SET_CHILD_SUBREAPER = 1, 36
 
 
-def _keep(worker: int) -> None:
+def device_nodes() -> list[Path]:
+    """The device files a worker may open for writing: the null devices and the GPU's nodes."""
+    import glob
+
+    names = ["/dev/null", "/dev/zero", "/dev/full", "/dev/tty", "/dev/ptmx", "/dev/pts",
+             *glob.glob("/dev/nvidia*"), *glob.glob("/dev/dri"), "/dev/kfd"]
+    return [Path(n) for n in names if os.path.exists(n)]
+
+
+def _keep(worker: int, workdir: Path) -> None:
     """The keeper: wait for the worker, end every descendant left (stopped first, so none can
-    fork away meanwhile), then exit as the worker did. Never returns."""
+    fork away meanwhile), then exit as the worker did. Never returns. SIGTERM (the caller died:
+    PR_SET_PDEATHSIG) ends the worker at once, then the same; the private folder goes too."""
+    import shutil
     import signal
     import time
 
     import psutil
 
+    ended = []
+
+    def end_worker(signum: int, frame: object) -> None:
+        ended.append(signum)
+        try:
+            os.kill(worker, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+    signal.signal(signal.SIGTERM, end_worker)
     _, status = os.waitpid(worker, 0)
     me = psutil.Process()
     for _ in range(100):
@@ -171,6 +197,9 @@ def _keep(worker: int) -> None:
                     break
             except ChildProcessError:
                 break
+    if ended:
+        shutil.rmtree(workdir, ignore_errors=True)
+        os._exit(143)
     if os.WIFSIGNALED(status):
         signal.signal(os.WTERMSIG(status), signal.SIG_DFL)
         os.kill(os.getpid(), os.WTERMSIG(status))

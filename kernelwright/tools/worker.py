@@ -1,33 +1,47 @@
-"""The evaluation worker: one spawned process per candidate, so faults never reach the caller.
+"""The judge: the one process whose word is a verdict. It never imports candidate code.
 
-Stages, in order: build (import, compile, construct with the reference's parameters),
-correctness (trials under the runtime guard), then on a GPU the kernel census (own-kernel share,
-side streams) and timing of the candidate, eager and torch.compile under one precision policy.
+It loads the problem, runs the reference (a failure there is the problem's error, never the
+candidate's), and starts the candidate's own process (tools/candidate.py), confined, which it
+drives request by request. Inputs go there and outputs come back by value through an exchange
+buffer (tools/exchange.py); the judge compares them with the reference's itself. Nothing the
+candidate's process says is taken on trust: a forged answer is a protocol violation, outputs
+are checked, and its times are accepted only when the judge's own clock holds them (their sum
+fits in the judge's wall time around the reps; the work outside the timed windows is no more
+than the eager reference's; none is under the SOL floor) and every timed rep's outputs match
+the reference's on the same fresh inputs.
+
+Stages, in order: reference, build, correctness trials, repeated calls (timed on a GPU, times
+discarded on the CPU), baselines and SOL.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
+import random
 import re
-import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
+from kernelwright.errors import ProblemError
 from kernelwright.hardware.backends import Device, get_backend
 from kernelwright.problem import Problem
 from kernelwright.tools.results import EvalResult, EvalSettings, GuardFinding, Status
+from kernelwright.tools.sandbox import Limits
 
 CPU_TIMING_NOTE = ("no GPU: correctness ran under the Triton interpreter, whose timings are not "
                    "meaningful, so none are reported")
 CUDA_FAULT = re.compile(r"illegal memory access|CUDA error|device-side assert|unspecified launch",
                         re.IGNORECASE)
+SOL_MARGIN = 0.95  # a time under 0.95 x the floor is refused (calibration is within ~3%)
 
 
 class WorkerJob(BaseModel):
-    """Everything a worker needs, sent as JSON to the spawned process."""
+    """Everything the judge needs, sent as JSON to its process."""
 
     problem_path: str
     problem_source: str
@@ -35,10 +49,12 @@ class WorkerJob(BaseModel):
     candidate_source: str
     settings: EvalSettings
     device: Device
+    limits: Limits | None = None  # the candidate's process confinement (None: not confined)
+    cuda_confinement: bool = False  # confine it as a CUDA worker (no PID namespace)
 
 
 class Verdict(Exception):
-    """Ends the worker's pipeline early with a status."""
+    """Ends the judge's pipeline early with a status."""
 
     def __init__(self, status: Status, reason: str, message: str,
                  findings: list[GuardFinding] | None = None):
@@ -48,13 +64,12 @@ class Verdict(Exception):
 
 
 def serve(job_json: str) -> str:
-    """Entry point in the spawned process (see tools/process.py): JSON job in, JSON result out."""
+    """Entry point in the judge's process (see tools/process.py): JSON job in, JSON result out."""
     return run(WorkerJob.model_validate_json(job_json)).model_dump_json()
 
 
 def run(job: WorkerJob) -> EvalResult:
     backend = get_backend(job.settings.backend)
-    backend.prepare_worker(job.device, job.candidate_source)
     import torch
     import triton
 
@@ -77,67 +92,257 @@ def run(job: WorkerJob) -> EvalResult:
     return result
 
 
+class Remote:
+    """The candidate's process, as the judge drives it: every answer is parsed and checked
+    here, and a failure becomes a Verdict."""
+
+    def __init__(self, job: WorkerJob, expected: list[Any]):
+        from kernelwright.tools import exchange
+        from kernelwright.tools.process import Child, Sandbox
+
+        self.job = job
+        self.expected = expected  # the reference's outputs of trial 0: types, shapes, dtypes
+        self.fd = exchange.create(exchange.nbytes(expected))
+        box = None if job.limits is None else Sandbox(job.limits, cuda=job.cuda_confinement)
+        self.child = Child("kernelwright.tools.candidate:serve", job.settings.timeout_s,
+                           "kernelwright-candidate", box, pass_fds=(self.fd,),
+                           env_extra={"KERNELWRIGHT_EXCHANGE_FD": str(self.fd)})
+        self.ops: set[str] = set()
+        self.answered = False
+
+    def close(self) -> None:
+        import os
+
+        self.child.close(answered=self.answered)
+        os.close(self.fd)
+
+    def ask(self, op: str, **fields: Any) -> dict[str, Any]:
+        from kernelwright.tools.candidate import Failure
+        from kernelwright.tools.process import ChildGone
+
+        try:
+            text = self.child.ask(json.dumps({"op": op, **fields}))
+        except ChildGone:
+            raise self._gone() from None
+        try:
+            answer = json.loads(text)
+            if "failure" in answer:
+                raise _failure(Failure.model_validate(answer["failure"]))
+            ok = answer["ok"]
+            if not isinstance(ok, dict):
+                raise TypeError("not an object")
+        except (ValueError, TypeError, KeyError, ValidationError) as exc:
+            raise Verdict(Status.REJECTED, "protocol_violation", "the candidate's process sent "
+                          f"an answer that is not the harness's ({type(exc).__name__}): "
+                          f"{text[:200]!r}") from None
+        self.answered = op == "drop"
+        return ok
+
+    def _gone(self) -> Verdict:
+        child, settings = self.child, self.job.settings
+        if child.killed_for == "memory":
+            return Verdict(Status.CRASHED, "memory_limit", "the worker's resident memory passed "
+                           f"its {child.sandbox.limits.memory_mb if child.sandbox else 0} MiB "
+                           "ceiling and it was killed (raise EvalSettings.memory_limit_mb if "
+                           "legitimate)")
+        if child.killed_for == "disk":
+            return Verdict(Status.CRASHED, "disk_limit", "the worker's files passed their "
+                           f"{settings.disk_limit_mb} MiB limit and it was killed")
+        if child.timed_out:
+            return Verdict(Status.TIMEOUT, "timeout", f"the worker ran past its "
+                           f"{settings.timeout_s:g} s limit and was killed")
+        import subprocess
+
+        try:
+            child.process.wait(timeout=2)
+        except subprocess.TimeoutExpired:
+            pass
+        return Verdict(Status.CRASHED, "worker_died", f"the worker died with {child.exit_how()} "
+                       "before answering (segfault, abort, illegal memory access, or a resource "
+                       "limit in the candidate)")
+
+    # -- the requests correctness.check uses --------------------------------------------------
+    def load(self, name: str, inputs: list[Any], into: bool = False) -> list[int]:
+        from kernelwright.tools import exchange
+
+        slots = [s.model_dump() for s in exchange.write(self.fd, inputs)]
+        ptrs = self.ask("load", name=name, slots=slots, into=into)["ptrs"]
+        return [int(p) for p in ptrs]
+
+    def call(self, names: list[str]) -> list[list[Any]]:
+        from kernelwright.tools import correctness, exchange
+
+        labels = [f"out{i}" for i in range(len(names))]
+        answer = self.ask("call", names=names, labels=labels)
+        self.ops.update(str(op) for op in answer.get("ops", []))
+        outputs = []
+        for label, metas in zip(labels, answer["outputs"], strict=True):
+            self._check_metas(metas)
+            slots = [exchange.Slot(**s) for s in self.ask("fetch", label=label)["slots"]]
+            self._check_metas([s.model_dump() for s in slots])
+            outputs.append(exchange.read(self.fd, slots, self.expected[0].device
+                                         if self.expected else "cpu"))
+        self.ask("drop", labels=labels)
+        del correctness
+        return outputs
+
+    def _check_metas(self, metas: list[dict[str, Any]]) -> None:
+        """Types, shapes and dtypes against the reference's, before a byte is read."""
+        from kernelwright.tools.correctness import Mismatch
+
+        if len(metas) != len(self.expected):
+            raise Mismatch("output_count", f"returned {len(metas)} outputs, the reference "
+                           f"{len(self.expected)}")
+        for i, (m, r) in enumerate(zip(metas, self.expected, strict=True)):
+            if not m.get("exact_type", False):
+                raise Mismatch("output_type", f"output {i} is a {m.get('type_name')}, not exactly "
+                               "torch.Tensor (tensor subclasses are refused)")
+            if list(m.get("shape", [])) != list(r.shape) or m.get("dtype") != str(r.dtype) or \
+                    ("device" in m and m["device"].split(":")[0] != r.device.type):
+                raise Mismatch("output_shape", f"output {i} is {tuple(m.get('shape', []))} "
+                               f"{m.get('dtype')} on {m.get('device', '?')}; the reference gives "
+                               f"{tuple(r.shape)} {r.dtype} on {r.device}")
+
+    def read(self, name: str) -> list[Any]:
+        from kernelwright.tools import exchange
+
+        slots = [exchange.Slot(**s) for s in self.ask("read", name=name)["slots"]]
+        return exchange.read(self.fd, slots, self.expected[0].device if self.expected else "cpu")
+
+    def drop(self) -> None:
+        self.ask("drop", inputs=True)
+
+
+def _failure(failure: Any) -> Verdict:
+    """A failure the candidate's process reported: guard findings, a build or forward error."""
+    if failure.kind == "guard" and failure.findings:
+        return Verdict(Status.REJECTED, failure.findings[0].rule, failure.message, failure.findings)
+    text = failure.message
+    if CUDA_FAULT.search(text):
+        return Verdict(Status.CRASHED, "cuda_fault", text[:2000])
+    if "CompilationError" in text.split(":")[0]:
+        return Verdict(Status.BUILD_ERROR, "compile_failed", text[:2000])
+    if failure.kind == "build":
+        return Verdict(Status.BUILD_ERROR, "build_failed", text[:2000])
+    return Verdict(Status.RUNTIME_ERROR, "forward_raised", text[:2000])
+
+
+def _problem_error(problem: Problem, what: str, exc: BaseException) -> Verdict:
+    return Verdict(Status.PROBLEM_ERROR, "reference_failed",
+                   f"{problem.path}: {what} raised {type(exc).__name__}: {str(exc)[:600]}. "
+                   "The candidate was not judged. Fix: the problem's Model must run on its own "
+                   "inputs (python -c 'import runpy; m = runpy.run_path(\"FILE\"); "
+                   "m[\"Model\"](*m[\"get_init_inputs\"]())(*m[\"get_inputs\"]())').")
+
+
 def _pipeline(job: WorkerJob, result: EvalResult) -> None:
     import torch
 
     from kernelwright.tools import correctness
-    from kernelwright.tools.build import construct_pair, import_candidate
     from kernelwright.tools.precision import apply_policy, prepare_inputs, prepare_module
-    from kernelwright.tools.runtime_guard import GuardViolation, RuntimeGuard, watched_modules
 
     settings = job.settings
     apply_policy(settings.precision)
     device = torch.device(job.device)
-    workdir = Path(tempfile.mkdtemp(prefix="kw-worker-"))
-    (workdir / "ref").mkdir()
+    workdir = Path.cwd()
+    (workdir / "ref").mkdir(exist_ok=True)
     problem = Problem(job.problem_path, job.problem_source, job.size_overrides)
-    module = problem.module(str(workdir / "ref"))
-    guard = RuntimeGuard(settings.guard, settings.precision, str(workdir / "candidate.py"),
-                         watched_modules())
+    try:
+        module = problem.module(str(workdir / "ref"))
+    except ProblemError as exc:
+        raise Verdict(Status.PROBLEM_ERROR, "reference_failed", str(exc)) from None
 
-    def make_inputs(seed: int) -> list[Any]:
+    def plain_inputs(seed: int) -> list[Any]:
         torch.manual_seed(seed)
         return prepare_inputs(list(module.get_inputs()), settings.precision, device)
 
     try:
-        with guard.watching(record_ops=False):
-            cand_module, _ = import_candidate(job.candidate_source, workdir)
-            reference, candidate = construct_pair(module.Model, cand_module.ModelNew,
-                                                  problem.init_inputs(module), settings.seed)
-    except GuardViolation as exc:
-        raise Verdict(Status.REJECTED, exc.findings[0].rule, str(exc), exc.findings) from None
+        init_inputs = problem.init_inputs(module)
+        torch.manual_seed(settings.seed)
+        reference = module.Model(*init_inputs)
+        correctness.reinit_parameters(reference, settings.seed)
+        state = {k: v.detach().cpu() for k, v in reference.state_dict().items()}
+        reference = prepare_module(reference, settings.precision, device)
+        with torch.no_grad():
+            first = correctness.as_outputs(reference(*plain_inputs(settings.seed)))
     except Exception as exc:
-        raise _failure(exc, guard, Status.BUILD_ERROR, "build_failed") from None
-    reference = prepare_module(reference, settings.precision, device)
-    candidate = prepare_module(candidate, settings.precision, device)
-
-    def run_candidate(*args: Any) -> Any:
-        with torch.no_grad(), guard.watching():
-            return candidate(*args)
+        raise _problem_error(problem, "the reference Model", exc) from None
+    if not all(type(o) is torch.Tensor for o in first):
+        raise Verdict(Status.PROBLEM_ERROR, "reference_failed", f"{problem.path}: the reference "
+                      "returns something other than tensors. Fix: return a tensor or a tuple of "
+                      "tensors from Model.forward.")
+    try:
+        _send_init = json.dumps(init_inputs)
+    except TypeError:
+        raise Verdict(Status.PROBLEM_ERROR, "reference_failed", f"{problem.path}: "
+                      "get_init_inputs() returns values that are not plain numbers, strings or "
+                      "lists. Fix: pass tensors through get_inputs() instead.") from None
+    del _send_init
 
     def run_reference(*args: Any) -> Any:
         with torch.no_grad():
             return reference(*args)
 
+    def trial_inputs(trial: int) -> list[Any]:
+        """Trial t's inputs, transformed where the reference stays finite on them."""
+        plain = plain_inputs(settings.seed + trial)
+        moved = correctness.transform(plain, trial)
+        if moved is not plain and not correctness.finite(correctness.as_outputs(
+                run_reference(*correctness.clone_all(moved)))):
+            return plain
+        return moved
+
+    remote = Remote(job, first)
     try:
-        report = correctness.check(run_reference, run_candidate, make_inputs, settings.trials,
-                                   settings.seed, settings.tol(), settings.sequence_checks)
+        result.sandbox = remote.child.confinement.lines()
+        _judge(job, result, remote, module, reference, state, init_inputs, trial_inputs,
+               run_reference)
+    finally:
+        remote.close()
+        result.log_tail = remote.child.log_tail()
+
+
+def _judge(job: WorkerJob, result: EvalResult, remote: Remote, module: Any, reference: Any,
+           state: dict[str, Any], init_inputs: list[Any], trial_inputs: Any,
+           run_reference: Any) -> None:
+    import torch
+
+    from kernelwright.tools import correctness, exchange
+    from kernelwright.tools.runtime_guard import GuardViolation
+
+    settings = job.settings
+    names = list(state)
+    slots = [s.model_dump() for s in exchange.write(remote.fd, [state[n] for n in names])]
+    have = remote.ask("build", source=job.candidate_source, settings=settings.model_dump(),
+                      device=job.device, init_inputs=init_inputs, names=names, state=slots)["state"]
+    missing = [f"{n} {list(t.shape)}" for n, t in state.items()
+               if t.is_floating_point() and list(have.get(n, [])) != list(t.shape)]
+    if missing:
+        raise Verdict(Status.REJECTED, "missing_parameter", "reference parameters and buffers "
+                      f"without a counterpart in ModelNew (same name and shape): "
+                      f"{', '.join(missing[:6])}. Fix: register them in ModelNew under the "
+                      "reference's names, so the harness can give both the same values.")
+    try:
+        report = correctness.check(run_reference, remote, trial_inputs, settings.trials,
+                                   settings.tol(), settings.sequence_checks)
     except GuardViolation as exc:
         raise Verdict(Status.REJECTED, exc.findings[0].rule, str(exc), exc.findings) from None
     except correctness.Mismatch as exc:
         status = Status.REJECTED if exc.reason == "output_type" else Status.INCORRECT
         raise Verdict(status, exc.reason, str(exc)) from None
-    except Exception as exc:
-        raise _failure(exc, guard, Status.RUNTIME_ERROR, "forward_raised") from None
     finally:
-        result.aten_ops = sorted(guard.ops)
+        result.aten_ops = sorted(remote.ops)
+    if not remote.ops:
+        raise Verdict(Status.REJECTED, "implausible_record", "the candidate's outputs came from "
+                      "a forward that recorded no aten op at all, not even an allocation: its "
+                      "runtime record was tampered with")
     result.trials_passed = report.trials_passed
     result.max_abs_err, result.max_rel_err = report.errors.max_abs, report.errors.max_rel
     result.message = f"matches the reference in {report.trials_passed} trials"
-    if get_backend(settings.backend).timed(job.device):
-        with _exclusive(settings.timing_lock):  # another worker may build meanwhile, not time
-            _measure(job, result, module, cand_module, reference, candidate, make_inputs, guard,
-                     workdir)
+    timed = get_backend(settings.backend).timed(job.device)
+    with _exclusive(settings.timing_lock if timed else None):
+        _measure(job, result, remote, module, run_reference, trial_inputs, timed)
+    del torch
 
 
 @contextlib.contextmanager
@@ -156,57 +361,69 @@ def _exclusive(path: str | None) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _measure(job: WorkerJob, result: EvalResult, module: Any, cand_module: Any, reference: Any,
-             candidate: Any, make_inputs: Any, guard: Any, workdir: Path) -> None:
-    """Timed devices only: on a GPU the kernel census first (own-kernel share, side streams),
-    then timing of candidate and eager reference (and torch.compile on a GPU), then the SOL.
-    The `cpu` backend is timed with a wall clock and has no census (no trace of C++ loops)."""
-    import torch
-
+def _measure(job: WorkerJob, result: EvalResult, remote: Remote, module: Any, reference: Any,
+             trial_inputs: Any, timed: bool) -> None:
+    """Repeated calls on fresh inputs, every one's outputs checked against the reference's.
+    Timed devices: the candidate's times, held against the judge's clock and the SOL floor,
+    then eager and torch.compile timed here alike. The CPU interpreter: a few reps, no times."""
     from kernelwright.tools import correctness
-    from kernelwright.tools.profile import diagnose, profile_call
-    from kernelwright.tools.runtime_guard import GuardViolation
     from kernelwright.tools.sol import judge
-    from kernelwright.tools.timing import no_grad, time_baselines
+    from kernelwright.tools.timing import (compile_baseline, fingerprints_match, scaled_inputs,
+                                           time_calls)
 
     settings = job.settings
     gpu = job.device == "cuda"
-    timer = get_backend(settings.backend).timer(job.device)
-    sets = [make_inputs(settings.seed + 2000 + i) for i in range(3)]
-    with torch.no_grad():
-        expected = [correctness.as_outputs(reference(*correctness.clone_all(s))) for s in sets]
-
-    report = None
+    sets = [trial_inputs(2000 + i) for i in range(3)]
+    names = [f"time{i}" for i in range(len(sets))]
+    for name, inputs in zip(names, sets, strict=True):
+        remote.load(name, inputs)
+    reps = settings.reps if timed else settings.cpu_reps
+    chooser = random.SystemRandom()  # the plan is the judge's: nothing the candidate can predict
+    plan = [(rep % len(sets), chooser.uniform(0.5, 2.0)) for rep in range(reps)]
+    started = time.perf_counter()
+    answer = remote.ask("measure", names=names, plan=plan, census=gpu)
+    wall = time.perf_counter() - started
     try:
-        if gpu:
-            with guard.watching(record_ops=False):
-                report = profile_call(no_grad(candidate), sets[0], _own_kernel_names(
-                    cand_module, job.candidate_source), str(workdir / "trace.json"),
-                    vendor_streams_ok=settings.guard == "library")
-                if report.side_streams:
-                    raise GuardViolation([GuardFinding(
-                        rule="side_stream", message="kernels ran off the calling stream: "
-                        f"{'; '.join(report.side_streams[:4])}")])
-                result.own_kernel_fraction = report.own_kernel_fraction
-        # timed with the audit hook disarmed: its host cost would leak into short kernels'
-        # times; the identity and thread checks still run right after
-        stats, prints = timer(no_grad(candidate), sets, settings.reps, settings.warmup_ms)
-        guard.check()
-        _check_after_timing(prints, no_grad(candidate), sets, expected, settings.tol())
-    except GuardViolation as exc:
-        raise Verdict(Status.REJECTED, exc.findings[0].rule, str(exc), exc.findings) from None
-    except correctness.Mismatch as exc:
-        raise Verdict(Status.INCORRECT, exc.reason, str(exc)) from None
-    except Exception as exc:
-        raise _failure(exc, guard, Status.RUNTIME_ERROR, "forward_raised") from None
-    result.timing, result.runtime_us = stats, stats.median_us
-    result.sol = _sol(job, module, job.device)
-    if result.sol is not None:
-        result.sol_fraction, result.faster_than_sol = judge(result.sol, stats.median_us)
-    if report is not None:
-        result.profile = diagnose(report, result.sol, stats.median_us)
-    eager, compiled, note = time_baselines(reference, sets, settings.reps, settings.warmup_ms,
-                                           settings.compile_baseline and gpu, job.device)
+        from kernelwright.tools.results import ProfileReport
+
+        from kernelwright.tools.timing import summarize
+
+        stats = summarize([float(t) for t in answer["times_us"]])
+        if not all(t > 0 for t in answer["times_us"]):
+            raise ValueError("times must be positive")
+        prints = [[float(x) for x in p] for p in answer["prints"]]
+        census = ProfileReport.model_validate(answer["census"]) if gpu else None
+    except (KeyError, TypeError, ValueError, ValidationError):
+        raise Verdict(Status.REJECTED, "protocol_violation", "the candidate's process sent "
+                      "timings that are not the harness's") from None
+    started = time.perf_counter()
+    eager, ref_prints = time_calls(reference, scaled_inputs(sets, plan), reps,
+                                   settings.warmup_ms if timed else 0.0, job.device)
+    eager_wall = time.perf_counter() - started
+    if len(prints) != reps:
+        raise Verdict(Status.REJECTED, "protocol_violation", f"{len(prints)} fingerprints for "
+                      f"{reps} timed reps")
+    for rep, (got, want) in enumerate(zip(prints, ref_prints, strict=True)):
+        if not fingerprints_match(got, want, settings.tol()):
+            raise Verdict(Status.INCORRECT, "changed_under_timing", f"{'timed' if timed else 'repeated'}"
+                          f" call {rep + 1} of {reps} (fresh inputs) returned a wrong result: "
+                          "work is cached, skipped or batched")
+    result.timed_reps_checked = reps
+    for k, name in enumerate(names):  # one full comparison per set after the reps
+        try:
+            (out,) = remote.call([name])
+            correctness.compare(out, correctness.as_outputs(reference(*correctness.clone_all(
+                sets[k]))), settings.tol())
+            del out
+        except correctness.Mismatch as exc:
+            raise Verdict(Status.INCORRECT, "changed_under_timing", f"after timing: {exc}") from None
+    if not timed:
+        return
+    _accept_times(job, result, stats, wall, eager, eager_wall, census, module)
+    compiled, note = None, None
+    if settings.compile_baseline and gpu:
+        compiled, note = compile_baseline(reference, scaled_inputs(sets, plan), reps,
+                                          settings.warmup_ms, job.device)
     result.eager_us = eager.median_us
     result.speedup_eager = eager.median_us / stats.median_us
     result.timing_note = note if gpu else \
@@ -214,6 +431,49 @@ def _measure(job: WorkerJob, result: EvalResult, module: Any, cand_module: Any, 
     if compiled is not None:
         result.compile_us = compiled.median_us
         result.speedup_compile = compiled.median_us / stats.median_us
+    del judge
+
+
+def _accept_times(job: WorkerJob, result: EvalResult, stats: Any, wall_s: float, eager: Any,
+                  eager_wall_s: float, census: Any, module: Any) -> None:
+    """Take the candidate's times only where the judge can hold them: the reps' sum within the
+    judge's clock around them; no more time outside the timed windows than the eager reference
+    spent outside its own under the same plan (work done out of sight is not free); no time
+    under the SOL floor (on a GPU); then the census's side streams."""
+    from kernelwright.tools.profile import diagnose
+    from kernelwright.tools.sol import judge
+
+    reported_s = stats.total_us * 1e-6
+    result.timing_wall_s = wall_s
+    if reported_s > wall_s or stats.reps != job.settings.reps:
+        raise Verdict(Status.REJECTED, "implausible_time", f"the candidate's process reported "
+                      f"{stats.reps} reps taking {reported_s:.3g} s in all, which do not fit in "
+                      f"the {wall_s:.3g} s the judge's clock saw around them")
+    outside = wall_s - reported_s
+    eager_outside = max(0.0, eager_wall_s - eager.total_us * 1e-6)
+    allowed = 0.5 + 2 * eager_outside + 0.5 * reported_s + 3 * stats.median_us * 1e-6 * 4
+    if outside > allowed:
+        raise Verdict(Status.REJECTED, "work_outside_timing", f"{outside:.3g} s passed outside "
+                      f"the candidate's timed windows ({reported_s:.3g} s inside them), against "
+                      f"{eager_outside:.3g} s for the eager reference under the same plan: work "
+                      "is done where the timer does not look")
+    result.sol = _sol(job, module, job.device)
+    if result.sol is not None:
+        result.sol_fraction, result.faster_than_sol = judge(result.sol, stats.median_us)
+        if job.device == "cuda" and stats.median_us < SOL_MARGIN * result.sol.floor_us:
+            raise Verdict(Status.REJECTED, "implausible_time", f"median {stats.median_us:.3g} us "
+                          f"is under the SOL floor of {result.sol.floor_us:.3g} us on "
+                          f"{result.sol.profile}: no kernel can run that fast, so the time (or "
+                          "the work it claims) is not real")
+    if census is not None:
+        if census.side_streams:
+            raise Verdict(Status.REJECTED, "side_stream", "kernels ran off the calling stream: "
+                          f"{'; '.join(census.side_streams[:4])}",
+                          [GuardFinding(rule="side_stream", message="; ".join(census.side_streams[:4]))])
+        result.own_kernel_fraction = census.own_kernel_fraction
+        result.profile = diagnose(census, result.sol, stats.median_us)
+    result.timing, result.runtime_us = stats, stats.median_us
+    del eager
 
 
 def _sol(job: WorkerJob, module: Any, device: str) -> Any:
@@ -225,46 +485,3 @@ def _sol(job: WorkerJob, module: Any, device: str) -> Any:
     if profile is None:
         return None
     return floor(count_problem(module, job.settings.precision), profile, job.settings.precision)
-
-
-def _check_after_timing(prints: list[Any], candidate: Any, sets: list[Any], expected: list[Any],
-                        tol: float) -> None:
-    """Every timed rep's fingerprint, then one full comparison per input set."""
-    from kernelwright.tools import correctness
-    from kernelwright.tools.timing import fingerprint, fingerprints_match
-
-    want = [fingerprint(e) for e in expected]
-    scale = [[float(t.double().abs().sum()) for t in e] for e in expected]
-    for rep, (k, got) in enumerate(prints):
-        if not fingerprints_match(got, want[k], scale[k], tol):
-            raise correctness.Mismatch("changed_under_timing", f"timed call {rep + 1} returned a "
-                                       "wrong result: work is cached, skipped or batched")
-    for k, inputs in enumerate(sets):
-        try:
-            correctness.compare(correctness.as_outputs(candidate(*correctness.clone_all(inputs))),
-                                expected[k], tol)
-        except correctness.Mismatch as exc:
-            raise correctness.Mismatch("changed_under_timing", f"after timing: {exc}") from None
-
-
-def _own_kernel_names(module: Any, source: str) -> set[str]:
-    """Names of the candidate's Triton kernels and of __global__ functions in inline CUDA."""
-    names = set(re.findall(r"__global__\s+(?:__launch_bounds__\([^)]*\)\s+)?void\s+(\w+)", source))
-    for name, obj in vars(module).items():
-        if type(obj).__module__.startswith("triton"):
-            names.add(getattr(obj, "__name__", None) or getattr(getattr(obj, "fn", None),
-                                                                 "__name__", name))
-    return names
-
-
-def _failure(exc: BaseException, guard: Any, status: Status, reason: str) -> Verdict:
-    """Turn an exception from candidate code into a verdict; guard findings come first."""
-    if guard.findings:
-        return Verdict(Status.REJECTED, guard.findings[0].rule,
-                       "; ".join(f"{f.rule}: {f.message}" for f in guard.findings), guard.findings)
-    text = f"{type(exc).__name__}: {exc}"
-    if CUDA_FAULT.search(text):
-        return Verdict(Status.CRASHED, "cuda_fault", text[:2000])
-    if "CompilationError" in type(exc).__name__:
-        return Verdict(Status.BUILD_ERROR, "compile_failed", text[:2000])
-    return Verdict(status, reason, text[:2000])
