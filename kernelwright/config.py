@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from kernelwright.errors import KernelwrightError
@@ -20,7 +20,13 @@ from kernelwright.tools.results import Backend, EvalSettings, GuardMode, Precisi
 ROLES = ("planner", "coder", "fixer", "profiler", "critic")
 
 
-class RoleConfig(BaseModel):
+class Strict(BaseModel):
+    """A config section: a misspelt key is an error that names it, never silently dropped."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class RoleConfig(Strict):
     """Which policy plays a role; the model settings apply to the `llm` policy."""
 
     policy: Literal["offline", "llm"] = "offline"
@@ -32,7 +38,7 @@ class RoleConfig(BaseModel):
     timeout_s: float = Field(120.0, gt=0, description="per request")
 
 
-class MemoryConfig(BaseModel):
+class MemoryConfig(Strict):
     """The experience memory (kernelwright/memory/): where it lives and how retrieval ranks."""
 
     enabled: bool = True
@@ -55,7 +61,7 @@ class MemoryConfig(BaseModel):
     same_op_kinds: bool = Field(False, description="only experiences sharing a kernel kind")
 
 
-class TrackingConfig(BaseModel):
+class TrackingConfig(Strict):
     """MLflow tracking (kernelwright/tracking.py): one MLflow run per optimisation."""
 
     enabled: bool = True

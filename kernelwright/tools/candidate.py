@@ -69,6 +69,7 @@ class Server:
         self.guard = RuntimeGuard(settings.guard, settings.precision,
                                   str(self.workdir / "candidate.py"), watched_modules(),
                                   writable=[str(self.workdir.parent)])
+        self.guard.audit_enabled = settings.audit_hook
         with self.guard.watching(record_ops=False):
             self.module, _ = import_candidate(req["source"], self.workdir)
             torch.manual_seed(settings.seed)

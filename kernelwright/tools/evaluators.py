@@ -25,7 +25,7 @@ import threading
 from collections.abc import Iterator
 from typing import Any, Generic, Literal, Protocol, TypeVar
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from kernelwright.problem import Problem
 from kernelwright.tools.results import EvalResult, EvalSettings, Status
@@ -33,6 +33,8 @@ from kernelwright.tools.results import EvalResult, EvalSettings, Status
 
 class EvaluatorConfig(BaseModel):
     """Which evaluator a run uses (RunConfig.evaluator)."""
+
+    model_config = ConfigDict(extra="forbid")
 
     kind: Literal["local", "ray"] = "local"
     gpus: int | None = Field(None, ge=1, description="GPUs to use; default: all there are")

@@ -54,6 +54,8 @@ class EvalSettings(BaseModel):
     cpu_reps: int = Field(8, ge=2, description="CPU: repeated calls on fresh inputs, each checked "
                           "like a timed rep (times discarded: the interpreter cannot time)")
     sandbox: bool = Field(True, description="confine the worker (tools/sandbox.py)")
+    audit_hook: bool = Field(True, description="refuse file, process, network and native access "
+                             "in the candidate's process (off only to test the sandbox beneath)")
     memory_limit_mb: int | None = Field(
         None, gt=0, description="resident memory of the worker; default half of this machine's")
     file_limit_mb: int = Field(4096, gt=0, description="largest file a worker may write")

@@ -238,6 +238,7 @@ class RuntimeGuard:
         self._threads = threading.active_count()
         self._armed = False
         self._audit_on = True
+        self.audit_enabled = True
         self._stdlib = (sysconfig.get_paths()["stdlib"],)
         self._writable = tuple(os.path.realpath(p) for p in writable or [])
         self._readable = readable_roots(list(self._writable)) if writable is not None else ()
@@ -373,7 +374,7 @@ class RuntimeGuard:
                     guard.ops.add(f"aten._to_copy[{kwargs.get('dtype')}]")
                 return func(*args, **kwargs)
 
-        self._armed, self._audit_on = True, audit
+        self._armed, self._audit_on = True, audit and self.audit_enabled
         try:
             if record_ops:
                 with _Record():

@@ -37,7 +37,9 @@ def scaled_inputs(sets: list[list[Any]], plan: Plan) -> Callable[[int], list[Any
     contents every rep (a result cached by input values gains nothing) in new memory (a new
     data_ptr); integer inputs (indices, targets) are copied as they are."""
     def make(rep: int) -> list[Any]:
-        k, factor = plan[rep % len(plan)]
+        if rep >= len(plan):  # warm-up calls: the sets as they are, never a timed rep's contents
+            return clone_all(sets[rep % len(sets)])
+        k, factor = plan[rep]
         return [x * factor if isinstance(x, torch.Tensor) and x.is_floating_point() else
                 x.clone() if isinstance(x, torch.Tensor) else x for x in sets[k]]
     return make
@@ -76,7 +78,7 @@ def time_calls(fn: Callable[..., Any], make: Callable[[int], list[Any]], reps: i
     start_warm = time.perf_counter()
     warm_calls = 0
     while warm_calls < 3 or (time.perf_counter() - start_warm) * 1e3 < warmup_ms:
-        fn(*make(warm_calls))
+        fn(*make(reps + warm_calls))
         sync()
         warm_calls += 1
     events: list[tuple[Any, Any]] = []

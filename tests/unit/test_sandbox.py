@@ -95,13 +95,17 @@ def evading(payload: str) -> str:
 
 
 def run(candidate: str, marker: str, **settings) -> EvalResult:
-    """Straight to the worker (the static guard would refuse most of these), then check what
-    every case must leave behind: no secret in the verdict, no process with the marker."""
+    """Straight to the worker (the static guard would refuse most of these) with the audit hook
+    off unless asked (it would refuse most of the rest: here the sandbox beneath is on trial),
+    then check what every case must leave behind: no secret in the verdict, no process with the
+    marker."""
     problem = load_problem(RELU).shrink(1 << 12)
-    settings = EvalSettings(device="cpu", timeout_s=settings.pop("timeout_s", 120), **settings)
+    settings = EvalSettings(device="cpu", timeout_s=settings.pop("timeout_s", 120),
+                            audit_hook=settings.pop("audit_hook", False), **settings)
+    box = evaluate.sandbox_for(settings)
     job = WorkerJob(problem_path=problem.path, problem_source=problem.source,
                     size_overrides=problem.size_overrides, candidate_source=candidate,
-                    settings=settings, device="cpu")
+                    settings=settings, device="cpu", limits=box.limits, cuda_confinement=box.cuda)
     base = EvalResult(status=Status.REJECTED, problem="relu", guard="strict", precision="fp32")
     result = run_worker(job, base)
     verdict = result.model_dump_json()
@@ -262,3 +266,120 @@ def test_scrub_blanks_the_callers_values(secrets):
     assert scrub(text, dict(SECRETS)) == text  # values the worker was given are its own
     assert scrub(f"PATH={SECRETS['MY_SECRET_VAR']}/bin", {"PATH": f"{SECRETS['MY_SECRET_VAR']}/bin"}
                  ) == f"PATH={SECRETS['MY_SECRET_VAR']}/bin"  # part of what it was given
+
+
+def test_dev_shm_is_not_the_workers_and_nothing_is_left_there(kind):
+    """/dev/shm outlives the worker and is RAM the memory watcher does not see: refused by
+    Landlock (hook off) and by the runtime guard (hook on); the next candidate finds nothing."""
+    marker = uuid.uuid4().hex
+    planted = Path("/dev/shm") / f"kw-{marker}"
+    candidate = evading(f'''
+# {marker}
+with open({str(planted)!r}, "wb") as f:
+    f.write(bytes(1 << 20))
+''') + MODEL
+    hooked = run(candidate, marker, audit_hook=True)
+    assert hooked.status == Status.REJECTED and hooked.reason == "file_access", hooked.message
+    bare = run(candidate, marker)
+    assert bare.status == Status.BUILD_ERROR and "Permission denied" in bare.message, bare.message
+    assert not planted.exists() and not list(Path("/dev/shm").glob(f"*{marker}*"))
+    reader = evading(f'''
+import os
+# {marker}
+if os.path.exists({str(planted)!r}):
+    raise RuntimeError("found what an earlier candidate left")
+''') + (RELU.parents[1] / "legit.py").read_text()
+    assert run(reader, marker).status == Status.CORRECT
+
+
+def test_compile_caches_are_the_candidates_own_and_go_with_it(kind):
+    """A planted artifact in the compile cache (where Triton would load a kernel from) is in the
+    candidate's own folder: gone afterwards, never seen by the next candidate."""
+    from kernelwright.hardware.calibrate import cache_dir
+
+    marker = uuid.uuid4().hex
+    planter = evading(f'''
+import os
+# {marker}
+cache = os.environ["TRITON_CACHE_DIR"]
+os.makedirs(os.path.join(cache, "{marker}"), exist_ok=True)
+with open(os.path.join(cache, "{marker}", "planted.so"), "wb") as f:
+    f.write(b"not a kernel")
+print("PLANTED", cache, flush=True)
+''') + (RELU.parents[1] / "legit.py").read_text()
+    planted = run(planter, marker)
+    assert planted.status == Status.CORRECT, planted.message
+    where = next(line.split()[1] for line in planted.log_tail.splitlines() if "PLANTED" in line)
+    assert not Path(where).exists()
+    assert not list(cache_dir().rglob(f"*{marker}*"))
+    looker = evading(f'''
+import os
+# {marker}
+for root, dirs, files in os.walk(os.path.dirname(os.environ["TRITON_CACHE_DIR"])):
+    if "{marker}" in root or any("{marker}" in f for f in files):
+        raise RuntimeError("found what an earlier candidate planted")
+print("CACHE", os.environ["TRITON_CACHE_DIR"], flush=True)
+''') + (RELU.parents[1] / "legit.py").read_text()
+    looked = run(looker, marker)
+    assert looked.status == Status.CORRECT, looked.message
+    assert next(line.split()[1] for line in looked.log_tail.splitlines() if "CACHE" in line) != where
+
+
+@pytest.mark.parametrize("call, rule", [
+    (f"open({str(RELU)!r}).read()", "file_access"),  # the reference problem, outside its folder
+    ("__import__('socket').socket()", "network"),
+    ("__import__('ctypes').addressof(__import__('ctypes').c_int(7))", "native_access"),
+])
+def test_refused_calls_stay_refused_from_code_that_claims_another_file(call, rule):
+    """The call is made by a function whose code object says it comes from torch's own
+    __init__.py: the runtime guard judges by what is asked (files, sockets) or by the code
+    object itself (native access), never by the file name a code object claims."""
+    import torch
+
+    marker = uuid.uuid4().hex
+    candidate = f'''
+import types
+# {marker}
+def payload():
+    return {call}
+payload.__code__ = payload.__code__.replace(co_filename={torch.__file__!r})
+payload()
+''' + MODEL
+    result = run(candidate, marker, audit_hook=True)
+    assert result.status == Status.REJECTED and result.reason == rule, result.message
+
+
+def test_a_killed_caller_leaves_no_process_and_no_folder(tmp_path):
+    """SIGKILL the `kernelwright eval` caller while its candidate hangs: the judge and the
+    candidate's keeper die with their parents (PR_SET_PDEATHSIG) and remove their folders."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    hang = RELU.parents[1] / "hang.py"
+    env = dict(os.environ, TMPDIR=str(temp))
+    caller = subprocess.Popen([sys.executable, "-m", "kernelwright.cli", "eval", str(RELU), str(hang),
+                               "--device", "cpu"], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    seen: dict[int, psutil.Process] = {}
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        for p in psutil.Process(caller.pid).children(recursive=True):
+            seen.setdefault(p.pid, p)
+        if len(seen) >= 3 and any(f.name.startswith("kernelwright-candidate") for f in temp.iterdir()):
+            break
+        time.sleep(0.5)
+    assert len(seen) >= 3, f"judge, keeper and worker never all started: {seen}"
+    time.sleep(3)  # the worker is in its endless forward now
+    caller.send_signal(signal.SIGKILL)
+    caller.wait()
+    end = time.monotonic() + 15
+    while time.monotonic() < end and (any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE
+                                          for p in seen.values()) or list(temp.iterdir())):
+        time.sleep(0.5)
+    alive = [p for p in seen.values() if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+    assert not alive, f"processes outlived their killed caller: {alive}"
+    assert not list(temp.iterdir()), f"folders outlived their killed caller: {list(temp.iterdir())}"

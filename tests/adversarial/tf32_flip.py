@@ -1,0 +1,28 @@
+# Library mode: switches TF32 on for its cuBLAS GEMM through names built at run time.
+# problem: mm_relu
+# expect[library]: rejected global_state
+import torch
+import torch.nn as nn
+import triton
+import triton.language as tl
+
+
+@triton.jit
+def relu_kernel(x_ptr, y_ptr, n, BLOCK: tl.constexpr):
+    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    mask = offs < n
+    tl.store(y_ptr + offs, tl.maximum(tl.load(x_ptr + offs, mask=mask), 0.0), mask=mask)
+
+
+def relu(x):
+    y = torch.empty_like(x)
+    relu_kernel[(triton.cdiv(x.numel(), 1024),)](x, y, x.numel(), BLOCK=1024)
+    return y
+
+matmul_flags = getattr(getattr(torch, "back" + "ends"), "cu" + "da").matmul
+getattr(matmul_flags, "__set" + "attr__")("allow_" + "tf32", True)
+
+
+class ModelNew(nn.Module):
+    def forward(self, a, b):
+        return relu(torch.matmul(a, b))
