@@ -89,9 +89,14 @@ def run_command(
             header[0] = line
             live.update(_run_panel(problem.stem, header[0], lines))
 
+        def started(thread_id: str) -> None:
+            verb = "resuming" if resume else "started"
+            live.console.print(f"{verb} thread {thread_id} (if interrupted: --resume {thread_id})")
+
         try:
             result = optimize(problem, settings, checkpoint=checkpoint, thread_id=resume,
-                              progress=progress, status=status)
+                              resume=resume is not None, progress=progress, status=status,
+                              started=started)
         except KernelwrightError as exc:
             raise _fail(str(exc)) from None
     console.print()
@@ -324,6 +329,10 @@ def eval_command(
             result = evaluate(loaded, source, settings)
     except KernelwrightError as exc:
         raise _fail(str(exc)) from None
+    if result.status == "problem_error":  # the reference failed: the user's file, not the candidate
+        if as_json:
+            print(result.model_dump_json(indent=2))
+        raise _fail(result.message)
     if as_json:
         print(result.model_dump_json(indent=2))
     else:

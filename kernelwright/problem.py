@@ -72,6 +72,32 @@ class Problem:
     def init_inputs(self, module: types.ModuleType) -> list[Any]:
         return list(module.get_init_inputs()) if hasattr(module, "get_init_inputs") else []
 
+    def check_runs(self) -> None:
+        """ProblemError (naming the file) unless the reference runs on its own inputs: on the
+        meta device first (shapes only, free at any size), then, if meta cannot run it, for
+        real on the CPU at a small size."""
+        import torch
+
+        module = self.module()
+        try:
+            with torch.device("meta"), torch.no_grad():
+                module.Model(*self.init_inputs(module))(*module.get_inputs())
+            return
+        except Exception:  # noqa: BLE001  (some ops have no meta kernel: try for real below)
+            pass
+        small = self.shrink(1 << 16) if self.size_constants() else self
+        module = small.module()
+        try:
+            with torch.no_grad():
+                torch.manual_seed(0)
+                module.Model(*small.init_inputs(module))(*module.get_inputs())
+        except Exception as exc:
+            raise ProblemError(
+                f"{self.path}: the reference itself fails: Model(*get_init_inputs()) on "
+                f"get_inputs() raised {type(exc).__name__}: {str(exc)[:400]}. Fix: make the "
+                "problem's Model run on its own inputs (no candidate was written or judged)."
+            ) from None
+
     def size_constants(self) -> dict[str, int]:
         """Module-level `NAME = <int>` assignments: the sizes `shrink` may scale."""
         return _int_constants(self.source)

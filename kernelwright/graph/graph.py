@@ -51,6 +51,7 @@ def analyze(state: State, runtime: Runtime[RunConfig]) -> dict[str, Any]:
     else:  # a client sent the source text
         problem = parse_problem(state.get("problem_source", ""),
                                 f"{state.get('problem_name') or 'problem'}.py")
+    problem.check_runs()  # the problem's own failure is reported as such, before any candidate
     if device == "cpu":
         problem = problem.shrink(backend.cpu_elements(cfg.cpu_max_elements,
                                                       cfg.cpu_backend_max_elements))

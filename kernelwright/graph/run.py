@@ -10,6 +10,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from kernelwright.config import RunConfig
+from kernelwright.errors import KernelwrightError
 from kernelwright.graph.state import Candidate
 
 
@@ -29,19 +30,28 @@ class Result(BaseModel):
 
 def optimize(problem: str | Path, config: RunConfig | None = None, *,
              checkpoint: str | Path | None = None, thread_id: str | None = None,
+             resume: bool = False,
              progress: Callable[[str], None] = lambda _: None,
              status: Callable[[str], None] = lambda _: None,
-             parent_run_id: str | None = None) -> Result:
+             parent_run_id: str | None = None,
+             started: Callable[[str], None] = lambda _: None) -> Result:
     """Optimise the problem file at `problem`. With `checkpoint` (a SQLite file) every step is
-    saved under `thread_id`; calling again with the same id resumes where the run stopped.
-    `progress` gets each new log line, `status` a one-line summary after every step. The run
-    is tracked in MLflow (config.tracking), nested under `parent_run_id` when given."""
+    saved under `thread_id`; calling again with the same id resumes where the run stopped
+    (with `resume`, an id the checkpoint does not hold is an error rather than a new run).
+    `started` gets the thread id before the first step, `progress` each new log line, `status`
+    a one-line summary after every step. The run is tracked in MLflow (config.tracking),
+    nested under `parent_run_id` when given."""
     from kernelwright.graph.graph import build_graph
     from kernelwright.tracking import Tracker
 
     config = config or RunConfig()
+    if resume and (checkpoint is None or thread_id is None):
+        raise KernelwrightError("resuming needs a checkpoint file and the run's thread id")
     thread_id = thread_id or uuid.uuid4().hex[:12]
     run_config = {"configurable": {"thread_id": thread_id}, "recursion_limit": 10_000}
+    if resume:
+        _check_resumable(Path(str(checkpoint)), thread_id)
+    started(thread_id)
     tracker = Tracker(config, Path(problem).stem, parent_run_id=parent_run_id, say=progress)
     tracker.start(thread_id)
     try:
@@ -52,6 +62,7 @@ def optimize(problem: str | Path, config: RunConfig | None = None, *,
             from langgraph.checkpoint.sqlite import SqliteSaver
 
             with SqliteSaver.from_conn_string(str(checkpoint)) as saver:
+                saver.serde = serializer()
                 graph = build_graph(saver)
                 started = graph.get_state(run_config).values
                 inputs = None if started else {"problem_path": str(problem), "run_id": thread_id}
@@ -64,6 +75,34 @@ def optimize(problem: str | Path, config: RunConfig | None = None, *,
     tracker.finish(result)
     result.mlflow_run_id = tracker.run_id  # None if tracking failed on the way
     return result
+
+
+def serializer() -> Any:
+    """The checkpointer's serializer, with the graph's own state types registered, so saved
+    runs load without LangGraph's warning (and keep loading once it blocks unknown types)."""
+    from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
+
+    return JsonPlusSerializer(allowed_msgpack_modules=[Candidate])
+
+
+def _check_resumable(checkpoint: Path, thread_id: str) -> None:
+    """KernelwrightError naming the file and the ids it holds, unless it holds `thread_id`."""
+    import sqlite3
+
+    if not checkpoint.exists():
+        raise KernelwrightError(f"{checkpoint}: no such checkpoint file, so there is no run "
+                                f"'{thread_id}' to resume. Fix: pass --checkpoint where the run "
+                                "was saved, or start a new run without --resume.")
+    with sqlite3.connect(checkpoint) as conn:
+        try:
+            ids = [r[0] for r in conn.execute("SELECT DISTINCT thread_id FROM checkpoints")]
+        except sqlite3.DatabaseError:
+            ids = []
+    if thread_id not in ids:
+        known = ", ".join(ids[-8:]) or "none"
+        raise KernelwrightError(f"{checkpoint}: no run with thread id '{thread_id}' to resume "
+                                f"(it holds: {known}). Fix: use one of those ids, or start a new "
+                                "run without --resume.")
 
 
 def summary(state: dict[str, Any], config: RunConfig) -> str:

@@ -103,6 +103,31 @@ SUBCLASS_CALLS = {"_make_subclass", "as_subclass", "_make_wrapper_subclass"}
 JIT_DECORATORS = {"triton.jit", "triton.autotune", "triton.heuristics", "triton.runtime.jit.jit"}
 
 
+CONTAINER_CALLS = {"set", "dict", "list", "frozenset", "defaultdict", "OrderedDict", "Counter",
+                   "deque"}
+
+
+def _is_container(value: ast.expr) -> bool:
+    if isinstance(value, ast.Set | ast.Dict | ast.List | ast.SetComp | ast.DictComp | ast.ListComp):
+        return True
+    if isinstance(value, ast.Call):
+        func = value.func
+        name = func.id if isinstance(func, ast.Name) else func.attr if isinstance(
+            func, ast.Attribute) and isinstance(func.value, ast.Name) and func.value.id == \
+            "collections" else None
+        return name in CONTAINER_CALLS
+    return False
+
+
+def _receiver_key(node: ast.expr) -> str | None:
+    """`name` or `self.attr` (the forms a container is tracked under), else None."""
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "self":
+        return f"self.{node.attr}"
+    return None
+
+
 @dataclass
 class _Scope:
     in_jit: bool = False
@@ -121,6 +146,7 @@ class _Checker(ast.NodeVisitor):
     uses_load_inline: bool = False
     load_inline_kwargs: set[str] = field(default_factory=set)
     scope: _Scope = field(default_factory=_Scope)
+    containers: set[str] = field(default_factory=set)  # names bound to sets, dicts and lists
 
     def flag(self, rule: str, node: ast.AST, message: str) -> None:
         self.findings.append(GuardFinding(rule=rule, message=message, line=getattr(node, "lineno", None)))
@@ -199,7 +225,19 @@ class _Checker(ast.NodeVisitor):
     def visit_Assign(self, node: ast.Assign) -> None:
         for target in node.targets:
             self.check_patch(target)
+            self.note_container(target, node.value)
         self.generic_visit(node)
+
+    def visit_AnnAssign(self, node: ast.AnnAssign) -> None:
+        if node.value is not None:
+            self.note_container(node.target, node.value)
+        self.generic_visit(node)
+
+    def note_container(self, target: ast.expr, value: ast.expr) -> None:
+        """Remember names (and `self.x`) bound to a Python set, dict or list, whose `.add()` and
+        the like are not torch compute."""
+        if _is_container(value) and (key := _receiver_key(target)) is not None:
+            self.containers.add(key)
 
     def visit_AugAssign(self, node: ast.AugAssign) -> None:
         self.check_patch(node.target)
@@ -295,6 +333,10 @@ class _Checker(ast.NodeVisitor):
                                          "compute it in the candidate's own kernel")
 
     def check_method(self, method: str, node: ast.Call) -> None:
+        receiver = node.func.value if isinstance(node.func, ast.Attribute) else None
+        if receiver is not None and (_is_container(receiver) or
+                                     _receiver_key(receiver) in self.containers):
+            return  # a Python set, dict or list: `.add()` is not a tensor's
         if method in SUBCLASS_CALLS:
             self.flag("tensor_subclass", node, f"calls .{method}(): tensor subclasses are refused")
         if self.scope.in_jit or self.scope.in_init:

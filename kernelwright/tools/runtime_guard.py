@@ -125,79 +125,93 @@ def _under(path: str, roots: tuple[str, ...]) -> bool:
 
 
 class CodeRegistry:
-    """The code objects of the modules loaded from installed files: a frame whose code object is
-    not among them is not trusted, whatever file name the code object claims."""
+    """Whether a frame's code object is what an installed file says: the file it names is
+    compiled afresh and the code object must be found there with the same bytecode, constants
+    and names. Code made at run time, or claiming a file it does not come from, is not genuine.
+    Frozen standard-library modules (no file) are checked by identity against their functions."""
 
     def __init__(self, excluded: tuple[str, ...], readable: tuple[str, ...]):
         self.excluded, self.readable = excluded, readable
-        self.codes: dict[int, Any] = {}
-        self.scanned: set[str] = set()
-        self.files: dict[tuple[str, bytes], bool] = {}
+        self.files: dict[str, dict[tuple[str, int], list[types.CodeType]] | None] = {}
+        self.frozen: set[int] = set()
+        self.frozen_refs: list[Any] = []
 
     def genuine(self, code: types.CodeType) -> bool:
-        if id(code) in self.codes:
-            return True
-        self.scan()
-        return id(code) in self.codes or self.module_code(code)
+        file = code.co_filename
+        if file.startswith("<frozen "):
+            return self._frozen(code)
+        index = self._index(file)
+        if index is None:
+            return False
+        return any(_same_code(code, known) for known in index.get((code.co_name, code.co_firstlineno), []))
 
     def module_code(self, code: types.CodeType) -> bool:
-        """Whether `code` is the top-level code of an installed file (a module being imported):
-        the file is compiled afresh and the bytecode compared."""
-        file = code.co_filename
-        if code.co_name != "<module>" or not os.path.isfile(file):
-            return False
+        """Whether `code` is the top-level code of an installed file (a module being imported)."""
+        return code.co_name == "<module>" and self.genuine(code)
+
+    def _index(self, file: str) -> dict[tuple[str, int], list[types.CodeType]] | None:
+        if file in self.files:
+            return self.files[file]
+        index: dict[tuple[str, int], list[types.CodeType]] | None = None
         real = os.path.realpath(file)
-        if _under(real, self.excluded) or not _under(real, self.readable):
-            return False
-        key = (real, code.co_code)
-        if key not in self.files:
+        if os.path.isfile(real) and _under(real, self.readable) and not _under(real, self.excluded):
             try:
                 with open(real, "rb") as f:
-                    fresh = compile(f.read(), file, "exec", dont_inherit=True)
-                self.files[key] = fresh.co_code == code.co_code
+                    top = compile(f.read(), file, "exec", dont_inherit=True)
+                index = {}
+                todo = [top]
+                while todo:
+                    c = todo.pop()
+                    index.setdefault((c.co_name, c.co_firstlineno), []).append(c)
+                    todo.extend(k for k in c.co_consts if isinstance(k, types.CodeType))
             except (OSError, SyntaxError, ValueError):
-                self.files[key] = False
-        return self.files[key]
+                index = None
+        self.files[file] = index
+        return index
 
-    def scan(self) -> None:
-        for name, module in list(sys.modules.items()):
-            if name in self.scanned or module is None:
-                continue
-            self.scanned.add(name)
-            file = getattr(module, "__file__", None) or ""
-            if name == "kw_candidate" or (file and _under(os.path.realpath(file), self.excluded)):
-                continue
-            try:
-                values = list(module.__dict__.values())
-            except (TypeError, AttributeError):
-                continue
-            for value in values:
-                self._collect(value, depth=0)
+    def _frozen(self, code: types.CodeType) -> bool:
+        if id(code) not in self.frozen:
+            for module in list(sys.modules.values()):
+                spec = getattr(module, "__spec__", None) if type(module) is types.ModuleType else None
+                if spec is None or getattr(spec, "origin", None) != "frozen":
+                    continue
+                for value in list(module.__dict__.values()):
+                    self._collect(value, 0)
+        return id(code) in self.frozen
 
     def _collect(self, value: Any, depth: int) -> None:
-        """Code objects reachable from a module attribute, by exact type only: touching an
-        arbitrary object's attributes can run its code (lazy modules initialise CUDA)."""
+        """Code objects reachable from a frozen module's attribute, by exact type only."""
         kind = type(value)
         if depth > 3:
             return
         if kind is types.FunctionType:
-            self._add(value.__code__)
+            todo = [value.__code__]
+            while todo:
+                c = todo.pop()
+                if id(c) not in self.frozen:
+                    self.frozen.add(id(c))
+                    self.frozen_refs.append(c)  # kept: an id is never reused while it lives
+                    todo.extend(k for k in c.co_consts if isinstance(k, types.CodeType))
         elif kind is staticmethod or kind is classmethod:
             self._collect(value.__func__, depth + 1)
-        elif kind is property:
-            for f in (value.fget, value.fset, value.fdel):
-                self._collect(f, depth + 1)
         elif issubclass(kind, type):
             for member in list(type.__dict__["__dict__"].__get__(value).values()):
                 self._collect(member, depth + 1)
 
-    def _add(self, code: types.CodeType) -> None:
-        if id(code) in self.codes:
-            return
-        self.codes[id(code)] = code  # kept: an id is never reused while its object lives
-        for const in code.co_consts:
-            if isinstance(const, types.CodeType):
-                self._add(const)
+
+def _same_code(a: types.CodeType, b: types.CodeType) -> bool:
+    """Same bytecode, names and constants (nested code objects compared the same way)."""
+    if a.co_code != b.co_code or a.co_names != b.co_names or len(a.co_consts) != len(b.co_consts):
+        return False
+    for x, y in zip(a.co_consts, b.co_consts, strict=True):
+        if isinstance(x, types.CodeType) or isinstance(y, types.CodeType):
+            if not (isinstance(x, types.CodeType) and isinstance(y, types.CodeType)
+                    and _same_code(x, y)):
+                return False
+        elif type(x) is not type(y) or x != y:
+            if not (isinstance(x, float) and x != x and y != y):  # NaN constants
+                return False
+    return True
 
 
 def numeric_state() -> dict[str, str]:
@@ -320,7 +334,9 @@ class RuntimeGuard:
                 argv = args[1]
                 exe = argv[0] if isinstance(argv, list | tuple) and argv else argv
             name = os.path.basename(os.fsdecode(exe)) if isinstance(exe, str | bytes) else ""
-            return None if name in COMPILERS else "subprocess"
+            # a compiler, or a tool installed code runs (platform's `file`): fine; anything
+            # the candidate's own code starts is not
+            return None if name in COMPILERS or not self._untrusted_caller() else "subprocess"
         return None
 
     def _allowed(self, path: str | bytes, writing: bool) -> bool:
@@ -335,7 +351,7 @@ class RuntimeGuard:
         """True when the nearest frame outside the standard library and this file is not
         genuine installed code (the candidate's, or code claiming another file's name)."""
         assert self._registry is not None
-        frame: types.FrameType | None = sys._getframe(2)
+        frame: types.FrameType | None = sys._getframe(1)
         while frame is not None:
             code = frame.f_code
             genuine = self._registry.genuine(code)

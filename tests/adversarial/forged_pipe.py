@@ -1,5 +1,5 @@
-# At import, writes a well-formed "correct" verdict with a 40x speedup into every descriptor it
-# can find (the answer pipe among them), then exits before any check could run.
+# As soon as it is loaded, writes a well-formed "correct" verdict with a 40x speedup into every
+# descriptor it can find (the answer pipe among them), then exits before any check could run.
 # expect: rejected protocol_violation
 import json
 import os

@@ -24,6 +24,7 @@ def test_candidate_gets_expected_verdict_on_gpu(case):
         assert result.reason == case.reason, detail
     if case.status == "correct":
         assert result.runtime_us and result.eager_us and result.timing.reps == 50
+        assert result.timed_reps_checked == 50 and result.timing_wall_s
 
 
 @pytest.mark.parametrize("pair", example_pairs(), ids=lambda p: p[1].stem)
@@ -37,7 +38,7 @@ def test_example_is_correct_and_timed(pair):
     assert result.timing.p20_us <= result.timing.median_us <= result.timing.p80_us
     assert result.own_kernel_fraction is not None and result.own_kernel_fraction > 0.5
     # a legitimate kernel is never faster than the floor; the report names what ran
-    assert result.sol is not None and result.sol.profile == "h100-sxm"
+    assert result.sol is not None  # (any GPU with a profile: the H100 and H200 ones here)
     assert not result.faster_than_sol and 0 < result.sol_fraction < 1 / 0.95
     assert result.profile.launches >= 1 and result.profile.kernels[0].own
     assert "bound at" in result.profile.diagnosis

@@ -126,3 +126,63 @@ def test_run_refuses_a_backend_this_machine_cannot_run(tmp_path):
               str(tmp_path), "--checkpoint", str(tmp_path / "cp.sqlite"))
     assert run.returncode == 2 and "Traceback" not in run.stderr + run.stdout
     assert "needs a CUDA GPU" in run.stderr and "--backend cpu" in run.stderr
+
+
+BROKEN = "tests/problems/broken_reference.py"
+
+
+def test_a_failing_reference_is_the_problems_error_not_the_candidates(tmp_path):
+    """eval: exit 2, the file named, no verdict against the candidate; run: the thread id
+    first, then the same kind of message, never a traceback."""
+    run = cli("eval", BROKEN, "tests/adversarial/legit.py", "--device", "cpu")
+    assert run.returncode == 2 and BROKEN in run.stderr and "reference" in run.stderr, run.stderr
+    assert "Traceback" not in run.stderr + run.stdout and "runtime_error" not in run.stdout
+    run = cli("run", BROKEN, "--device", "cpu", "--out", str(tmp_path), "--checkpoint",
+              str(tmp_path / "cp.sqlite"))
+    assert run.returncode == 2 and BROKEN in run.stderr, run.stderr
+    assert "the reference itself fails" in run.stderr and "Traceback" not in run.stderr + run.stdout
+    assert "started thread " in run.stdout  # printed before the first step, not at the end
+
+
+def test_a_misspelt_nested_config_key_is_named(tmp_path):
+    config = tmp_path / "run.yaml"
+    config.write_text("iterations: 1\nmemory:\n  embeder: hash\n")
+    run = cli("run", "examples/problems/level1/01_relu.py", "--config", str(config), "--out",
+              str(tmp_path), "--checkpoint", str(tmp_path / "cp.sqlite"))
+    assert run.returncode == 2 and "memory.embeder" in run.stderr and str(config) in run.stderr
+    assert "Traceback" not in run.stderr + run.stdout
+
+
+def test_resuming_an_unknown_thread_is_an_error(tmp_path):
+    for checkpoint in (tmp_path / "missing.sqlite", tmp_path / "empty.sqlite"):
+        if checkpoint.name == "empty.sqlite":
+            import sqlite3
+
+            sqlite3.connect(checkpoint).execute("CREATE TABLE checkpoints (thread_id TEXT)").connection.commit()
+        run = cli("run", "examples/problems/level1/01_relu.py", "--device", "cpu", "--resume",
+                  "no-such-run", "--out", str(tmp_path), "--checkpoint", str(checkpoint))
+        assert run.returncode == 2 and "no-such-run" in run.stderr and str(checkpoint) in run.stderr
+        assert "Traceback" not in run.stderr + run.stdout and not list(tmp_path.glob("01_relu-*"))
+
+
+def test_python_dash_m_kernelwright_is_the_cli():
+    run = subprocess.run([sys.executable, "-m", "kernelwright", "eval", "--help"],
+                         capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert run.returncode == 0 and "Check a candidate against its reference" in run.stdout
+
+
+def test_saved_candidates_load_without_the_unregistered_type_warning(caplog):
+    import logging
+    import warnings
+
+    from kernelwright.graph.run import serializer
+    from kernelwright.graph.state import Candidate
+
+    serde = serializer()
+    saved = serde.dumps_typed({"tree": [Candidate(id=3, stage="draft", change="first draft", source="x = 1")]})
+    with warnings.catch_warnings(record=True) as caught, caplog.at_level(logging.DEBUG):
+        warnings.simplefilter("always")
+        loaded = serde.loads_typed(saved)
+    assert loaded["tree"][0] == Candidate(id=3, stage="draft", change="first draft", source="x = 1")
+    said = [str(w.message) for w in caught] + [r.getMessage() for r in caplog.records]
+    assert not [s for s in said if "unregistered" in s.lower() or "blocked" in s.lower()], said

@@ -80,3 +80,12 @@ def test_structure_rules():
     no_launch = HEAD.replace("        k[(1,)](x, y, x.numel(), BLOCK=1024)\n", "") + "        return y\n"
     assert {f.rule for f in check_source(no_launch)} == {"no_kernel"}
     assert check_source("def f(:\n")[0].rule == "syntax_error"
+
+
+def test_a_python_sets_add_is_not_torch_compute():
+    """`.add()` on a set, dict or list the candidate made is allowed; a tensor's is not."""
+    kept = ("        seen = set()\n        seen.add(tuple(y.shape))\n        self.shapes = {}\n"
+            "        order: list = []\n        order.append(1)\n        return y\n")
+    assert rules(kept) == set()
+    assert rules("        return y.add(1)\n") == {"torch_compute"}
+    assert rules("        seen = set()\n        seen.add(1)\n        return y.add(1)\n") == {"torch_compute"}
