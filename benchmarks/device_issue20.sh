@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The GPU checks of the verdict issue (judge and candidate in separate processes), on the device
 # machine, with carry [".device"] (wheels from ../shared/device/prepare.sh):
-#   bash benchmarks/device_issue20.sh smoke   # one example and one hostile candidate, then the
-#                                             # GPU test file in the background (log: /tmp/gpu20)
+#   bash benchmarks/device_issue20.sh smoke     # one example and two hostile candidates
+#   bash benchmarks/device_issue20.sh tests N   # the GPU tests in the background; poll N s
 #   bash benchmarks/device_issue20.sh poll N  # wait up to N s for the background run; print it
 # Results go to $OUT (gpu-tests.log, smoke.txt).
 set -uo pipefail
@@ -20,8 +20,9 @@ case "${1:-}" in
     for pair in "examples/problems/level1/01_relu.py examples/candidates/level1/01_relu.py" \
                 "tests/adversarial/problems/relu.py tests/adversarial/forged_pipe.py" \
                 "tests/adversarial/problems/relu.py tests/adversarial/value_cache.py"; do
+      echo "== $pair $(date +%T)" | tee -a "$OUT/smoke.txt"
       # shellcheck disable=SC2086
-      python3 -m kernelwright.cli eval $pair --device cuda --json 2>&1 | python3 -c '
+      timeout 200 python3 -m kernelwright.cli eval $pair --device cuda --json 2>&1 | python3 -c '
 import json, sys
 text = sys.stdin.read()
 try:
@@ -32,10 +33,14 @@ keys = ("status", "reason", "message", "runtime_us", "eager_us", "compile_us", "
         "timed_reps_checked", "timing_wall_s", "own_kernel_fraction")
 print({k: r.get(k) for k in keys}); print(r.get("log_tail", "")[-1500:])' | tee -a "$OUT/smoke.txt"
     done
-    rm -rf /tmp/gpu20 && mkdir -p /tmp/gpu20 && cp -r . /tmp/gpu20/tree
-    (cd /tmp/gpu20/tree && setsid bash -c "python3 -m pytest -q -m gpu tests/gpu -k 'not do_bench' \
-      -p no:cacheprovider > /tmp/gpu20/log 2>&1; touch /tmp/gpu20/done" </dev/null >/dev/null 2>&1 &)
-    echo "started the GPU tests in the background" ;;
+    date +%T | tee -a "$OUT/smoke.txt" ;;
+  tests)
+    rm -rf /tmp/gpu20 && mkdir -p /tmp/gpu20 && cp -r tests examples kernelwright pyproject.toml /tmp/gpu20/
+    (cd /tmp/gpu20 && PYTHONPATH=/tmp/site:/tmp/gpu20 setsid nohup bash -c "python3 -m pytest -q -rf \
+      -m gpu tests/gpu -k 'not do_bench' -p no:cacheprovider > /tmp/gpu20/log 2>&1; \
+      touch /tmp/gpu20/done" </dev/null >/dev/null 2>&1 &)
+    echo "started the GPU tests in the background"
+    bash benchmarks/device_issue20.sh poll "${2:-500}" ;;
   poll)
     end=$((SECONDS + ${2:-500}))
     while [ ! -e /tmp/gpu20/done ] && [ $SECONDS -lt $end ]; do sleep 5; done

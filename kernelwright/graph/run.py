@@ -34,7 +34,7 @@ def optimize(problem: str | Path, config: RunConfig | None = None, *,
              progress: Callable[[str], None] = lambda _: None,
              status: Callable[[str], None] = lambda _: None,
              parent_run_id: str | None = None,
-             started: Callable[[str], None] = lambda _: None) -> Result:
+             started: Callable[[str], None] | None = None) -> Result:
     """Optimise the problem file at `problem`. With `checkpoint` (a SQLite file) every step is
     saved under `thread_id`; calling again with the same id resumes where the run stopped
     (with `resume`, an id the checkpoint does not hold is an error rather than a new run).
@@ -51,7 +51,8 @@ def optimize(problem: str | Path, config: RunConfig | None = None, *,
     run_config = {"configurable": {"thread_id": thread_id}, "recursion_limit": 10_000}
     if resume:
         _check_resumable(Path(str(checkpoint)), thread_id)
-    started(thread_id)
+    if started is not None:
+        started(thread_id)
     tracker = Tracker(config, Path(problem).stem, parent_run_id=parent_run_id, say=progress)
     tracker.start(thread_id)
     try:

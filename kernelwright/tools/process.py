@@ -75,7 +75,8 @@ class Child:
         self.deadline = time.monotonic() + timeout_s
         self.timeout_s = timeout_s
         self.log = b""
-        self.timed_out, self.killed_for = False, None
+        self.timed_out = False
+        self.killed_for: str | None = None
         self._buffer = b""
         self._messages: list[str] = []
         answer_read, answer_write = os.pipe()

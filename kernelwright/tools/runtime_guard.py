@@ -115,8 +115,9 @@ def readable_roots(writable: list[str]) -> tuple[str, ...]:
              f"/proc/{os.getpid()}", "/opt/nvidia", "/run/nvidia-persistenced", *writable}
     for name in ("torch", "triton", "numpy"):
         module = sys.modules.get(name)
-        if module is not None and getattr(module, "__file__", None):
-            paths.add(os.path.dirname(os.path.dirname(os.path.abspath(module.__file__))))
+        file = getattr(module, "__file__", None) if module is not None else None
+        if file:
+            paths.add(os.path.dirname(os.path.dirname(os.path.abspath(file))))
     return tuple(sorted(os.path.realpath(p) for p in paths if p))
 
 
@@ -314,7 +315,7 @@ class RuntimeGuard:
             if not isinstance(path, str | bytes):
                 return None  # an open file descriptor
             writing = (isinstance(mode, str) and any(c in mode for c in "wax+")) or \
-                (isinstance(flags, int) and flags & WRITE_FLAGS)
+                (isinstance(flags, int) and bool(flags & WRITE_FLAGS))
             return None if self._allowed(path, writing) else "file_access"
         if event in {"os.listdir", "os.scandir"}:
             path = args[0] if args and args[0] is not None else "."

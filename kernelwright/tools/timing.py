@@ -3,13 +3,14 @@ fresh inputs before each repetition.
 
 Each repetition makes its inputs afresh (an input set scaled by the rep's own factor: new
 contents and a new data_ptr every time, the previous inputs still alive), zeroes a buffer
-larger than L2, then times the call between two events. Repetitions are queued without a synchronisation between them, as in
-triton.testing.do_bench: the host runs ahead, so the timed window holds the GPU's work and not
-the host's gap between a synchronisation and the first launch (a host-bound candidate still
-shows its host time, because the queue then runs dry). Side-stream work cannot hide from this:
-the profiler rejects kernels off the calling stream before timing. Every rep's output leaves a
-fingerprint that the caller checks against the reference afterwards, so a candidate that
-caches, batches or skips work while it is being timed fails instead of winning.
+larger than L2, then times the call between two events. Repetitions are queued without a
+synchronisation between them, as in triton.testing.do_bench: the host runs ahead, so the timed
+window holds the GPU's work and not the host's gap between a synchronisation and the first
+launch (a host-bound candidate still shows its host time, because the queue then runs dry).
+Side-stream work cannot hide from this: the profiler rejects kernels off the calling stream
+before timing. Every rep's output leaves a fingerprint that the judge checks against the
+reference's on the same inputs, so a candidate that caches, batches or skips work while it is
+being timed fails instead of winning.
 """
 
 from __future__ import annotations
@@ -65,8 +66,9 @@ def time_cpu(fn: Callable[..., Any], input_sets: list[list[Any]], reps: int, war
 def time_calls(fn: Callable[..., Any], make: Callable[[int], list[Any]], reps: int,
                warmup_ms: float, device: str) -> tuple[TimingStats, list[list[float]]]:
     """Median and spread of `reps` timed calls of `fn` (microseconds, each rep's in
-    `stats.times_us`), and every rep's output fingerprint. On the GPU: CUDA events, L2 flushed; on the CPU: a wall clock, the last-level
-    cache flushed. Each rep's inputs (`make(rep)`) are made before its window opens.
+    `stats.times_us`), and every rep's output fingerprint. On the GPU: CUDA events, L2
+    flushed; on the CPU: a wall clock, the last-level cache flushed. Each rep's inputs
+    (`make(rep)`) are made before its window opens; warm-up call i gets `make(reps + i)`.
 
     Only a fingerprint (on-device sums) is kept per rep, and each output is freed before the
     next call, so the caching allocator reaches a steady state and no cudaMalloc lands inside a

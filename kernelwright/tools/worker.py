@@ -368,8 +368,7 @@ def _measure(job: WorkerJob, result: EvalResult, remote: Remote, module: Any, re
     then eager and torch.compile timed here alike. The CPU interpreter: a few reps, no times."""
     from kernelwright.tools import correctness
     from kernelwright.tools.sol import judge
-    from kernelwright.tools.timing import (compile_baseline, fingerprints_match, scaled_inputs,
-                                           time_calls)
+    from kernelwright.tools.timing import compile_baseline, fingerprints_match, scaled_inputs, time_calls
 
     settings = job.settings
     gpu = job.device == "cuda"
@@ -385,7 +384,6 @@ def _measure(job: WorkerJob, result: EvalResult, remote: Remote, module: Any, re
     wall = time.perf_counter() - started
     try:
         from kernelwright.tools.results import ProfileReport
-
         from kernelwright.tools.timing import summarize
 
         stats = summarize([float(t) for t in answer["times_us"]])
