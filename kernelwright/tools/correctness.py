@@ -21,6 +21,11 @@ from kernelwright.tools.runtime_guard import GuardViolation
 Outputs = list[torch.Tensor]
 
 
+class RepeatedInputs(Exception):
+    """The problem's get_inputs() gave two trials the same values: trials could not tell a
+    kernel that ignores its inputs from a right one."""
+
+
 class Mismatch(Exception):
     """The candidate's outputs differ from the reference's."""
 
@@ -181,8 +186,16 @@ def check(reference: Callable[..., Any], candidate: Candidate,
     report = CorrectnessReport()
     deferred: Mismatch | None = None
     history: list[tuple[tuple[float, ...], list[tuple[tuple[float, ...], list[int]]]]] = []
+    seen: dict[tuple[float, ...], int] = {}
     for trial in range(trials):
         pristine = make_inputs(trial)
+        tensors = [x for x in pristine if isinstance(x, torch.Tensor)]
+        if tensors:
+            key = _print(tensors)
+            if key in seen:
+                raise RepeatedInputs(f"trials {seen[key] + 1} and {trial + 1} got the same input "
+                                     "values")
+            seen[key] = trial
         ptrs_first = candidate.load("buffer", pristine, into=True)
         (out_first,) = candidate.call(["buffer"])
         ref_in = clone_all(pristine)

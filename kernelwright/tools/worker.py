@@ -330,12 +330,13 @@ def _judge(job: WorkerJob, result: EvalResult, remote: Remote, module: Any, refe
     except correctness.Mismatch as exc:
         status = Status.REJECTED if exc.reason == "output_type" else Status.INCORRECT
         raise Verdict(status, exc.reason, str(exc)) from None
+    except correctness.RepeatedInputs as exc:
+        raise Verdict(Status.PROBLEM_ERROR, "inputs_repeat", f"{job.problem_path}: {exc}; "
+                      "get_inputs() must draw random values (torch.randn, torch.rand, "
+                      "torch.randint) so that trials differ. The candidate was not judged.") from None
     finally:
         result.aten_ops = sorted(remote.ops)
-    if not remote.ops:
-        raise Verdict(Status.REJECTED, "implausible_record", "the candidate's outputs came from "
-                      "a forward that recorded no aten op at all, not even an allocation: its "
-                      "runtime record was tampered with")
+    check_record(remote.ops)
     result.trials_passed = report.trials_passed
     result.max_abs_err, result.max_rel_err = report.errors.max_abs, report.errors.max_rel
     result.message = f"matches the reference in {report.trials_passed} trials"
@@ -343,6 +344,15 @@ def _judge(job: WorkerJob, result: EvalResult, remote: Remote, module: Any, refe
     with _exclusive(settings.timing_lock if timed else None):
         _measure(job, result, remote, module, run_reference, trial_inputs, timed)
     del torch
+
+
+def check_record(ops: set[str]) -> None:
+    """A correct forward allocates at least its output: an empty aten record means the
+    candidate's process tampered with its runtime guard."""
+    if not ops:
+        raise Verdict(Status.REJECTED, "implausible_record", "the candidate's outputs came from "
+                      "a forward that recorded no aten op at all, not even an allocation: its "
+                      "runtime record was tampered with")
 
 
 @contextlib.contextmanager

@@ -383,3 +383,21 @@ def test_a_killed_caller_leaves_no_process_and_no_folder(tmp_path):
     alive = [p for p in seen.values() if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
     assert not alive, f"processes outlived their killed caller: {alive}"
     assert not list(temp.iterdir()), f"folders outlived their killed caller: {list(temp.iterdir())}"
+
+
+def test_many_small_files_are_stopped_by_the_disk_limit():
+    """No single file passes RLIMIT_FSIZE, but together they pass the worker's disk limit (its
+    compile caches count too): the caller measures the folder and stops it."""
+    marker = uuid.uuid4().hex
+    candidate = evading(f'''
+import os
+# {marker}
+n = 0
+while True:
+    with open(f"part{{n}}.bin", "wb") as f:
+        f.write(bytes(1 << 20))
+    n += 1
+''') + MODEL
+    result = run(candidate, marker, file_limit_mb=4, disk_limit_mb=32)
+    assert result.status == Status.CRASHED and result.reason == "disk_limit", result.message
+    assert "32 MiB" in result.message

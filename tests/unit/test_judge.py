@@ -1,0 +1,84 @@
+"""The judge's own checks: what it refuses of the candidate's claims, and of a problem."""
+
+from pathlib import Path
+
+import pytest
+
+from kernelwright.tools import worker
+from kernelwright.tools.evaluate import evaluate
+from kernelwright.tools.results import EvalSettings, SolAnalysis, Status
+from kernelwright.tools.timing import summarize
+
+ROOT = Path(__file__).resolve().parents[1]
+LEGIT = (ROOT / "adversarial" / "legit.py").read_text()
+
+
+def job(device="cuda", reps=50):
+    return worker.WorkerJob(problem_path="p.py", problem_source="", size_overrides={},
+                            candidate_source="", settings=EvalSettings(reps=reps), device=device)
+
+
+def result():
+    return worker.EvalResult(status=Status.CORRECT, problem="p", guard="strict", precision="fp32")
+
+
+def floor(us):
+    return SolAnalysis(flops=1, tensor_flops=0, vector_flops=1, bytes=1, profile="test",
+                       calibrated=False, precision="fp32", tensor_peak_tflops=1.0,
+                       vector_peak_tflops=1.0, bandwidth_gbps=1.0, compute_floor_us=0.0,
+                       memory_floor_us=us, floor_us=us, bound="memory")
+
+
+@pytest.fixture
+def sol(monkeypatch):
+    """The SOL floor the judge holds times against (here 100 us)."""
+    monkeypatch.setattr(worker, "_sol", lambda job, module, device: floor(100.0))
+
+
+def accept(times_us, wall_s, eager_times_us, eager_wall_s, device="cuda"):
+    stats = summarize(times_us)
+    eager = summarize(eager_times_us)
+    out = result()
+    worker._accept_times(job(device, len(times_us)), out, stats, wall_s, eager, eager_wall_s,
+                         None, None)
+    return out
+
+
+def test_honest_times_are_taken(sol):
+    out = accept([150.0] * 50, 0.05, [200.0] * 50, 0.05)
+    assert out.runtime_us == 150.0 and out.timing_wall_s == 0.05 and out.sol_fraction == 100 / 150
+
+
+def test_times_that_do_not_fit_in_the_judges_clock_are_refused(sol):
+    with pytest.raises(worker.Verdict) as refused:
+        accept([150.0] * 50, 0.005, [200.0] * 50, 0.05)  # 7.5 ms claimed inside 5 ms of wall time
+    assert refused.value.reason == "implausible_time"
+
+
+def test_work_hidden_outside_the_timed_windows_is_refused(sol):
+    # 7.5 ms inside the windows, 30 s outside them; the eager reference needed 40 ms outside
+    with pytest.raises(worker.Verdict) as refused:
+        accept([150.0] * 50, 30.0, [200.0] * 50, 0.05)
+    assert refused.value.reason == "work_outside_timing"
+
+
+def test_a_time_under_the_sol_floor_is_refused_on_a_gpu(sol):
+    with pytest.raises(worker.Verdict) as refused:
+        accept([50.0] * 50, 0.05, [200.0] * 50, 0.05)
+    assert refused.value.reason == "implausible_time" and "SOL floor" in refused.value.message
+    # the cpu backend's floor comes from a nominal profile: flagged, not refused
+    assert accept([50.0] * 50, 0.05, [200.0] * 50, 0.05, device="cpu").faster_than_sol
+
+
+def test_an_empty_runtime_record_is_refused():
+    with pytest.raises(worker.Verdict) as refused:
+        worker.check_record(set())
+    assert refused.value.reason == "implausible_record"
+    worker.check_record({"aten.empty_like.default"})
+
+
+def test_a_problem_whose_inputs_never_change_is_the_problems_error():
+    result = evaluate(ROOT / "problems" / "fixed_inputs.py", LEGIT,
+                      EvalSettings(device="cpu", timeout_s=180))
+    assert result.status == Status.PROBLEM_ERROR and result.reason == "inputs_repeat", result.message
+    assert "fixed_inputs.py" in result.message and "randn" in result.message
