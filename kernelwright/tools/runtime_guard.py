@@ -391,6 +391,7 @@ class RuntimeGuard:
                     guard.ops.add(f"aten._to_copy[{kwargs.get('dtype')}]")
                 return func(*args, **kwargs)
 
+        before = self._armed, self._audit_on
         self._armed, self._audit_on = True, audit and self.audit_enabled
         try:
             if record_ops:
@@ -399,7 +400,7 @@ class RuntimeGuard:
             else:
                 yield
         finally:
-            self._armed, self._audit_on = False, True
+            self._armed, self._audit_on = before if before[0] else (False, True)
         self.check()
 
     def check(self) -> None:

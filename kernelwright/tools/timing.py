@@ -64,22 +64,30 @@ def time_cpu(fn: Callable[..., Any], input_sets: list[list[Any]], reps: int, war
 
 
 def time_calls(fn: Callable[..., Any], make: Callable[[int], list[Any]], reps: int,
-               warmup_ms: float, device: str) -> tuple[TimingStats, list[list[float]]]:
+               warmup_ms: float, device: str, timed: bool = True,
+               watch: Callable[[int], Any] | None = None) -> tuple[TimingStats, list[list[float]]]:
     """Median and spread of `reps` timed calls of `fn` (microseconds, each rep's in
     `stats.times_us`), and every rep's output fingerprint. On the GPU: CUDA events, L2
     flushed; on the CPU: a wall clock, the last-level cache flushed. Each rep's inputs
     (`make(rep)`) are made before its window opens; warm-up call i gets `make(reps + i)`.
+    Without `timed` (the Triton interpreter: its times mean nothing) there is no warm-up and no
+    flush, only the calls and their fingerprints. `watch(rep)`, when given, is a context
+    manager wrapped around rep `rep`'s call (the runtime guard's record, on the reps the judge
+    chose); those reps' times include its cost, and the judge leaves them out.
 
     Only a fingerprint (on-device sums) is kept per rep, and each output is freed before the
     next call, so the caching allocator reaches a steady state and no cudaMalloc lands inside a
     timed window; the Python GC is paused for the same reason.
     """
+    import contextlib
+
     gpu = device == "cuda"
-    flush = torch.empty(L2_FLUSH_BYTES if gpu else LLC_FLUSH_BYTES, dtype=torch.int8, device=device)
+    flush = torch.empty(L2_FLUSH_BYTES if gpu else LLC_FLUSH_BYTES if timed else 1, dtype=torch.int8,
+                        device=device)
     sync = torch.cuda.synchronize if gpu else (lambda: None)
     start_warm = time.perf_counter()
     warm_calls = 0
-    while warm_calls < 3 or (time.perf_counter() - start_warm) * 1e3 < warmup_ms:
+    while timed and (warm_calls < 3 or (time.perf_counter() - start_warm) * 1e3 < warmup_ms):
         fn(*make(reps + warm_calls))
         sync()
         warm_calls += 1
@@ -94,15 +102,18 @@ def time_calls(fn: Callable[..., Any], make: Callable[[int], list[Any]], reps: i
             flush.zero_()
             start: Any
             end: Any
+            watched = watch(rep) if watch is not None else contextlib.nullcontext()
             if gpu:
                 start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-                start.record()
-                out = fn(*inputs)
-                end.record()
+                with watched:
+                    start.record()
+                    out = fn(*inputs)
+                    end.record()
             else:
-                start = time.perf_counter()
-                out = fn(*inputs)
-                end = time.perf_counter()
+                with watched:
+                    start = time.perf_counter()
+                    out = fn(*inputs)
+                    end = time.perf_counter()
             prints.append(fingerprint(out))
             events.append((start, end))
             del out

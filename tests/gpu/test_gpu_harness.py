@@ -23,8 +23,8 @@ def test_candidate_gets_expected_verdict_on_gpu(case):
     if case.reason and case.device != "cpu":
         assert result.reason == case.reason, detail
     if case.status == "correct":
-        assert result.runtime_us and result.eager_us and result.timing.reps == 50
-        assert result.timed_reps_checked == 50 and result.timing_wall_s
+        assert result.runtime_us and result.eager_us and result.timed_reps_checked == 50
+        assert result.timing.reps == 45 and result.timing_wall_s  # 5 reps recorded, not timed
 
 
 @pytest.mark.parametrize("pair", example_pairs(), ids=lambda p: p[1].stem)
