@@ -35,7 +35,8 @@ class ProblemRecord(BaseModel):
     """One problem's outcome in a suite."""
 
     problem: str = Field(description="path under the suite folder, without .py")
-    status: str = Field(description="correct | incorrect | uncovered | crashed")
+    status: str = Field(description="correct | incorrect | uncovered | crashed | time_limit "
+                        "(the per-problem limit passed before any correct kernel)")
     reason: str = Field("", description="why no correct kernel: the most frequent failure")
     eager_us: float | None = None
     compile_us: float | None = None
@@ -48,6 +49,7 @@ class ProblemRecord(BaseModel):
     tokens: int = 0
     wall_s: float = 0.0
     stop: str = ""
+    time_limit_hit: bool = Field(False, description="the run was stopped by the per-problem limit")
     thread_id: str = ""
     mlflow_run_id: str | None = None
 
@@ -125,23 +127,44 @@ def record_of(name: str, result: Result, wall_s: float) -> ProblemRecord:
         speedup_compile=compiled / timed if compiled and timed else None)
 
 
+PROBLEM_LIMIT_S = 900.0  # per problem: 250 problems that all hit it still end within ~3 days
+
+
+def limited(config: RunConfig, limit_s: float) -> RunConfig:
+    """The config of one problem of a suite: its run stops once `limit_s` of coding and
+    evaluating is spent (at the end of the round), and no one evaluation may take more than
+    half of it, so a problem ends within about 1.5 x the limit whatever its candidates do."""
+    budget = min(config.max_seconds or limit_s, limit_s)
+    return config.model_copy(update={"max_seconds": budget,
+                                     "timeout_s": min(config.timeout_s, limit_s / 2)})
+
+
 def run_suite(problems: list[Path], root: Path, config: RunConfig, out: Path | None = None, *,
-              parent_run_id: str | None = None,
+              parent_run_id: str | None = None, problem_limit_s: float = PROBLEM_LIMIT_S,
               on_problem: Callable[[str, ProblemRecord | None], None] = lambda *_: None,
               ) -> list[ProblemRecord]:
-    """Optimise each problem in turn. With `out`, records go to out/records.jsonl as they finish
-    and every graph step to out/checkpoints.sqlite: running again skips finished problems and
-    resumes the interrupted one. A problem that crashes is recorded and the suite goes on.
-    `on_problem(name, None)` is called when a problem starts, with its record when it ends."""
+    """Optimise each problem in turn, each within `problem_limit_s` (`limited`). With `out`,
+    records go to out/records.jsonl as they finish and every graph step to
+    out/checkpoints.sqlite: running again skips finished problems and resumes the interrupted
+    one. A problem that crashes is recorded and the suite goes on. `on_problem(name, None)` is
+    called when a problem starts, with its record when it ends."""
     from kernelwright.graph.run import optimize
+
+    each = limited(config, problem_limit_s)
 
     def solve(path: Path, name: str) -> ProblemRecord:
         started = time.perf_counter()
-        result = optimize(path, config, thread_id=_thread_id(name, out),
+        result = optimize(path, each, thread_id=_thread_id(name, out),
                           checkpoint=out / "checkpoints.sqlite" if out else None,
                           parent_run_id=parent_run_id)
         record = record_of(name, result, time.perf_counter() - started)
-        return record if record.eager_us else with_baselines(record, path, config)
+        if (result.stop or "").startswith("time budget") and each.max_seconds == problem_limit_s:
+            update: dict[str, Any] = {"time_limit_hit": True}
+            if not record.correct:
+                update.update(status="time_limit", reason=f"the {problem_limit_s:g} s "
+                              f"per-problem limit passed ({record.reason or record.status})")
+            record = record.model_copy(update=update)
+        return record if record.eager_us else with_baselines(record, path, each)
 
     return _each(problems, root, out, on_problem, solve)
 

@@ -134,6 +134,9 @@ def bench_command(
     eval_only: Annotated[Path | None, typer.Option(
         "--eval-only", help="only evaluate the candidates in this folder (same paths, .py)")]
     = None,
+    problem_limit: Annotated[float, typer.Option(
+        help="seconds of coding and evaluating per problem; past it the problem's run stops "
+             "and is recorded as such", min=1.0)] = 900.0,
 ) -> None:
     """Optimise (or evaluate) every problem of a suite; JSON, CSV, Markdown and a plot."""
     from pydantic import ValidationError
@@ -189,7 +192,7 @@ def bench_command(
                 out, on_problem=on_problem)
         else:
             records = bench.run_suite(problems, suite, settings, out, parent_run_id=group.run_id,
-                                      on_problem=on_problem)
+                                      problem_limit_s=problem_limit, on_problem=on_problem)
     summary = bench.summarize(records)
     files = bench.write_report(out, records, summary, title)
     group.close(bench.summary_metrics(summary), {"results.md": files[2].read_text()}, "FINISHED")
@@ -329,7 +332,7 @@ def eval_command(
             result = evaluate(loaded, source, settings)
     except KernelwrightError as exc:
         raise _fail(str(exc)) from None
-    if result.status == "problem_error":  # the reference failed: the user's file, not the candidate
+    if result.status in {"problem_error", "too_large"}:  # the user's file or machine, not the candidate
         if as_json:
             print(result.model_dump_json(indent=2))
         raise _fail(result.message)

@@ -160,6 +160,9 @@ class Server:
                                        timed=req.get("timed", True), watch=watch)
         self.guard.check()
         answer["times_us"] = stats.times_us
+        from kernelwright.tools.timing import peak_memory
+
+        answer["peak_memory_bytes"] = peak_memory(self.device)
         answer["prints"] = [[float(x) for x in p] for p in prints]
         del get_backend
         return answer

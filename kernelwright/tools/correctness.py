@@ -55,8 +55,16 @@ def as_outputs(value: Any) -> Outputs:
     return list(value) if isinstance(value, list | tuple) else [value]
 
 
-def compare(cand: Outputs, ref: Outputs, tol: float) -> ErrorStats:
-    """Raise Mismatch unless every output matches in type, shape, dtype, device and value."""
+CHUNK = 1 << 22  # elements compared at a time: the memory a comparison needs stays bounded
+
+
+def compare(cand: Outputs, ref: Outputs, tol: float, chunk: int = CHUNK) -> ErrorStats:
+    """Raise Mismatch unless every output matches in type, shape, dtype, device and value.
+
+    Values are compared a slice of `chunk` elements at a time (float64 only within a slice), so
+    the memory a comparison needs does not grow with the output: one pass for the reference's
+    RMS over its finite values, one for |cand - ref| <= tol * (rms + |ref|) and for NaN/Inf in
+    the same places."""
     if len(cand) != len(ref):
         raise Mismatch("output_count", f"returned {len(cand)} outputs, the reference {len(ref)}")
     stats = ErrorStats()
@@ -67,33 +75,47 @@ def compare(cand: Outputs, ref: Outputs, tol: float) -> ErrorStats:
         if c.shape != r.shape or c.dtype != r.dtype or c.device != r.device:
             raise Mismatch("output_shape", f"output {i} is {tuple(c.shape)} {c.dtype} on "
                            f"{c.device}; the reference gives {tuple(r.shape)} {r.dtype} on {r.device}")
-        if not r.is_floating_point():
-            if not torch.equal(c, r):
-                bad = int((c != r).sum())
-                raise Mismatch("mismatch", f"output {i}: {bad} of {r.numel()} elements differ")
-            continue
-        c64, r64 = c.double(), r.double()
-        ref_nan, cand_nan = torch.isnan(r64), torch.isnan(c64)
-        ref_fin, cand_fin = torch.isfinite(r64), torch.isfinite(c64)
-        if bool((ref_fin & ~cand_fin).any()):
-            bad = int((ref_fin & ~cand_fin).sum())
-            raise Mismatch("nan_or_inf", f"output {i}: {bad} elements are NaN/Inf where the "
-                                         "reference is finite (unwritten or overflowed memory)")
-        if not torch.equal(ref_nan, cand_nan) or not torch.equal(r64[~ref_fin & ~ref_nan],
-                                                                  c64[~ref_fin & ~ref_nan]):
-            raise Mismatch("nan_or_inf", f"output {i}: NaN/Inf positions differ from the reference")
-        finite_r, finite_c = r64[ref_fin], c64[ref_fin]
-        if finite_r.numel() == 0:
-            continue
-        scale = float(finite_r.square().mean().sqrt()) + finite_r.abs()
-        diff = (finite_c - finite_r).abs()
-        rel = diff / scale.clamp_min(1e-30)
-        stats.merge(ErrorStats(float(diff.max()), float(rel.max())))
-        if stats.max_rel > tol:
-            bad = int((rel > tol).sum())
-            raise Mismatch("mismatch", f"output {i}: {bad} of {r.numel()} elements exceed the "
-                           f"tolerance (max abs err {stats.max_abs:.3g}, max rel err "
-                           f"{stats.max_rel:.3g} > {tol:g})")
+        stats.merge(_compare_values(i, c.reshape(-1), r.reshape(-1), tol, chunk))
+    return stats
+
+
+def _compare_values(i: int, c: torch.Tensor, r: torch.Tensor, tol: float, chunk: int) -> ErrorStats:
+    """One flattened output against the reference's, a slice at a time."""
+    slices = [slice(s, s + chunk) for s in range(0, r.numel(), chunk)]
+    if not r.is_floating_point():
+        bad = sum(int((c[s] != r[s]).sum()) for s in slices)
+        if bad:
+            raise Mismatch("mismatch", f"output {i}: {bad} of {r.numel()} elements differ")
+        return ErrorStats()
+    squares, finite = 0.0, 0
+    for s in slices:
+        part = r[s].double()
+        keep = torch.isfinite(part)
+        squares += float(part[keep].square().sum())
+        finite += int(keep.sum())
+    rms = (squares / finite) ** 0.5 if finite else 0.0
+    stats, bad, unwritten, misplaced = ErrorStats(), 0, 0, 0
+    for s in slices:
+        rp, cp = r[s].double(), c[s].double()
+        ref_fin, cand_fin = torch.isfinite(rp), torch.isfinite(cp)
+        unwritten += int((ref_fin & ~cand_fin).sum())
+        ref_nan = torch.isnan(rp)
+        infinite = ~ref_fin & ~ref_nan
+        misplaced += int((ref_nan != torch.isnan(cp)).sum()) + int((rp[infinite] != cp[infinite]).sum())
+        diff = (cp[ref_fin] - rp[ref_fin]).abs()
+        if diff.numel():
+            rel = diff / (rms + rp[ref_fin].abs()).clamp_min(1e-30)
+            stats.merge(ErrorStats(float(diff.max()), float(rel.max())))
+            bad += int((rel > tol).sum())
+    if unwritten:
+        raise Mismatch("nan_or_inf", f"output {i}: {unwritten} elements are NaN/Inf where the "
+                                     "reference is finite (unwritten or overflowed memory)")
+    if misplaced:
+        raise Mismatch("nan_or_inf", f"output {i}: NaN/Inf positions differ from the reference")
+    if bad:
+        raise Mismatch("mismatch", f"output {i}: {bad} of {r.numel()} elements exceed the "
+                       f"tolerance (max abs err {stats.max_abs:.3g}, max rel err "
+                       f"{stats.max_rel:.3g} > {tol:g})")
     return stats
 
 

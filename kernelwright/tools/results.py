@@ -26,6 +26,7 @@ class Status(StrEnum):
     TIMEOUT = "timeout"  # the worker passed its wall-clock limit and was killed
     CRASHED = "crashed"  # the worker died (segfault, illegal memory access, abort)
     PROBLEM_ERROR = "problem_error"  # the reference itself failed: the problem's fault, not the candidate's
+    TOO_LARGE = "too_large"  # one forward of the problem does not fit in the device's free memory
 
 
 class EvalSettings(BaseModel):
@@ -171,6 +172,12 @@ class EvalResult(BaseModel):
                                   "(refused: status rejected, reason implausible_time)")
     timed_reps_checked: int = Field(0, description="timed reps whose outputs the judge checked "
                                     "against the reference's (each on fresh input contents)")
+    footprint_bytes: int | None = Field(None, description="the problem's own footprint: inputs, "
+                                        "parameters and outputs of one forward")
+    peak_memory_bytes: int | None = Field(None, description="peak device memory of the "
+                                          "candidate's process (GPU: allocated by torch; CPU: "
+                                          "resident set), as that process reports it")
+    judge_peak_memory_bytes: int | None = Field(None, description="the same for the judge")
     timing_wall_s: float | None = Field(None, description="the judge's own clock around the "
                                         "candidate's timed reps (their reported sum must fit in it)")
     profile: ProfileReport | None = None

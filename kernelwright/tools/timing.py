@@ -204,3 +204,14 @@ def summarize(times_us: list[float]) -> TimingStats:
     return TimingStats(median_us=statistics.median(ordered), p20_us=q[1], p80_us=q[7],
                        min_us=ordered[0], reps=len(ordered), total_us=sum(ordered),
                        times_us=list(times_us))
+
+
+def peak_memory(device: str) -> int:
+    """This process's peak memory: on a GPU what torch allocated, else its resident set."""
+    import torch
+
+    if device == "cuda":
+        return int(torch.cuda.max_memory_allocated())
+    import resource
+
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024

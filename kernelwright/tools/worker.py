@@ -87,6 +87,9 @@ def run(job: WorkerJob) -> EvalResult:
     except Verdict as v:
         result.status, result.reason, result.message = v.status, v.reason, v.message
         result.findings = v.findings
+    from kernelwright.tools.timing import peak_memory
+
+    result.judge_peak_memory_bytes = peak_memory(job.device)
     if not backend.timed(job.device):
         result.timing_note = CPU_TIMING_NOTE
     return result
@@ -235,6 +238,49 @@ def _problem_error(problem: Problem, what: str, exc: BaseException) -> Verdict:
                    "m[\"Model\"](*m[\"get_init_inputs\"]())(*m[\"get_inputs\"]())').")
 
 
+def _fits(problem: Problem, module: Any, settings: EvalSettings, device: Any,
+          result: EvalResult) -> None:
+    """The problem's footprint (inputs, parameters and outputs of one forward, counted on the
+    meta device) into the result; a TOO_LARGE verdict when it exceeds the free memory."""
+    import torch
+
+    from kernelwright.tools import correctness
+    from kernelwright.tools.precision import prepare_inputs, prepare_module
+
+    try:
+        with torch.device("meta"), torch.no_grad():
+            model = prepare_module(module.Model(*problem.init_inputs(module)), settings.precision,
+                                   torch.device("meta"))
+            inputs = prepare_inputs(list(module.get_inputs()), settings.precision,
+                                    torch.device("meta"))
+            outputs = correctness.as_outputs(model(*inputs))
+    except Exception:  # noqa: BLE001  (no meta kernel for some op: the real run decides)
+        return
+    tensors = [*inputs, *model.parameters(), *model.buffers(), *outputs]
+    need = sum(t.numel() * t.element_size() for t in tensors if isinstance(t, torch.Tensor))
+    result.footprint_bytes = need
+    if need > _free_bytes(device):
+        raise _too_large(problem, need, device)
+
+
+def _free_bytes(device: Any) -> int:
+    import torch
+
+    if device.type == "cuda":
+        return int(torch.cuda.mem_get_info()[0])
+    import psutil
+
+    return int(psutil.virtual_memory().available)
+
+
+def _too_large(problem: Problem, need: int, device: Any) -> Verdict:
+    return Verdict(Status.TOO_LARGE, "too_large", f"{problem.path}: one forward needs about "
+                   f"{need / 2**30:.2f} GiB (inputs, parameters and outputs) and {device.type} "
+                   f"has {_free_bytes(device) / 2**30:.2f} GiB free. The candidate was not "
+                   "judged. Fix: run it on a device with more memory, or shrink the problem's "
+                   "sizes.")
+
+
 def _pipeline(job: WorkerJob, result: EvalResult) -> None:
     import torch
 
@@ -252,6 +298,8 @@ def _pipeline(job: WorkerJob, result: EvalResult) -> None:
     except ProblemError as exc:
         raise Verdict(Status.PROBLEM_ERROR, "reference_failed", str(exc)) from None
 
+    _fits(problem, module, settings, device, result)
+
     def plain_inputs(seed: int) -> list[Any]:
         torch.manual_seed(seed)
         return prepare_inputs(list(module.get_inputs()), settings.precision, device)
@@ -265,6 +313,8 @@ def _pipeline(job: WorkerJob, result: EvalResult) -> None:
         reference = prepare_module(reference, settings.precision, device)
         with torch.no_grad():
             first = correctness.as_outputs(reference(*plain_inputs(settings.seed)))
+    except torch.cuda.OutOfMemoryError:
+        raise _too_large(problem, result.footprint_bytes or 0, device) from None
     except Exception as exc:
         raise _problem_error(problem, "the reference Model", exc) from None
     if not all(type(o) is torch.Tensor for o in first):
@@ -397,6 +447,8 @@ def _measure(job: WorkerJob, result: EvalResult, remote: Remote, module: Any, re
     started = time.perf_counter()
     answer = remote.ask("measure", names=names, plan=plan, census=gpu, timed=timed)
     wall = time.perf_counter() - started
+    peak = answer.get("peak_memory_bytes")
+    result.peak_memory_bytes = int(peak) if isinstance(peak, int | float) else None
     try:
         from kernelwright.tools.results import ProfileReport
         from kernelwright.tools.timing import summarize

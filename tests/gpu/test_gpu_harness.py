@@ -1,9 +1,7 @@
 """The harness on a real GPU: the adversarial corpus, the examples, and timing vs do_bench."""
 
-import statistics
-
 import pytest
-from corpus import cases, do_bench_median_us, example_pairs
+from corpus import cases, example_pairs
 
 from kernelwright.tools.evaluate import evaluate
 from kernelwright.tools.results import EvalSettings
@@ -44,13 +42,5 @@ def test_example_is_correct_and_timed(pair):
     assert "bound at" in result.profile.diagnosis
 
 
-@pytest.mark.parametrize("pair", example_pairs(), ids=lambda p: p[1].stem)
-def test_harness_time_within_10_percent_of_do_bench(pair):
-    problem, candidate = pair
-    harness = [evaluate(problem, candidate.read_text(),
-                        EvalSettings(device="cuda", compile_baseline=False)).runtime_us
-               for _ in range(2)]
-    reference = do_bench_median_us(problem, candidate)
-    ours = statistics.median(harness)
-    assert abs(ours - reference) <= 0.10 * reference, \
-        f"harness {ours:.1f} us, do_bench {reference:.1f} us"
+# Agreement with triton.testing.do_bench is a benchmark, not a test (a timing threshold):
+# benchmarks/gpu_harness.py.

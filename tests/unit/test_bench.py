@@ -150,3 +150,30 @@ def test_find_problems_reads_a_kernelbench_layout(tmp_path):
         (tmp_path / rel).write_text("class Model:\n    pass\n\ndef get_inputs():\n    return []\n")
     found = [p.relative_to(tmp_path).as_posix() for p in find_problems(tmp_path)]
     assert found == ["level1/2_a.py", "level1/10_c.py", "level2/10_b.py"]
+
+
+def test_each_problem_runs_within_the_per_problem_limit(suite, tmp_path, monkeypatch):
+    """The limit reaches the run as its time budget (and halves the evaluation timeout), and a
+    run that the limit stopped before any correct kernel is recorded as `time_limit`."""
+    import kernelwright.graph.run as run
+    from kernelwright.graph.run import Result
+
+    seen = []
+
+    def optimize(path, config, **kwargs):
+        seen.append(config)
+        return Result(problem=Path(path).stem, thread_id="t", tree=[], log=[],
+                      stop=f"time budget spent (31 of {config.max_seconds:g} s)")
+
+    monkeypatch.setattr(run, "optimize", optimize)
+    shutil.rmtree(suite / "level1")
+    (suite / "level1").mkdir()
+    shutil.copy(EXAMPLES / "01_relu.py", suite / "level1" / "1_relu.py")
+    got = CliRunner().invoke(app, ["bench", str(suite), "--out", str(tmp_path / "out"),
+                                   "--problem-limit", "30"])
+    assert got.exit_code == 0, got.output
+    [config] = seen
+    assert config.max_seconds == 30 and config.timeout_s == 15
+    [record] = json.loads((tmp_path / "out" / "results.json").read_text())["problems"]
+    assert record["status"] == "time_limit" and record["time_limit_hit"]
+    assert "30 s per-problem limit" in record["reason"]

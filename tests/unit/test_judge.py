@@ -82,3 +82,21 @@ def test_a_problem_whose_inputs_never_change_is_the_problems_error():
                       EvalSettings(device="cpu", timeout_s=180))
     assert result.status == Status.PROBLEM_ERROR and result.reason == "inputs_repeat", result.message
     assert "fixed_inputs.py" in result.message and "randn" in result.message
+
+
+def test_a_problem_that_cannot_fit_is_too_large_not_the_candidates_fault():
+    """Counted on the meta device before anything is allocated: 4 TiB of inputs against this
+    machine's free memory (no shrinking: the sizes are the problem's own)."""
+    result = evaluate(ROOT / "problems" / "huge_inputs.py", LEGIT,
+                      EvalSettings(device="cpu", timeout_s=180, cpu_max_elements=1 << 45))
+    assert result.status == Status.TOO_LARGE and result.reason == "too_large", result.message
+    assert "huge_inputs.py" in result.message and "8192.00 GiB" in result.message
+    assert "GiB free" in result.message and result.footprint_bytes == 2 * 4 << 40
+
+
+def test_every_verdict_reports_its_footprint_and_peak_memory():
+    result = evaluate(ROOT / "adversarial" / "problems" / "relu.py", LEGIT,
+                      EvalSettings(device="cpu", timeout_s=180))
+    assert result.status == Status.CORRECT, result.message
+    assert result.footprint_bytes == 2 * 37 * 781 * 4  # input and output, fp32
+    assert result.peak_memory_bytes and result.judge_peak_memory_bytes
