@@ -93,8 +93,9 @@ class Server:
                 if hasattr(dst, "copy_"):
                     dst.copy_(src)
         else:
-            if name in self.inputs:
-                self.kept.append(self.inputs[name])
+            # the set it replaces stays alive until the next load (only it: memory stays
+            # bounded), so these inputs get new memory, never the last call's data_ptr
+            self.kept = [self.inputs[name]] if name in self.inputs else []
             self.inputs[name] = values
         return {"ptrs": [v.data_ptr() for v in self.inputs[name] if hasattr(v, "data_ptr")]}
 

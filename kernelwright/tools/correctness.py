@@ -9,7 +9,7 @@ work that is skipped or batched across calls.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -186,6 +186,7 @@ class Candidate(Protocol):
 
     def load(self, name: str, inputs: list[Any], into: bool = False) -> list[int]: ...
     def call(self, names: list[str]) -> list[Outputs]: ...
+    def each(self, names: list[str]) -> Iterator[Outputs]: ...
     def read(self, name: str) -> list[Any]: ...
     def drop(self) -> None: ...
 
@@ -222,15 +223,24 @@ def check(reference: Callable[..., Any], candidate: Candidate,
         (out_first,) = candidate.call(["buffer"])
         ref_in = clone_all(pristine)
         ref_out = as_outputs(reference(*ref_in))
-        if same(ref_in, pristine) and not same(candidate.read("buffer"), pristine):
+        mutated = same(ref_in, pristine) and not same(candidate.read("buffer"), pristine)
+        del ref_in
+        if mutated:
             raise GuardViolation([GuardFinding(rule="input_mutation", message="the candidate "
                                                "wrote into its inputs; the reference does not")])
+        # one candidate output alive at a time beside the reference's: compared, then only a
+        # fingerprint of it is kept (the judge's memory stays a few times the problem's own)
+        _check_types(out_first, ref_out)
+        first = _print(out_first), _compared(out_first, ref_out, tol)
+        del out_first
         ptrs_second = candidate.load("fresh", pristine)
         (out_second,) = candidate.call(["fresh"])
-        _check_types(out_first, ref_out)
         _check_types(out_second, ref_out)
+        second = _print(out_second), _compared(out_second, ref_out, tol)
+        del out_second
         ref_print = _print(ref_out)
-        calls = [(_print(out_second), ptrs_second), (_print(out_first), ptrs_first)]
+        del ref_out
+        calls = [(second[0], ptrs_second), (first[0], ptrs_first)]
         for old_ref, old_calls in history:
             if old_ref == ref_print:
                 continue
@@ -242,20 +252,26 @@ def check(reference: Callable[..., Any], candidate: Candidate,
                                    "output: results are cached by pointer")
                 raise Mismatch("constant_output", "the output did not change when the inputs "
                                "did: it does not depend on the inputs")
-        try:
-            stats = compare(out_first, ref_out, tol)
-            stats.merge(compare(out_second, ref_out, tol))
-        except Mismatch as exc:  # raised after all trials: a structural reason found later wins
-            deferred = deferred or exc
+        failed = [r for r in (first[1], second[1]) if isinstance(r, Mismatch)]
+        if failed:  # raised after all trials: a structural reason found later wins
+            deferred = deferred or failed[0]
         else:
-            report.errors.merge(stats)
+            for r in (first[1], second[1]):
+                assert isinstance(r, ErrorStats)
+                report.errors.merge(r)
             report.trials_passed += 1
         history.append((ref_print, calls))
-        del out_first, out_second, ref_out
     if deferred is not None:
         raise deferred
     _check_sequence(reference, candidate, make_inputs, sequence_checks, tol, report)
     return report
+
+
+def _compared(cand: Outputs, ref: Outputs, tol: float) -> ErrorStats | Mismatch:
+    try:
+        return compare(cand, ref, tol)
+    except Mismatch as exc:
+        return exc
 
 
 def _check_types(cand: Outputs, ref: Outputs) -> None:
@@ -271,8 +287,7 @@ def _check_sequence(reference: Callable[..., Any], candidate: Candidate,
     sets = [make_inputs(100 + i) for i in range(count)]
     for name, inputs in zip(names, sets, strict=True):
         candidate.load(name, inputs)
-    outputs = candidate.call(names)
-    for i, (out, inputs) in enumerate(zip(outputs, sets, strict=True)):
+    for i, (out, inputs) in enumerate(zip(candidate.each(names), sets, strict=True)):
         try:
             report.errors.merge(compare(out, as_outputs(reference(*clone_all(inputs))), tol))
         except Mismatch as exc:

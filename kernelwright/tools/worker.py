@@ -173,21 +173,28 @@ class Remote:
         return [int(p) for p in ptrs]
 
     def call(self, names: list[str]) -> list[list[Any]]:
-        from kernelwright.tools import correctness, exchange
+        """Run the forward on the named input sets back to back; all their outputs."""
+        return list(self.each(names))
+
+    def each(self, names: list[str]) -> Iterator[list[Any]]:
+        """Run the forward on the named input sets back to back, then bring their outputs over
+        one at a time (each dropped in the candidate's process once sent)."""
+        from kernelwright.tools import exchange
 
         labels = [f"out{i}" for i in range(len(names))]
         answer = self.ask("call", names=names, labels=labels)
         self.ops.update(str(op) for op in answer.get("ops", []))
-        outputs = []
-        for label, metas in zip(labels, answer["outputs"], strict=True):
+        for metas in answer["outputs"]:
             self._check_metas(metas)
-            slots = [exchange.Slot(**s) for s in self.ask("fetch", label=label)["slots"]]
-            self._check_metas([s.model_dump() for s in slots])
-            outputs.append(exchange.read(self.fd, slots, self.expected[0].device
-                                         if self.expected else "cpu"))
-        self.ask("drop", labels=labels)
-        del correctness
-        return outputs
+        try:
+            for label in labels:
+                slots = [exchange.Slot(**s) for s in self.ask("fetch", label=label)["slots"]]
+                self._check_metas([s.model_dump() for s in slots])
+                self.ask("drop", labels=[label])
+                yield exchange.read(self.fd, slots, self.expected[0].device
+                                    if self.expected else "cpu")
+        finally:
+            self.ask("drop", labels=labels)
 
     def _check_metas(self, metas: list[dict[str, Any]]) -> None:
         """Types, shapes and dtypes against the reference's, before a byte is read."""
