@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import random
 import re
 import time
@@ -497,7 +498,8 @@ def _measure(job: WorkerJob, result: EvalResult, remote: Remote, module: Any, re
     _accept_times(job, result, stats, wall, eager, eager_wall, census, module)
     compiled, note = None, None
     if settings.compile_baseline and gpu:
-        compiled, note = compile_baseline(model, make, reps, settings.warmup_ms, job.device)
+        compiled, note = _compiled_once(job, result.device, lambda: compile_baseline(
+            model, make, reps, settings.warmup_ms, job.device))
     result.eager_us = eager.median_us
     result.speedup_eager = eager.median_us / stats.median_us
     result.timing_note = note if gpu else \
@@ -506,6 +508,34 @@ def _measure(job: WorkerJob, result: EvalResult, remote: Remote, module: Any, re
         result.compile_us = compiled.median_us
         result.speedup_compile = compiled.median_us / stats.median_us
     del judge
+
+
+def _compiled_once(job: WorkerJob, device_name: str, measure: Any) -> tuple[Any, str | None]:
+    """torch.compile's time for this problem, precision and device: measured by the first
+    judge that needs it and kept in the cache folder (its compile costs tens of seconds; every
+    later candidate of the problem is compared with the same figure)."""
+    import hashlib
+
+    import torch
+
+    from kernelwright.hardware.calibrate import cache_dir
+    from kernelwright.tools.results import TimingStats
+
+    key = hashlib.sha256(json.dumps([job.problem_source, job.size_overrides,
+                                     job.settings.precision, job.settings.reps, device_name,
+                                     torch.__version__]).encode()).hexdigest()[:24]
+    file = cache_dir() / "baselines" / f"compile-{key}.json"
+    try:
+        return TimingStats.model_validate_json(file.read_text()), None
+    except (OSError, ValueError):
+        pass
+    compiled, note = measure()
+    if compiled is not None:
+        file.parent.mkdir(parents=True, exist_ok=True)
+        partial = file.with_suffix(f".{os.getpid()}.tmp")
+        partial.write_text(compiled.model_dump_json())
+        partial.replace(file)  # atomic: a judge reading it meanwhile sees all or nothing
+    return compiled, note
 
 
 def _accept_times(job: WorkerJob, result: EvalResult, stats: Any, wall_s: float, eager: Any,

@@ -100,3 +100,21 @@ def test_every_verdict_reports_its_footprint_and_peak_memory():
     assert result.status == Status.CORRECT, result.message
     assert result.footprint_bytes == 2 * 37 * 781 * 4  # input and output, fp32
     assert result.peak_memory_bytes and result.judge_peak_memory_bytes
+
+
+def test_the_compile_baseline_is_measured_once_per_problem_precision_and_device(tmp_path, monkeypatch):
+    monkeypatch.setenv("KERNELWRIGHT_CACHE_DIR", str(tmp_path))
+    calls = []
+
+    def measure():
+        calls.append(1)
+        return summarize([10.0, 12.0, 11.0]), None
+
+    first = worker._compiled_once(job(), "GPU A", measure)
+    again = worker._compiled_once(job(), "GPU A", measure)
+    assert calls == [1] and again[0].median_us == first[0].median_us == 11.0
+    other = job()
+    other.settings = other.settings.model_copy(update={"precision": "bf16"})
+    worker._compiled_once(other, "GPU A", measure)
+    worker._compiled_once(job(), "GPU B", measure)
+    assert len(calls) == 3  # another precision, another device: measured afresh
