@@ -570,6 +570,12 @@ def _accept_times(job: WorkerJob, result: EvalResult, stats: Any, wall_s: float,
                           f"{result.sol.profile}: no kernel can run that fast, so the time (or "
                           "the work it claims) is not real")
     if census is not None:
+        if census.gpu_time_us > 3 * stats.median_us + 100 or not (
+                census.own_kernel_fraction is None or 0 <= census.own_kernel_fraction <= 1):
+            raise Verdict(Status.REJECTED, "implausible_census", "the candidate's process "
+                          f"reported {census.gpu_time_us:.3g} us of kernels in one call (own "
+                          f"share {census.own_kernel_fraction}) against a median call of "
+                          f"{stats.median_us:.3g} us: its profile is not real")
         if census.side_streams:
             raise Verdict(Status.REJECTED, "side_stream", "kernels ran off the calling stream: "
                           f"{'; '.join(census.side_streams[:4])}",

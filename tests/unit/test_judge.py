@@ -118,3 +118,23 @@ def test_the_compile_baseline_is_measured_once_per_problem_precision_and_device(
     worker._compiled_once(other, "GPU A", measure)
     worker._compiled_once(job(), "GPU B", measure)
     assert len(calls) == 3  # another precision, another device: measured afresh
+
+
+def test_a_census_that_does_not_fit_the_measured_time_is_refused(sol):
+    from kernelwright.tools.results import KernelStat, ProfileReport
+
+    def census(kernel_us, own=1.0):
+        return ProfileReport(kernels=[KernelStat(name="k", calls=1, total_us=kernel_us, own=True)],
+                             gpu_time_us=kernel_us, launches=1, own_kernel_fraction=own)
+
+    def judged(report):
+        out = result()
+        worker._accept_times(job(), out, summarize([150.0] * 50), 0.05, summarize([200.0] * 50),
+                             0.05, report, None)
+        return out
+
+    assert judged(census(140.0)).own_kernel_fraction == 1.0
+    for forged in (census(5000.0), census(140.0, own=7.0)):
+        with pytest.raises(worker.Verdict) as refused:
+            judged(forged)
+        assert refused.value.reason == "implausible_census"
