@@ -138,8 +138,7 @@ class Server:
         """Timed reps (GPU: CUDA events; CPU: times the judge discards), each on fresh contents:
         input set k scaled by the rep's factor. A fingerprint of every rep's outputs comes back
         for the judge to check; on a GPU, first the kernel census of one call."""
-        from kernelwright.hardware.backends import get_backend
-        from kernelwright.tools.timing import no_grad, scaled_inputs, time_calls
+        from kernelwright.tools.timing import no_grad, peak_memory, scaled_inputs, time_calls
 
         assert self.settings is not None
         sets = [self.inputs[n] for n in req["names"]]
@@ -161,11 +160,8 @@ class Server:
                                        timed=req.get("timed", True), watch=watch)
         self.guard.check()
         answer["times_us"] = stats.times_us
-        from kernelwright.tools.timing import peak_memory
-
         answer["peak_memory_bytes"] = peak_memory(self.device)
         answer["prints"] = [[float(x) for x in p] for p in prints]
-        del get_backend
         return answer
 
     # -- helpers ----------------------------------------------------------------------------

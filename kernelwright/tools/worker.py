@@ -330,12 +330,11 @@ def _pipeline(job: WorkerJob, result: EvalResult) -> None:
                       "returns something other than tensors. Fix: return a tensor or a tuple of "
                       "tensors from Model.forward.")
     try:
-        _send_init = json.dumps(init_inputs)
+        json.dumps(init_inputs)  # they travel to the candidate's process as JSON
     except TypeError:
         raise Verdict(Status.PROBLEM_ERROR, "reference_failed", f"{problem.path}: "
                       "get_init_inputs() returns values that are not plain numbers, strings or "
                       "lists. Fix: pass tensors through get_inputs() instead.") from None
-    del _send_init
 
     def run_reference(*args: Any) -> Any:
         with torch.no_grad():
@@ -363,7 +362,6 @@ def _pipeline(job: WorkerJob, result: EvalResult) -> None:
 def _judge(job: WorkerJob, result: EvalResult, remote: Remote, module: Any, reference: Any,
            state: dict[str, Any], init_inputs: list[Any], trial_inputs: Any,
            run_reference: Any) -> None:
-    import torch
 
     from kernelwright.tools import correctness, exchange
     from kernelwright.tools.runtime_guard import GuardViolation
@@ -401,7 +399,6 @@ def _judge(job: WorkerJob, result: EvalResult, remote: Remote, module: Any, refe
     timed = get_backend(settings.backend).timed(job.device)
     with _exclusive(settings.timing_lock if timed else None):
         _measure(job, result, remote, module, run_reference, reference, trial_inputs, timed)
-    del torch
 
 
 def check_record(ops: set[str]) -> None:
@@ -435,7 +432,6 @@ def _measure(job: WorkerJob, result: EvalResult, remote: Remote, module: Any, re
     Timed devices: the candidate's times, held against the judge's clock and the SOL floor,
     then eager and torch.compile timed here alike. The CPU interpreter: a few reps, no times."""
     from kernelwright.tools import correctness
-    from kernelwright.tools.sol import judge
     from kernelwright.tools.timing import compile_baseline, fingerprints_match, scaled_inputs, time_calls
 
     settings = job.settings
@@ -507,7 +503,6 @@ def _measure(job: WorkerJob, result: EvalResult, remote: Remote, module: Any, re
     if compiled is not None:
         result.compile_us = compiled.median_us
         result.speedup_compile = compiled.median_us / stats.median_us
-    del judge
 
 
 def _compiled_once(job: WorkerJob, device_name: str, measure: Any) -> tuple[Any, str | None]:
@@ -583,7 +578,6 @@ def _accept_times(job: WorkerJob, result: EvalResult, stats: Any, wall_s: float,
         result.own_kernel_fraction = census.own_kernel_fraction
         result.profile = diagnose(census, result.sol, stats.median_us)
     result.timing, result.runtime_us = stats, stats.median_us
-    del eager
 
 
 def _sol(job: WorkerJob, module: Any, device: str) -> Any:
