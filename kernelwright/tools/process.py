@@ -136,8 +136,6 @@ class Child:
 
     def receive(self) -> str:
         """The next answer; ChildGone when the child ends, runs out of time or passes a limit."""
-        import psutil
-
         memory_mb = self.sandbox.limits.memory_mb if self.sandbox else None
         disk_mb = self.sandbox.limits.disk_mb if self.sandbox else None
         checked = 0.0
@@ -173,7 +171,6 @@ class Child:
                 if _folder_bytes(self.workdir) > disk_mb << 20:
                     self.killed_for = "disk"
                     raise ChildGone("disk limit")
-        del psutil
         return self._messages.pop(0)
 
     def close(self, answered: bool) -> None:
