@@ -21,8 +21,8 @@ def independent_us(problem_path: Path, precision: str) -> dict[str, float | None
     import torch
     import triton.testing
 
-    from kernelwright.problem import load_problem
-    from kernelwright.tools.precision import apply_policy, prepare_inputs, prepare_module
+    from kernelwright.core.precision import apply_policy, prepare_inputs, prepare_module
+    from kernelwright.core.problem import load_problem
 
     apply_policy(precision)  # type: ignore[arg-type]
     problem = load_problem(problem_path)
@@ -44,7 +44,7 @@ def independent_us(problem_path: Path, precision: str) -> dict[str, float | None
 
 
 def measure(args: argparse.Namespace) -> None:
-    from kernelwright.problem import load_problem
+    from kernelwright.core.problem import load_problem
     from kernelwright.tools.analyze import analyze
 
     args.out.mkdir(parents=True, exist_ok=True)

@@ -25,10 +25,10 @@ import torch
 import triton
 
 from kernelwright.agents.coder import offline_code
-from kernelwright.problem import load_problem
+from kernelwright.core.problem import load_problem
+from kernelwright.core.results import EvalSettings
 from kernelwright.tools.evaluate import resolve_device
 from kernelwright.tools.evaluators import EvaluatorConfig, close_all, get_evaluator
-from kernelwright.tools.results import EvalSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -18,8 +18,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from corpus import do_bench_median_us, example_pairs  # noqa: E402
 
+from kernelwright.core.results import EvalSettings  # noqa: E402
 from kernelwright.tools.evaluate import evaluate  # noqa: E402
-from kernelwright.tools.results import EvalSettings  # noqa: E402
 
 
 def main() -> None:

@@ -29,8 +29,8 @@ def main() -> None:
     import torch
     import triton
 
+    from kernelwright.api import optimize
     from kernelwright.config import RunConfig
-    from kernelwright.graph.run import optimize
 
     args.out.mkdir(parents=True, exist_ok=True)
     config = RunConfig(device="cuda", iterations=args.iterations, candidates=args.candidates,

@@ -23,8 +23,8 @@ from pathlib import Path
 
 
 def run(problem: Path, memory: Path, w: float, args: argparse.Namespace) -> dict:
+    from kernelwright.api import optimize
     from kernelwright.config import MemoryConfig, RunConfig
-    from kernelwright.graph.run import optimize
 
     config = RunConfig(device=args.device, iterations=args.iterations, candidates=args.candidates,
                        stop_sol=10.0, patience=args.iterations, memory=MemoryConfig(

@@ -19,9 +19,9 @@ from pathlib import Path
 
 def measure(args: argparse.Namespace) -> None:
     from kernelwright.agents.coder import offline_refine
-    from kernelwright.problem import load_problem
+    from kernelwright.core.problem import load_problem
+    from kernelwright.core.results import EvalSettings
     from kernelwright.tools.evaluate import evaluate
-    from kernelwright.tools.results import EvalSettings
 
     args.out.mkdir(parents=True, exist_ok=True)
     search = EvalSettings(device="cuda", compile_baseline=False, reps=50, sequence_checks=2,

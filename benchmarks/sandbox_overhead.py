@@ -16,10 +16,10 @@ from pathlib import Path
 import torch
 import triton
 
-from kernelwright.problem import load_problem
+from kernelwright.core.problem import load_problem
+from kernelwright.core.results import EvalSettings
 from kernelwright.tools.evaluate import evaluate, resolve_device, sandbox_for
 from kernelwright.tools.process import spawn
-from kernelwright.tools.results import EvalSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 PROBLEM = ROOT / "examples" / "problems" / "level1" / "01_relu.py"

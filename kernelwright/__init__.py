@@ -12,27 +12,28 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from kernelwright.api import optimize
     from kernelwright.config import RunConfig
+    from kernelwright.core.problem import Problem, load_problem
+    from kernelwright.core.records import Result
+    from kernelwright.core.results import EvalResult, EvalSettings
     from kernelwright.graph.graph import build_graph
-    from kernelwright.graph.run import Result, optimize
-    from kernelwright.problem import Problem, load_problem
     from kernelwright.tools.evaluate import evaluate
-    from kernelwright.tools.results import EvalResult, EvalSettings
 
 __all__ = ["EvalResult", "EvalSettings", "Problem", "Result", "RunConfig", "build_graph",
            "evaluate", "load_problem", "optimize"]
-__version__ = "0.1.0"
+from kernelwright.core import VERSION as __version__  # noqa: E402, F401  (a constant: nothing runs)
 
 _LAZY = {
-    "optimize": "kernelwright.graph.run",
-    "Result": "kernelwright.graph.run",
+    "optimize": "kernelwright.api",
+    "Result": "kernelwright.core.records",
     "build_graph": "kernelwright.graph.graph",
     "RunConfig": "kernelwright.config",
-    "load_problem": "kernelwright.problem",
-    "Problem": "kernelwright.problem",
+    "load_problem": "kernelwright.core.problem",
+    "Problem": "kernelwright.core.problem",
     "evaluate": "kernelwright.tools.evaluate",
-    "EvalResult": "kernelwright.tools.results",
-    "EvalSettings": "kernelwright.tools.results",
+    "EvalResult": "kernelwright.core.results",
+    "EvalSettings": "kernelwright.core.results",
 }
 
 

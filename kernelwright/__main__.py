@@ -1,5 +1,5 @@
 """`python -m kernelwright`: the same CLI as the `kernelwright` command."""
 
-from kernelwright.cli import main
+from kernelwright.cli.app import main
 
 main()

@@ -13,9 +13,9 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from kernelwright.errors import KernelwrightError
+from kernelwright.core.errors import KernelwrightError
+from kernelwright.core.results import Backend, EvalSettings, GuardMode, Precision
 from kernelwright.tools.evaluators import EvaluatorConfig
-from kernelwright.tools.results import Backend, EvalSettings, GuardMode, Precision
 
 ROLES = ("planner", "coder", "fixer", "profiler", "critic")
 

@@ -23,8 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from kernelwright.config import RunConfig
-    from kernelwright.graph.run import Result
-    from kernelwright.graph.state import Candidate
+    from kernelwright.core.records import Candidate, Result
 
 log = logging.getLogger(__name__)
 DEFAULT_URI = "sqlite:///mlflow.db"
@@ -65,7 +64,7 @@ def policy_tags(config: RunConfig) -> dict[str, str]:
 
 def round_metrics(tree: list[Candidate], tokens: int) -> dict[str, float]:
     """The figures logged at each round's step."""
-    evaluated = [c for c in tree if c.status not in {"pending", "uncovered", "exhausted"}]
+    evaluated = [c for c in tree if c.evaluated]
     correct = [c for c in evaluated if c.correct]
     out = {"candidates_evaluated": float(len(evaluated)), "tokens": float(tokens),
            "fraction_correct": len(correct) / len(evaluated) if evaluated else 0.0}
@@ -214,11 +213,11 @@ class Tracker(MlflowRun):
             self._guard(_autolog_off)
 
     def _start(self, thread_id: str) -> None:
-        import kernelwright
+        from kernelwright.core import VERSION
 
         tags = {"problem": self.problem, "thread_id": thread_id,
                 "precision": self.config.precision, "backend": self.config.backend,
-                "guard": self.config.guard, "kernelwright": kernelwright.__version__,
+                "guard": self.config.guard, "kernelwright": VERSION,
                 **policy_tags(self.config)}
         self._open(f"{self.problem}-{thread_id}", tags, flatten(self.config), thread_id)
         self.logged = {int(m.step) for m in self.client.get_metric_history(self.run_id, "tokens")}

@@ -54,7 +54,7 @@ def do_bench_median_us(problem_path, candidate_path):
     import torch
     import triton.testing
 
-    from kernelwright.problem import load_problem
+    from kernelwright.core.problem import load_problem
 
     problem = load_problem(problem_path)
     module = problem.module()

@@ -1,5 +1,5 @@
 """The coder role. Its offline policy writes Triton (or C++ for the cuda and cpu backends) from
-the reference's traced graph and refines each kernel's launch configuration (agents/offline/).
+the reference's traced graph and refines each kernel's launch configuration (writer/).
 
 The graph's code node calls `offline_code` (a draft, or a refinement one launch configuration
 away from its parent) or `llm_code` (the role's model, prompted from agents/prompts/).
@@ -13,8 +13,8 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from kernelwright.config import RoleConfig
-from kernelwright.problem import Problem
-from kernelwright.tools.results import Backend, EvalSettings, GuardMode, Precision
+from kernelwright.core.problem import Problem
+from kernelwright.core.results import Backend, EvalSettings, GuardMode, Precision
 
 
 class Draft(BaseModel):
@@ -30,7 +30,7 @@ def offline_draft(problem: Problem, precision: Precision = "fp32", guard: GuardM
                   ) -> Draft:
     """Write a candidate for `problem` (already shrunk, on a machine without a GPU): the first
     of `offline_plans` (in `library` mode, the one keeping vendor GEMMs where there is one)."""
-    from kernelwright.agents.offline.write import Unsupported
+    from kernelwright.writer.write import Unsupported
 
     try:
         made = offline_plans(problem, precision, guard)[0][1]
@@ -47,7 +47,7 @@ def offline_plans(problem: Problem, precision: Precision = "fp32", guard: GuardM
     a cuBLAS/cuDNN call, also the strict plan (the writer's own GEMMs, same epilogues), so the
     two can compete by measurement, and the strict plan alone where the library plan would be
     vendor calls only (a lone GEMM). Raises Unsupported when none covers the problem."""
-    from kernelwright.agents.offline.write import Unsupported, plan
+    from kernelwright.writer.write import Unsupported, plan
 
     try:
         made = plan(problem, precision, guard, backend)
@@ -82,8 +82,8 @@ def offline_refine(problem: Problem, settings: EvalSettings, budget: int = 10,
     In `library` mode the writer's own GEMMs compete with the vendor's (`offline_plans`): each
     plan is searched with half the budget and the faster correct candidate wins, by
     measurement."""
-    from kernelwright.agents.offline.search import refine
-    from kernelwright.agents.offline.write import Unsupported
+    from kernelwright.writer.search import refine
+    from kernelwright.writer.write import Unsupported
 
     try:
         plans = offline_plans(problem, settings.precision, settings.guard)
@@ -132,9 +132,9 @@ def offline_code(problem: Problem, stage: str, index: int, parent_configs: list[
     `missing` ops."""
     from dataclasses import asdict
 
-    from kernelwright.agents.offline.emit import KernelConfig
-    from kernelwright.agents.offline.search import neighbours
-    from kernelwright.agents.offline.write import Unsupported
+    from kernelwright.writer.emit import KernelConfig
+    from kernelwright.writer.search import neighbours
+    from kernelwright.writer.write import Unsupported
 
     try:
         plans = offline_plans(problem, precision, guard, backend)
@@ -170,7 +170,7 @@ def transfer(made, remembered: list[dict]):  # (Plan, ...) -> list[KernelConfig]
     kernels: each takes the config of the remembered kernel of its kind with the nearest row
     length, within 4x; a whole row held in registers is resized to this row. None when no
     kernel of the plan has a match."""
-    from kernelwright.agents.offline.emit import KernelConfig, matmul_config, triton_next_pow2
+    from kernelwright.writer.emit import KernelConfig, matmul_config, triton_next_pow2
 
     out, matched = [], False
     for group, default in zip(made.groups, made.configs, strict=True):

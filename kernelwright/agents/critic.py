@@ -12,7 +12,7 @@ from __future__ import annotations
 from pydantic import BaseModel, Field
 
 from kernelwright.config import RoleConfig, RunConfig
-from kernelwright.graph.state import Candidate
+from kernelwright.core.records import Candidate
 
 
 class Critique(BaseModel):

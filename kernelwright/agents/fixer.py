@@ -8,11 +8,11 @@ LLM policy: the role's model repairs the source from the failure (agents/prompts
 
 from __future__ import annotations
 
-from kernelwright.agents.offline.emit import KernelConfig
 from kernelwright.config import RoleConfig
-from kernelwright.graph.state import Candidate
-from kernelwright.problem import Problem
-from kernelwright.tools.results import Backend
+from kernelwright.core.problem import Problem
+from kernelwright.core.records import Candidate
+from kernelwright.core.results import Backend
+from kernelwright.writer.emit import KernelConfig
 
 RESOURCE_WORDS = ("out of resources", "shared memory", "registers", "too many resources")
 

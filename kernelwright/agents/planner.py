@@ -15,7 +15,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from kernelwright.config import RunConfig
-from kernelwright.graph.state import Candidate, Task
+from kernelwright.core.records import Candidate, Task
 
 
 class PlanChoice(BaseModel):

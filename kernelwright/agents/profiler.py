@@ -10,8 +10,8 @@ from __future__ import annotations
 from pydantic import BaseModel, Field
 
 from kernelwright.config import RoleConfig
-from kernelwright.graph.state import Candidate
-from kernelwright.tools.results import EvalResult
+from kernelwright.core.records import Candidate
+from kernelwright.core.results import EvalResult
 
 
 class Diagnosis(BaseModel):

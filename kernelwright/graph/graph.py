@@ -28,7 +28,7 @@ from langgraph.runtime import Runtime
 from langgraph.types import Send
 
 from kernelwright.config import RunConfig
-from kernelwright.graph.state import Candidate, Inputs, Outputs, State, Task
+from kernelwright.core.records import Candidate, Inputs, Outputs, State, Task
 
 FIXABLE = {"build_error", "runtime_error"}
 
@@ -37,11 +37,11 @@ def analyze(state: State, runtime: Runtime[RunConfig]) -> dict[str, Any]:
     """Load the problem, pick the device the backend runs on, shrink the problem for the CPU."""
     import torch
 
+    from kernelwright.core.problem import load_problem, parse_problem
     from kernelwright.hardware.backends import get_backend
     from kernelwright.hardware.calibrate import device_name
     from kernelwright.memory.learn import signature_of
     from kernelwright.memory.store import open_store
-    from kernelwright.problem import load_problem, parse_problem
 
     cfg = _config(runtime)
     backend = get_backend(cfg.backend)
@@ -335,7 +335,7 @@ def server_graph() -> Any:
 
 
 def _problem(state: Any) -> Any:
-    from kernelwright.problem import Problem
+    from kernelwright.core.problem import Problem
 
     return Problem(state["problem_path"], state["problem_source"], state["size_overrides"])
 

@@ -1,4 +1,8 @@
-"""`optimize()`: run the graph on one problem and return its best candidate and tree."""
+"""`run_graph()`: run the graph on one problem and return its best candidate and tree.
+
+What watches a run (MLflow tracking: kernelwright/tracking.py) is an `Observer` handed in by
+the caller; the public `kernelwright.optimize` (kernelwright/api.py) hands in the tracker.
+"""
 
 from __future__ import annotations
 
@@ -7,44 +11,27 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field
-
 from kernelwright.config import RunConfig
-from kernelwright.errors import KernelwrightError
-from kernelwright.graph.state import Candidate
+from kernelwright.core.errors import KernelwrightError
+from kernelwright.core.records import Candidate, CandidateStatus, Observer, Result, Unobserved
 
 
-class Result(BaseModel):
-    """What a run found."""
-
-    problem: str
-    thread_id: str
-    best: Candidate | None = Field(None, description="the fastest correct candidate")
-    tree: list[Candidate]
-    stop: str | None
-    tokens: int = Field(0, description="LLM tokens spent")
-    seconds: float = Field(0.0, description="time spent coding and evaluating")
-    log: list[str]
-    mlflow_run_id: str | None = Field(None, description="where the run is tracked, if it is")
-
-
-def optimize(problem: str | Path, config: RunConfig | None = None, *,
-             checkpoint: str | Path | None = None, thread_id: str | None = None,
-             resume: bool = False,
-             progress: Callable[[str], None] = lambda _: None,
-             status: Callable[[str], None] = lambda _: None,
-             parent_run_id: str | None = None,
-             started: Callable[[str], None] | None = None) -> Result:
+def run_graph(problem: str | Path, config: RunConfig | None = None, *,
+              checkpoint: str | Path | None = None, thread_id: str | None = None,
+              resume: bool = False,
+              progress: Callable[[str], None] = lambda _: None,
+              status: Callable[[str], None] = lambda _: None,
+              started: Callable[[str], None] | None = None,
+              observer: Observer | None = None) -> Result:
     """Optimise the problem file at `problem`. With `checkpoint` (a SQLite file) every step is
     saved under `thread_id`; calling again with the same id resumes where the run stopped
     (with `resume`, an id the checkpoint does not hold is an error rather than a new run).
     `started` gets the thread id before the first step, `progress` each new log line, `status`
-    a one-line summary after every step. The run is tracked in MLflow (config.tracking),
-    nested under `parent_run_id` when given."""
+    a one-line summary after every step; `observer` sees the start, every step and the end."""
     from kernelwright.graph.graph import build_graph
-    from kernelwright.tracking import Tracker
 
     config = config or RunConfig()
+    observer = observer or Unobserved()
     if resume and (checkpoint is None or thread_id is None):
         raise KernelwrightError("resuming needs a checkpoint file and the run's thread id")
     thread_id = thread_id or uuid.uuid4().hex[:12]
@@ -53,28 +40,27 @@ def optimize(problem: str | Path, config: RunConfig | None = None, *,
         _check_resumable(Path(str(checkpoint)), thread_id)
     if started is not None:
         started(thread_id)
-    tracker = Tracker(config, Path(problem).stem, parent_run_id=parent_run_id, say=progress)
-    tracker.start(thread_id)
+    observer.start(thread_id)
     try:
         if checkpoint is None:
             result = _drive(build_graph(), {"problem_path": str(problem), "run_id": thread_id},
-                            config, run_config, thread_id, progress, status, tracker)
+                            config, run_config, thread_id, progress, status, observer)
         else:
             from langgraph.checkpoint.sqlite import SqliteSaver
 
             with SqliteSaver.from_conn_string(str(checkpoint)) as saver:
                 saver.serde = serializer()
                 graph = build_graph(saver)
-                started = graph.get_state(run_config).values
-                inputs = None if started else {"problem_path": str(problem), "run_id": thread_id}
+                begun = graph.get_state(run_config).values
+                inputs = None if begun else {"problem_path": str(problem), "run_id": thread_id}
                 result = _drive(graph, inputs, config, run_config, thread_id, progress, status,
-                                tracker)
+                                observer)
     except BaseException as exc:
-        tracker.fail(exc)
+        observer.fail(exc)
         raise
-    result.mlflow_run_id = tracker.run_id
-    tracker.finish(result)
-    result.mlflow_run_id = tracker.run_id  # None if tracking failed on the way
+    result.mlflow_run_id = observer.run_id
+    observer.finish(result)
+    result.mlflow_run_id = observer.run_id  # None if tracking failed on the way
     return result
 
 
@@ -83,7 +69,7 @@ def serializer() -> Any:
     runs load without LangGraph's warning (and keep loading once it blocks unknown types)."""
     from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 
-    return JsonPlusSerializer(allowed_msgpack_modules=[Candidate])
+    return JsonPlusSerializer(allowed_msgpack_modules=[Candidate, CandidateStatus])
 
 
 def _check_resumable(checkpoint: Path, thread_id: str) -> None:
@@ -118,21 +104,21 @@ def summary(state: dict[str, Any], config: RunConfig) -> str:
     else:
         correct = [c for c in tree if c.correct]
         what = f"best #{correct[0].id} (correct, not timed)" if correct else "no correct candidate yet"
-    evaluated = sum(1 for c in tree if c.status not in {"pending", "uncovered", "exhausted"})
+    evaluated = sum(1 for c in tree if c.evaluated)
     return (f"round {state.get('round', 0)}/{config.iterations} | {what} | {evaluated} evaluated "
             f"| {state.get('tokens', 0)} tokens")
 
 
 def _drive(graph: Any, inputs: dict[str, Any] | None, config: RunConfig,
            run_config: dict[str, Any], thread_id: str, progress: Callable[[str], None],
-           status: Callable[[str], None], tracker: Any) -> Result:
+           status: Callable[[str], None], observer: Observer) -> Result:
     state: dict[str, Any] = {}
     for update in graph.stream(inputs, run_config, context=config, stream_mode="values"):
         for line in update.get("log", [])[len(state.get("log", [])):]:
             progress(line)
         state = update
         status(summary(state, config))
-        tracker.step(state)
+        observer.step(state)
     tree = state.get("tree", [])
     best = next((c for c in tree if c.id == state.get("best_id")), None)
     return Result(problem=Path(state.get("problem_path", "")).stem, thread_id=thread_id,

@@ -11,12 +11,11 @@ and guards it. docs/backends.md says how to add one.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
-from kernelwright.errors import KernelwrightError
-from kernelwright.tools.results import Backend
+from kernelwright.core.errors import KernelwrightError
+from kernelwright.core.results import Backend
 
 Device = Literal["cuda", "cpu"]
 
@@ -65,11 +64,6 @@ class BackendSpec:
             import triton.language  # noqa: F401
         if "load_inline" in source:  # the harness's imports, not the candidate's file access
             import torch.utils.cpp_extension  # noqa: F401
-
-    def timer(self, device: Device) -> Callable[..., Any]:
-        from kernelwright.tools.timing import time_cpu, time_gpu
-
-        return time_gpu if device == "cuda" else time_cpu
 
     def check_kernels(self, jit_launched: bool, load_inline_kwargs: set[str] | None) -> str | None:
         """What is wrong with how the candidate builds its kernels for this backend, or None."""

@@ -121,7 +121,7 @@ def _bandwidth_gbps(nbytes: int, device: str, timer: Callable[..., float]) -> fl
 def _matmul_tflops(kind: str, size: int, device: str, timer: Callable[..., float]) -> float:
     import torch
 
-    from kernelwright.tools.precision import apply_policy
+    from kernelwright.core.precision import apply_policy
 
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(kind, torch.float32)
     apply_policy("tf32" if kind == "tf32" else "fp32")

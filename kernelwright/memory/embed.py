@@ -12,7 +12,7 @@ import re
 import threading
 from typing import Protocol
 
-from kernelwright.errors import KernelwrightError
+from kernelwright.core.errors import KernelwrightError
 
 
 class Embedder(Protocol):

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from kernelwright.config import RunConfig
-from kernelwright.graph.state import Candidate
+from kernelwright.core.records import Candidate
 from kernelwright.memory.experience import (
     Experience,
     Outcome,
@@ -28,7 +28,7 @@ EVALUATED = {"correct", "incorrect", "build_error", "runtime_error", "rejected",
 def signature_of(problem: Any, config: RunConfig) -> Signature:
     """The task's signature: the writer's kernels (kind, shape) when it covers the problem,
     else the ops it lacks."""
-    from kernelwright.agents.offline.write import Unsupported, plan
+    from kernelwright.writer.write import Unsupported, plan
 
     try:
         made = plan(problem, config.precision, config.guard)

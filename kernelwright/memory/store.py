@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from kernelwright.config import MemoryConfig
-from kernelwright.errors import KernelwrightError
+from kernelwright.core.errors import KernelwrightError
 from kernelwright.memory.embed import Embedder
 from kernelwright.memory.experience import Experience, Stage, q_update
 

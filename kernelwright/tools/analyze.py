@@ -12,9 +12,9 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from kernelwright.errors import KernelwrightError
-from kernelwright.problem import Problem
-from kernelwright.tools.results import Precision, SolAnalysis, TimingStats
+from kernelwright.core.errors import KernelwrightError
+from kernelwright.core.problem import Problem
+from kernelwright.core.results import Precision, SolAnalysis, TimingStats
 
 NO_GPU_NOTE = "no GPU: baselines are not timed on the CPU (its timings would not be meaningful)"
 
@@ -75,9 +75,9 @@ def run(job: AnalyzeJob) -> Analysis:
     import torch
     import triton
 
+    from kernelwright.core.precision import apply_policy
     from kernelwright.hardware.calibrate import resolve_profile
     from kernelwright.hardware.profiles import DATASHEETS
-    from kernelwright.tools.precision import apply_policy
     from kernelwright.tools.sol import count_problem, floor
 
     apply_policy(job.precision)
@@ -102,7 +102,7 @@ def run(job: AnalyzeJob) -> Analysis:
 def _time_baselines(job: AnalyzeJob, problem: Problem, module: Any, analysis: Analysis) -> None:
     import torch
 
-    from kernelwright.tools.precision import prepare_inputs, prepare_module
+    from kernelwright.core.precision import prepare_inputs, prepare_module
     from kernelwright.tools.timing import cycled_inputs, time_baselines
 
     device = torch.device("cuda")

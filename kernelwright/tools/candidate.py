@@ -22,8 +22,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from kernelwright.core.results import EvalSettings, GuardFinding
 from kernelwright.tools.process import Channel
-from kernelwright.tools.results import EvalSettings, GuardFinding
 
 
 class Failure(BaseModel):
@@ -58,9 +58,9 @@ class Server:
         get_backend(settings.backend).prepare_worker(self.device, req["source"])  # type: ignore[arg-type]
         import torch
 
+        from kernelwright.core.precision import apply_policy, prepare_module
         from kernelwright.tools import exchange
         from kernelwright.tools.build import import_candidate
-        from kernelwright.tools.precision import apply_policy, prepare_module
         from kernelwright.tools.runtime_guard import RuntimeGuard, watched_modules
 
         apply_policy(settings.precision)

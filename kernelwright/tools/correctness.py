@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 import torch
 
-from kernelwright.tools.results import GuardFinding
+from kernelwright.core.results import GuardFinding
 from kernelwright.tools.runtime_guard import GuardViolation
 
 Outputs = list[torch.Tensor]

@@ -11,12 +11,12 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from kernelwright.errors import KernelwrightError
+from kernelwright.core.errors import KernelwrightError
+from kernelwright.core.problem import Problem, load_problem
+from kernelwright.core.results import Backend, EvalResult, EvalSettings, Status
 from kernelwright.hardware.backends import Device, get_backend
-from kernelwright.problem import Problem, load_problem
 from kernelwright.tools.guard import check_source
 from kernelwright.tools.process import Sandbox, spawn
-from kernelwright.tools.results import Backend, EvalResult, EvalSettings, Status
 from kernelwright.tools.sandbox import Limits
 from kernelwright.tools.worker import WorkerJob
 

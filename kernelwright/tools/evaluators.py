@@ -27,8 +27,8 @@ from typing import Any, Generic, Literal, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from kernelwright.problem import Problem
-from kernelwright.tools.results import EvalResult, EvalSettings, Status
+from kernelwright.core.problem import Problem
+from kernelwright.core.results import EvalResult, EvalSettings, Status
 
 
 class EvaluatorConfig(BaseModel):
@@ -149,7 +149,7 @@ class RayEvaluator:
         gpus = int(ray.cluster_resources().get("GPU", 0))
         count = min(config.gpus or gpus, gpus)
         if count < 1:
-            from kernelwright.errors import KernelwrightError
+            from kernelwright.core.errors import KernelwrightError
 
             raise KernelwrightError(f"the Ray cluster at {config.ray_address or 'localhost'} has "
                                     "no GPU. Fix: start Ray on machines with GPUs (or declare "
@@ -162,7 +162,7 @@ class RayEvaluator:
             self.started = ray.get([a.pid.remote() for a in self.actors],
                                    timeout=config.start_timeout_s)
         except ray.exceptions.GetTimeoutError:
-            from kernelwright.errors import KernelwrightError
+            from kernelwright.core.errors import KernelwrightError
 
             for a in self.actors:
                 ray.kill(a)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import ast
 from dataclasses import dataclass, field
 
-from kernelwright.tools.results import Backend, GuardFinding, GuardMode, Precision
+from kernelwright.core.results import Backend, GuardFinding, GuardMode, Precision
 
 # Imported modules a kernel never needs, with the rule each one breaks.
 FORBIDDEN_MODULES: dict[str, str] = {
@@ -384,8 +384,8 @@ class _Checker(ast.NodeVisitor):
 def check_source(source: str, guard: GuardMode = "strict", precision: Precision = "fp32",
                  problem_name: str = "", backend: Backend = "triton") -> list[GuardFinding]:
     """Return every static finding on a candidate source; an empty list means it may run."""
+    from kernelwright.core.problem import parse_python
     from kernelwright.hardware.backends import get_backend
-    from kernelwright.problem import parse_python
 
     try:
         tree = parse_python(source)

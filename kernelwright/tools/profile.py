@@ -14,8 +14,8 @@ from typing import Any
 
 import torch
 
+from kernelwright.core.results import KernelStat, ProfileReport, SolAnalysis
 from kernelwright.tools.correctness import as_outputs, clone_all
-from kernelwright.tools.results import KernelStat, ProfileReport, SolAnalysis
 
 
 def profile_call(fn: Callable[..., Any], inputs: list[Any], own_names: set[str],

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from kernelwright.tools.results import GuardFinding, GuardMode, Precision
+from kernelwright.core.results import GuardFinding, GuardMode, Precision
 
 # aten ops that allocate, view, copy or describe: allowed in both modes.
 ALLOWED_OPS = {

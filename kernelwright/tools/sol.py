@@ -30,8 +30,8 @@ import torch
 from pydantic import BaseModel, Field
 from torch.utils._python_dispatch import TorchDispatchMode
 
+from kernelwright.core.results import Precision, SolAnalysis
 from kernelwright.hardware.profiles import DeviceProfile, RateKind
-from kernelwright.tools.results import Precision, SolAnalysis
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +107,7 @@ def count_problem(module: types.ModuleType, precision: Precision) -> SolCounts:
     Runs on the meta device (shapes only, instant); a model that needs real data falls back
     to one CPU forward.
     """
-    from kernelwright.tools.precision import prepare_inputs, prepare_module
+    from kernelwright.core.precision import prepare_inputs, prepare_module
 
     init = list(module.get_init_inputs()) if hasattr(module, "get_init_inputs") else []
     for device in ("meta", "cpu"):

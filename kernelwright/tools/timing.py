@@ -23,8 +23,8 @@ from typing import Any
 
 import torch
 
+from kernelwright.core.results import TimingStats
 from kernelwright.tools.correctness import as_outputs, clone_all
-from kernelwright.tools.results import TimingStats
 
 L2_FLUSH_BYTES = 256 * 1024 * 1024  # larger than any current GPU's L2 (H100: 50 MB)
 LLC_FLUSH_BYTES = 128 * 1024 * 1024  # larger than the last-level cache of most server CPUs
@@ -49,18 +49,6 @@ def scaled_inputs(sets: list[list[Any]], plan: Plan) -> Callable[[int], list[Any
 def cycled_inputs(sets: list[list[Any]]) -> Callable[[int], list[Any]]:
     """Rep r's inputs: a clone of set r mod len(sets) (the analyze command's baselines)."""
     return lambda rep: clone_all(sets[rep % len(sets)])
-
-
-def time_gpu(fn: Callable[..., Any], input_sets: list[list[Any]], reps: int, warmup_ms: float
-             ) -> tuple[TimingStats, list[list[float]]]:
-    """`time_calls` on the GPU over clones of `input_sets`, cycled."""
-    return time_calls(fn, cycled_inputs(input_sets), reps, warmup_ms, "cuda")
-
-
-def time_cpu(fn: Callable[..., Any], input_sets: list[list[Any]], reps: int, warmup_ms: float
-             ) -> tuple[TimingStats, list[list[float]]]:
-    """`time_calls` on the CPU (the `cpu` backend) over clones of `input_sets`, cycled."""
-    return time_calls(fn, cycled_inputs(input_sets), reps, warmup_ms, "cpu")
 
 
 def time_calls(fn: Callable[..., Any], make: Callable[[int], list[Any]], reps: int,

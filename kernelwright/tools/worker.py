@@ -28,10 +28,10 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from kernelwright.errors import ProblemError
+from kernelwright.core.errors import ProblemError
+from kernelwright.core.problem import Problem
+from kernelwright.core.results import EvalResult, EvalSettings, GuardFinding, Status
 from kernelwright.hardware.backends import Device, get_backend
-from kernelwright.problem import Problem
-from kernelwright.tools.results import EvalResult, EvalSettings, GuardFinding, Status
 from kernelwright.tools.sandbox import Limits
 
 CPU_TIMING_NOTE = ("no GPU: correctness ran under the Triton interpreter, whose timings are not "
@@ -252,8 +252,8 @@ def _fits(problem: Problem, module: Any, settings: EvalSettings, device: Any,
     meta device) into the result; a TOO_LARGE verdict when it exceeds the free memory."""
     import torch
 
+    from kernelwright.core.precision import prepare_inputs, prepare_module
     from kernelwright.tools import correctness
-    from kernelwright.tools.precision import prepare_inputs, prepare_module
 
     try:
         with torch.device("meta"), torch.no_grad():
@@ -292,8 +292,8 @@ def _too_large(problem: Problem, need: int, device: Any) -> Verdict:
 def _pipeline(job: WorkerJob, result: EvalResult) -> None:
     import torch
 
+    from kernelwright.core.precision import apply_policy, prepare_inputs, prepare_module
     from kernelwright.tools import correctness
-    from kernelwright.tools.precision import apply_policy, prepare_inputs, prepare_module
 
     settings = job.settings
     apply_policy(settings.precision)
@@ -454,7 +454,7 @@ def _measure(job: WorkerJob, result: EvalResult, remote: Remote, module: Any, re
     peak = answer.get("peak_memory_bytes")
     result.peak_memory_bytes = int(peak) if isinstance(peak, int | float) else None
     try:
-        from kernelwright.tools.results import ProfileReport
+        from kernelwright.core.results import ProfileReport
         from kernelwright.tools.timing import summarize
 
         times = [float(t) for t in answer["times_us"]]
@@ -513,8 +513,8 @@ def _compiled_once(job: WorkerJob, device_name: str, measure: Any) -> tuple[Any,
 
     import torch
 
+    from kernelwright.core.results import TimingStats
     from kernelwright.hardware.calibrate import cache_dir
-    from kernelwright.tools.results import TimingStats
 
     key = hashlib.sha256(json.dumps([job.problem_source, job.size_overrides,
                                      job.settings.precision, job.settings.reps, device_name,

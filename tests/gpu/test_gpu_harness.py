@@ -3,8 +3,8 @@
 import pytest
 from corpus import cases, example_pairs
 
+from kernelwright.core.results import EvalSettings
 from kernelwright.tools.evaluate import evaluate
-from kernelwright.tools.results import EvalSettings
 
 pytestmark = pytest.mark.gpu
 GPU_CASES = [c for c in cases() if c.device in {"any", "gpu"}]

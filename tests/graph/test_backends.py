@@ -5,17 +5,17 @@ from pathlib import Path
 
 import pytest
 
-from kernelwright.agents.offline.emit_cpp import to_cpp
-from kernelwright.agents.offline.ir import Unsupported
-from kernelwright.agents.offline.write import plan
+from kernelwright.api import optimize
 from kernelwright.config import RunConfig
-from kernelwright.errors import KernelwrightError
-from kernelwright.graph.run import optimize
+from kernelwright.core.errors import KernelwrightError
+from kernelwright.core.problem import load_problem
+from kernelwright.core.results import EvalSettings
 from kernelwright.hardware.backends import get_backend
-from kernelwright.problem import load_problem
 from kernelwright.tools.evaluate import evaluate
 from kernelwright.tools.guard import check_source
-from kernelwright.tools.results import EvalSettings
+from kernelwright.writer.emit_cpp import to_cpp
+from kernelwright.writer.ir import Unsupported
+from kernelwright.writer.write import plan
 
 SUITE = Path(__file__).resolve().parents[2] / "examples" / "problems"
 

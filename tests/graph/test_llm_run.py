@@ -9,8 +9,8 @@ import pytest
 from scripted_llm import ScriptedLLM
 from scripted_llm import relu_reply as reply
 
+from kernelwright.api import optimize
 from kernelwright.config import RoleConfig, RunConfig
-from kernelwright.graph.run import optimize
 
 PROBLEM = Path(__file__).resolve().parents[2] / "examples" / "problems" / "level1" / "01_relu.py"
 

@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 from corpus import SORTED_ROWS
 
+from kernelwright.api import optimize
 from kernelwright.config import RunConfig
-from kernelwright.graph.run import optimize
 
 SUITE = Path(__file__).resolve().parents[2] / "examples" / "problems"
 

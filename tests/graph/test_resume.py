@@ -5,15 +5,15 @@ import sys
 import textwrap
 from pathlib import Path
 
+from kernelwright.api import optimize
 from kernelwright.config import RunConfig
-from kernelwright.graph.run import optimize
 
 PROBLEM = Path(__file__).resolve().parents[2] / "examples" / "problems" / "level1" / "06_row_sum.py"
 
 CHILD = textwrap.dedent("""
     import sys
     from kernelwright.config import RunConfig
-    from kernelwright.graph.run import optimize
+    from kernelwright.api import optimize
     if __name__ == "__main__":
         optimize(sys.argv[1], RunConfig(candidates=3), checkpoint=sys.argv[2], thread_id="t1",
                  progress=lambda line: print(line, flush=True))

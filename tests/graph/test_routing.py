@@ -6,8 +6,8 @@ import pytest
 
 from kernelwright.agents.llm import PROMPTS, prompt
 from kernelwright.config import RunConfig
+from kernelwright.core.records import Candidate
 from kernelwright.graph.graph import after_remember, dispatch, fan_out
-from kernelwright.graph.state import Candidate
 
 
 def tree(*statuses, fixes=0):

@@ -14,11 +14,11 @@ import psutil
 import pytest
 import ray
 
+from kernelwright.api import optimize
 from kernelwright.config import RunConfig
-from kernelwright.graph.run import optimize
-from kernelwright.problem import load_problem
+from kernelwright.core.problem import load_problem
+from kernelwright.core.results import EvalSettings
 from kernelwright.tools.evaluators import EvaluatorConfig, close_all, get_evaluator
-from kernelwright.tools.results import EvalSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 PROBLEM = ROOT / "examples" / "problems" / "level1" / "06_row_sum.py"

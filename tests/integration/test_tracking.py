@@ -17,8 +17,8 @@ import pytest
 from mlflow import MlflowClient
 from scripted_llm import ScriptedLLM, relu_reply
 
+from kernelwright.api import optimize
 from kernelwright.config import RoleConfig, RunConfig, TrackingConfig
-from kernelwright.graph.run import optimize
 from kernelwright.tracking import TrackingWarning
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "problems"
@@ -139,7 +139,7 @@ def test_unreachable_tracking_server_leaves_the_optimisation_intact():
 def test_compare_two_configurations_over_two_problems(server, monkeypatch, tmp_path):
     from typer.testing import CliRunner
 
-    from kernelwright.cli import app
+    from kernelwright.cli.app import app
 
     # bf16 candidates "run" twice as fast: the two columns must differ accordingly
     fake_times(monkeypatch, lambda _, settings: 25.0 if settings.precision == "bf16" else 50.0,

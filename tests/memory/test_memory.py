@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from kernelwright.api import optimize
 from kernelwright.config import MemoryConfig, RunConfig
-from kernelwright.errors import KernelwrightError
-from kernelwright.graph.run import optimize
+from kernelwright.core.errors import KernelwrightError
 from kernelwright.memory.experience import (
     Experience,
     Outcome,
@@ -154,8 +154,8 @@ def test_the_remember_node_writes_experiences_and_updates_what_was_recalled(priv
 
 def test_the_offline_coder_starts_from_a_remembered_configuration():
     from kernelwright.agents.coder import offline_code, transfer
-    from kernelwright.agents.offline.write import plan
-    from kernelwright.problem import load_problem
+    from kernelwright.core.problem import load_problem
+    from kernelwright.writer.write import plan
 
     problem = load_problem(ROOT / "examples" / "problems" / "level1" / "03_softmax.py").shrink(1 << 14)
     made = plan(problem)

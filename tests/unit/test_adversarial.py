@@ -3,8 +3,8 @@
 import pytest
 from corpus import cases
 
+from kernelwright.core.results import EvalSettings
 from kernelwright.tools.evaluate import evaluate
-from kernelwright.tools.results import EvalSettings
 
 CPU_CASES = [c for c in cases() if not c.gpu_only and c.device in {"any", "cpu"}]
 

@@ -11,8 +11,9 @@ import pytest
 from corpus import SORTED_ROWS
 from typer.testing import CliRunner
 
-from kernelwright.bench import ProblemRecord, find_problems, summarize
-from kernelwright.cli import app
+from kernelwright.cli.app import app
+from kernelwright.suite.records import ProblemRecord, summarize
+from kernelwright.suite.runner import find_problems
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples" / "problems" / "level1"
@@ -64,7 +65,7 @@ def test_bench_writes_every_output_and_resumes(suite, tmp_path, monkeypatch):
     assert "correct: 1/3 (33%)" in got.output
 
     # a second run resumes: no problem is optimised again
-    import kernelwright.graph.run as run
+    import kernelwright.api as run
 
     monkeypatch.setattr(run, "optimize", lambda *a, **k: pytest.fail("optimised again"))
     again = runner.invoke(app, ["bench", str(suite), "--out", str(out), "--iterations", "1"])
@@ -123,8 +124,8 @@ def test_a_problem_without_a_timed_candidate_gets_its_baselines_on_a_gpu(monkeyp
     """The eager fallback of an uncovered problem needs eager and compile times of its own."""
     import kernelwright.tools.analyze as analyze_tool
     import kernelwright.tools.evaluate as harness
-    from kernelwright.bench import with_baselines
     from kernelwright.config import RunConfig
+    from kernelwright.suite.runner import with_baselines
     from kernelwright.tools.analyze import Analysis
 
     asked = []
@@ -155,8 +156,8 @@ def test_find_problems_reads_a_kernelbench_layout(tmp_path):
 def test_each_problem_runs_within_the_per_problem_limit(suite, tmp_path, monkeypatch):
     """The limit reaches the run as its time budget (and halves the evaluation timeout), and a
     run that the limit stopped before any correct kernel is recorded as `time_limit`."""
-    import kernelwright.graph.run as run
-    from kernelwright.graph.run import Result
+    import kernelwright.api as run
+    from kernelwright.core.records import Result
 
     seen = []
 

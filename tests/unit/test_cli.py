@@ -81,7 +81,7 @@ def test_memory_commands_round_trip_and_refuse_a_bad_file(tmp_path):
     """In-process (typer's runner): the embedding model loads once for all five commands."""
     from typer.testing import CliRunner
 
-    from kernelwright.cli import app
+    from kernelwright.cli.app import app
     from kernelwright.memory.experience import Experience, Outcome, Signature
 
     def memory(*args):
@@ -175,8 +175,8 @@ def test_saved_candidates_load_without_the_unregistered_type_warning(caplog):
     import logging
     import warnings
 
+    from kernelwright.core.records import Candidate
     from kernelwright.graph.run import serializer
-    from kernelwright.graph.state import Candidate
 
     serde = serializer()
     saved = serde.dumps_typed({"tree": [Candidate(id=3, stage="draft", change="first draft", source="x = 1")]})

@@ -6,10 +6,10 @@ import json
 import threading
 from pathlib import Path
 
-from kernelwright.problem import load_problem
+from kernelwright.core.problem import load_problem
+from kernelwright.core.results import EvalSettings
 from kernelwright.tools.evaluators import EvaluatorConfig, LocalEvaluator
 from kernelwright.tools.process import spawn
-from kernelwright.tools.results import EvalSettings
 from kernelwright.tools.worker import _exclusive
 
 ROOT = Path(__file__).resolve().parents[2]

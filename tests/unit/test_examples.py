@@ -3,8 +3,8 @@
 import pytest
 from corpus import example_pairs
 
+from kernelwright.core.results import EvalSettings
 from kernelwright.tools.evaluate import evaluate
-from kernelwright.tools.results import EvalSettings
 
 
 @pytest.mark.parametrize("pair", example_pairs(), ids=lambda p: p[1].stem)

@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 
+from kernelwright.core.results import EvalSettings, SolAnalysis, Status
 from kernelwright.tools import worker
 from kernelwright.tools.evaluate import evaluate
-from kernelwright.tools.results import EvalSettings, SolAnalysis, Status
 from kernelwright.tools.timing import summarize
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -121,7 +121,7 @@ def test_the_compile_baseline_is_measured_once_per_problem_precision_and_device(
 
 
 def test_a_census_that_does_not_fit_the_measured_time_is_refused(sol):
-    from kernelwright.tools.results import KernelStat, ProfileReport
+    from kernelwright.core.results import KernelStat, ProfileReport
 
     def census(kernel_us, own=1.0):
         return ProfileReport(kernels=[KernelStat(name="k", calls=1, total_us=kernel_us, own=True)],

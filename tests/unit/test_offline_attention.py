@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from kernelwright.agents.offline.write import plan
-from kernelwright.problem import Problem, load_problem, parse_problem
+from kernelwright.core.problem import Problem, load_problem, parse_problem
+from kernelwright.core.results import EvalSettings
 from kernelwright.tools.evaluate import evaluate
-from kernelwright.tools.results import EvalSettings
+from kernelwright.writer.write import plan
 
 SUITE = Path(__file__).resolve().parents[2] / "examples" / "problems"
 

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from kernelwright.agents.offline.emit import matmul_config
-from kernelwright.agents.offline.write import plan
-from kernelwright.problem import Problem, load_problem, parse_problem
+from kernelwright.core.problem import Problem, load_problem, parse_problem
+from kernelwright.core.results import EvalSettings
 from kernelwright.tools.evaluate import evaluate
-from kernelwright.tools.results import EvalSettings
+from kernelwright.writer.emit import matmul_config
+from kernelwright.writer.write import plan
 
 SUITE = Path(__file__).resolve().parents[2] / "examples" / "problems"
 GEMM_PROBLEMS = ["level1/07_matmul", "level1/08_matmul_transposed_b",
@@ -128,7 +128,7 @@ def test_convolutions_are_implicit_gemms(pattern, conv, inputs):
 
 
 def test_grouped_and_transposed_convolutions_are_reported_not_covered():
-    from kernelwright.agents.offline.ir import Unsupported
+    from kernelwright.writer.ir import Unsupported
 
     for conv in ("nn.Conv2d(4, 8, 3, groups=2)", "nn.ConvTranspose2d(4, 8, 3)"):
         problem = inline("conv", "self.conv(a)", "[torch.randn(1, 4, 8, 8)]",
@@ -142,7 +142,7 @@ def test_a_remembered_tile_is_fitted_to_another_gemm():
     from dataclasses import asdict
 
     from kernelwright.agents.coder import transfer
-    from kernelwright.agents.offline.emit import KernelConfig
+    from kernelwright.writer.emit import KernelConfig
 
     won = KernelConfig(block_r=128, block_c=64, block_k=32, num_warps=4, num_stages=4)
     small_bmm = plan(load_problem(SUITE / "level1/12_small_batched_matmul.py"))  # 32 x 32, K 64
@@ -155,7 +155,7 @@ def test_library_mode_keeps_whichever_gemm_measures_faster(faster):
     """In `library` mode the writer's own GEMM competes with cuBLAS; the measurement decides
     (times faked here: the CPU has none)."""
     from kernelwright.agents.coder import offline_refine
-    from kernelwright.tools.results import EvalResult, Status
+    from kernelwright.core.results import EvalResult, Status
 
     def timed(problem, source, settings):
         vendor = "torch.addmm(" in source

@@ -5,10 +5,10 @@ import textwrap
 
 import pytest
 
-from kernelwright.agents.offline.write import plan
-from kernelwright.problem import load_problem
+from kernelwright.core.problem import load_problem
+from kernelwright.core.results import EvalSettings
 from kernelwright.tools.evaluate import evaluate
-from kernelwright.tools.results import EvalSettings
+from kernelwright.writer.write import plan
 
 SETTINGS = EvalSettings(device="cpu", cpu_max_elements=1 << 14, timeout_s=300,
                         compile_baseline=False)

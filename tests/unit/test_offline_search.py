@@ -2,11 +2,11 @@
 
 from pathlib import Path
 
-from kernelwright.agents.offline.emit import KernelConfig
-from kernelwright.agents.offline.search import config_space, refine
-from kernelwright.agents.offline.write import plan
-from kernelwright.problem import load_problem
-from kernelwright.tools.results import EvalResult, EvalSettings, Status
+from kernelwright.core.problem import load_problem
+from kernelwright.core.results import EvalResult, EvalSettings, Status
+from kernelwright.writer.emit import KernelConfig
+from kernelwright.writer.search import config_space, refine
+from kernelwright.writer.write import plan
 
 SUITE = Path(__file__).resolve().parents[2] / "examples" / "problems"
 

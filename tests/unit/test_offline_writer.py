@@ -9,11 +9,11 @@ import pytest
 from corpus import SORTED_ROWS
 
 from kernelwright.agents.coder import offline_draft
-from kernelwright.agents.offline.emit import KernelConfig
-from kernelwright.agents.offline.write import plan
-from kernelwright.problem import Problem, load_problem
+from kernelwright.core.problem import Problem, load_problem
+from kernelwright.core.results import EvalSettings
 from kernelwright.tools.evaluate import evaluate
-from kernelwright.tools.results import EvalSettings
+from kernelwright.writer.emit import KernelConfig
+from kernelwright.writer.write import plan
 
 SUITE = Path(__file__).resolve().parents[2] / "examples" / "problems"
 COVERED = ["level1/01_relu", "level1/02_gelu_tanh", "level1/03_softmax", "level1/04_layernorm",

@@ -2,8 +2,8 @@
 
 import pytest
 
-from kernelwright.errors import ProblemError
-from kernelwright.problem import load_problem, parse_python
+from kernelwright.core.errors import ProblemError
+from kernelwright.core.problem import load_problem, parse_python
 
 GOOD = """import torch
 import torch.nn as nn

@@ -12,11 +12,11 @@ from pathlib import Path
 import psutil
 import pytest
 
-from kernelwright.problem import load_problem
+from kernelwright.core.problem import load_problem
+from kernelwright.core.results import EvalResult, EvalSettings, Status
 from kernelwright.tools import evaluate
 from kernelwright.tools.evaluate import run_worker, sandbox_for
 from kernelwright.tools.process import scrub, spawn
-from kernelwright.tools.results import EvalResult, EvalSettings, Status
 from kernelwright.tools.worker import WorkerJob
 
 RELU = Path(__file__).resolve().parents[1] / "adversarial" / "problems" / "relu.py"

@@ -6,8 +6,8 @@ import pytest
 import torch
 import torch.nn as nn
 
+from kernelwright.core.problem import load_problem
 from kernelwright.hardware.profiles import DATASHEETS
-from kernelwright.problem import load_problem
 from kernelwright.tools.sol import count, count_problem, faster_than_sol, floor, judge
 
 PROBLEMS = Path(__file__).resolve().parents[2] / "examples" / "problems"

@@ -14,14 +14,20 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from kernelwright.errors import CandidateFileError, KernelwrightError
+from kernelwright.cli.render import (
+    analysis_table,
+    bench_table,
+    console,
+    experience_table,
+    record_line,
+    run_panel,
+    show_profile,
+    show_result,
+)
+from kernelwright.core.errors import CandidateFileError, KernelwrightError
 
 app = typer.Typer(no_args_is_help=True, add_completion=False,
                   help="Agents that write fast, verified GPU kernels for PyTorch modules.")
-console = Console()
-STATUS_STYLE = {"correct": "bold green", "incorrect": "bold red", "rejected": "bold red",
-                "build_error": "bold yellow", "runtime_error": "bold yellow",
-                "timeout": "bold magenta", "crashed": "bold magenta"}
 
 
 hw_app = typer.Typer(no_args_is_help=True, help="Device profiles: datasheets and calibration.")
@@ -62,9 +68,9 @@ def run_command(
     from pydantic import ValidationError
     from rich.live import Live
 
+    from kernelwright.api import optimize
     from kernelwright.config import RunConfig
-    from kernelwright.graph.run import optimize
-    from kernelwright.problem import load_problem
+    from kernelwright.core.problem import load_problem
 
     overrides = {k: v for k, v in dict(iterations=iterations, candidates=candidates,
                                        device=device, backend=backend).items() if v is not None}
@@ -83,11 +89,11 @@ def run_command(
     with Live(console=console, refresh_per_second=4, transient=False) as live:
         def progress(line: str) -> None:
             lines.append(line)
-            live.update(_run_panel(problem.stem, header[0], lines))
+            live.update(run_panel(problem.stem, header[0], lines))
 
         def status(line: str) -> None:
             header[0] = line
-            live.update(_run_panel(problem.stem, header[0], lines))
+            live.update(run_panel(problem.stem, header[0], lines))
 
         def started(thread_id: str) -> None:
             verb = "resuming" if resume else "started"
@@ -142,15 +148,16 @@ def bench_command(
     from pydantic import ValidationError
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
-    from kernelwright import bench
     from kernelwright.config import RunConfig
+    from kernelwright.suite import records as suite_records
+    from kernelwright.suite import report, runner
     from kernelwright.tracking import MlflowRun, flatten
 
     if not suite.is_dir():
         raise _fail(f"{suite}: not a folder; bench takes a folder of problem files")
     if eval_only is not None and not eval_only.is_dir():
         raise _fail(f"--eval-only {eval_only}: not a folder of candidate files")
-    problems = bench.find_problems(suite)
+    problems = runner.find_problems(suite)
     if not problems:
         raise _fail(f"{suite}: no KernelBench-format problem (a .py file with `class Model` "
                     "and `get_inputs`) under this folder")
@@ -160,7 +167,7 @@ def bench_command(
         base = RunConfig.from_yaml(config) if config else RunConfig()
         settings = RunConfig(**{**base.model_dump(), **overrides})
         out = out or Path("runs/bench") / suite.resolve().name
-        bench.claim(out, {**flatten(settings), "eval_only": str(eval_only or "")})
+        runner.claim(out, {**flatten(settings), "eval_only": str(eval_only or "")})
     except ValidationError as exc:
         bad = "; ".join(f"--{e['loc'][0]}: {e['msg']}" for e in exc.errors())
         raise _fail(f"invalid option: {bad}") from None
@@ -180,41 +187,28 @@ def bench_command(
                 bar.update(task, description=problem)
             else:
                 bar.advance(task)
-                bar.console.print(f"  {problem}: {_record_line(record)}")
+                bar.console.print(f"  {problem}: {record_line(record)}")
 
         if eval_only is not None:
             from kernelwright.tools.evaluate import resolve_device
 
-            records = bench.evaluate_suite(
+            records = runner.evaluate_suite(
                 problems, suite, eval_only,
                 settings.eval_settings(resolve_device(settings.device, settings.backend),
                                       settings.compile_baseline),
                 out, on_problem=on_problem)
         else:
-            records = bench.run_suite(problems, suite, settings, out, parent_run_id=group.run_id,
+            records = runner.run_suite(problems, suite, settings, out, parent_run_id=group.run_id,
                                       problem_limit_s=problem_limit, on_problem=on_problem)
-    summary = bench.summarize(records)
-    files = bench.write_report(out, records, summary, title)
-    group.close(bench.summary_metrics(summary), {"results.md": files[2].read_text()}, "FINISHED")
+    summary = suite_records.summarize(records)
+    files = report.write_report(out, records, summary, title)
+    group.close(suite_records.summary_metrics(summary), {"results.md": files[2].read_text()}, "FINISHED")
     console.print(bench_table(records))
-    for line in bench.summary_lines(summary):
+    for line in report.summary_lines(summary):
         console.print(escape(line))
     console.print(f"results: {', '.join(str(f) for f in files)}")
 
 
-def bench_table(records: list[Any]) -> Table:
-    table = Table(box=box.SIMPLE, pad_edge=False, collapse_padding=True,
-                  caption="times in us; speedups of the best correct kernel")
-    for name in ["problem", "status", "eager", "compile", "best", "vs eager", "vs compile", "SOL",
-                 "evals"]:
-        table.add_column(name, justify="left" if name in {"problem", "status"} else "right",
-                         no_wrap=name != "status")
-    for r in records:
-        style = STATUS_STYLE.get(r.status, "bold red")
-        table.add_row(r.problem, f"[{style}]{escape(r.verdict())}[/]", _num(r.eager_us),
-                      _num(r.compile_us), _num(r.best_us), _fmt(r.speedup_eager, "x"),
-                      _fmt(r.speedup_compile, "x"), _fmt(r.sol_fraction), str(r.evaluations))
-    return table
 
 
 @app.command("compare")
@@ -228,7 +222,7 @@ def compare_command(
     """Run a suite once per configuration; MLflow gets a parent run, one child per config."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
-    from kernelwright.compare import compare, load_configs, markdown, rows
+    from kernelwright.suite.compare import compare, load_configs, markdown, rows
 
     if not suite.is_dir():
         raise _fail(f"--suite {suite}: not a folder of problems")
@@ -238,7 +232,7 @@ def compare_command(
         raise _fail(str(exc)) from None
     if iterations is not None:
         settings = {k: v.model_copy(update={"iterations": iterations}) for k, v in settings.items()}
-    from kernelwright.bench import find_problems
+    from kernelwright.suite.runner import find_problems
 
     total = len(find_problems(suite)) * len(settings)
     with Progress("{task.description}", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -250,7 +244,7 @@ def compare_command(
                 bar.update(task, description=f"{config}: {problem}")
             else:
                 bar.advance(task)
-                bar.console.print(f"  {config}: {problem}: {_record_line(record)}")
+                bar.console.print(f"  {config}: {problem}: {record_line(record)}")
 
         def say(line: str) -> None:  # tracking that failed: the comparison goes on
             if "tracking is off" in line:
@@ -272,18 +266,8 @@ def compare_command(
     console.print(f"{where}; table in {out / 'comparison.md'}")
 
 
-def _record_line(record: Any) -> str:
-    if record.correct:
-        speed = f", {record.speedup_eager:.2f}x eager" if record.speedup_eager else " (not timed)"
-        return f"correct{speed}, {record.evaluations} evaluations"
-    return record.verdict()
 
 
-def _run_panel(name: str, header: str, lines: list[str]) -> Any:
-    from rich.panel import Panel
-
-    return Panel("\n".join(escape(line) for line in lines[-14:]), title=f"kernelwright run: {name}",
-                 subtitle=escape(header), border_style="cyan")
 
 
 @app.command("eval")
@@ -308,9 +292,9 @@ def eval_command(
     """Check a candidate against its reference and time it (on a GPU) against eager and compile."""
     from pydantic import ValidationError
 
-    from kernelwright.problem import load_problem
+    from kernelwright.core.problem import load_problem
+    from kernelwright.core.results import EvalSettings
     from kernelwright.tools.evaluate import evaluate
-    from kernelwright.tools.results import EvalSettings
 
     if explain_sandbox:
         _explain_sandbox(device)
@@ -339,15 +323,15 @@ def eval_command(
     if as_json:
         print(result.model_dump_json(indent=2))
     else:
-        _show(result)
+        show_result(result)
     raise typer.Exit(0 if result.ok else 1)
 
 
 def _explain_sandbox(device: str) -> None:
     """Start an empty worker with the confinement a candidate on `device` gets; show it."""
+    from kernelwright.core.results import EvalSettings
     from kernelwright.tools.evaluate import resolve_device, sandbox_for
     from kernelwright.tools.process import spawn
-    from kernelwright.tools.results import EvalSettings
 
     on = resolve_device(device)
     done = spawn("kernelwright.tools.sandbox:probe", "{}", 120, "kernelwright-probe",
@@ -373,8 +357,8 @@ def analyze_command(
     as_json: Annotated[bool, typer.Option("--json", help="print the analyses as JSON")] = False,
 ) -> None:
     """Baselines (eager, torch.compile), FLOPs, bytes, the SOL floor and the headroom."""
+    from kernelwright.core.problem import load_problem
     from kernelwright.hardware.profiles import DATASHEETS
-    from kernelwright.problem import load_problem
     from kernelwright.tools.analyze import analyze
 
     if precision not in {"fp32", "tf32", "bf16", "fp16"}:
@@ -405,30 +389,8 @@ def analyze_command(
         console.print(f"[dim]{escape(note)}[/]")
 
 
-def analysis_table(results: list[Any]) -> Table:
-    """One row per analysed problem (also used for benchmarks/analyze-*.md)."""
-    first = results[0] if results else None
-    title = (f"{first.device}, precision {first.precision}, profile "
-             f"{first.sol.profile + (' (calibrated)' if first.sol.calibrated else ' (datasheet)')}"
-             if first and first.sol else None)
-    table = Table(title=title, caption="times in us; headroom = compile / floor", box=box.SIMPLE,
-                  pad_edge=False, collapse_padding=True)
-    for name in ["problem", "eager", "compile", "GFLOP", "MB", "floor", "bound", "headroom"]:
-        table.add_column(name, justify="left" if name in {"problem", "bound"} else "right",
-                         no_wrap=True)
-    for r in results:
-        sol = r.sol
-        table.add_row(r.problem, _num(r.eager_us), _num(r.compile_us), _num(r.flops / 1e9),
-                      _num(r.bytes / 1e6), _num(sol.floor_us if sol else None),
-                      sol.bound if sol else "-", _fmt(r.headroom, "x"))
-    return table
 
 
-def _num(value: float | None) -> str:
-    """Short numbers for tables: 3 significant digits, no exponent below a million."""
-    if value is None:
-        return "-"
-    return f"{value:.0f}" if value >= 100 else f"{value:.3g}"
 
 
 @hw_app.command("calibrate")
@@ -445,7 +407,7 @@ def hw_calibrate(
         raise _fail(str(exc)) from None
     with console.status("calibrating", spinner="dots") as status:
         profile = calibrate(target, progress=lambda step: status.update(f"calibrating: {step}"))
-    _show_profile(profile)
+    show_profile(profile)
     console.print(f"saved to {profile_path(profile.marketing_name)}")
 
 
@@ -466,23 +428,10 @@ def hw_show(
         console.print("this GPU matches no datasheet and was never calibrated: run "
                       "`kernelwright hw calibrate`")
     else:
-        _show_profile(profile)
+        show_profile(profile)
     console.print(f"datasheet profiles: {', '.join(sorted(DATASHEETS))}")
 
 
-def _show_profile(profile: Any) -> None:
-    table = Table(title=f"{profile.marketing_name} ({profile.name}, "
-                        f"{'calibrated' if profile.calibrated else 'datasheet'})")
-    table.add_column("figure")
-    table.add_column("value", justify="right")
-    table.add_row("memory bandwidth", f"{profile.memory_bandwidth_gbps:.0f} GB/s")
-    for kind in ("fp32", "tf32", "bf16", "fp16", "fp8"):
-        rate = getattr(profile, f"{kind}_tflops")
-        table.add_row(f"{kind} peak", f"{rate:.1f} TFLOP/s" if rate else "-")
-    table.add_row("L2", f"{profile.l2_bytes / 2**20:.0f} MiB")
-    table.add_row("SMs / CUs / cores", str(profile.sm_count))
-    console.print(table)
-    console.print(f"[dim]source: {escape(profile.source)}[/]")
 
 
 def _problem_files(paths: list[Path]) -> list[tuple[Path, str]]:
@@ -508,62 +457,8 @@ def _read_candidate(path: Path) -> str:
         raise CandidateFileError(f"{path}: cannot read the candidate ({exc}).") from None
 
 
-def _show(result) -> None:
-    style = STATUS_STYLE.get(result.status.value, "bold")
-    reason = f" ({result.reason})" if result.reason else ""
-    console.print(f"[{style}]{result.status.value}[/]{reason}  {result.problem}  "
-                  f"guard={result.guard} precision={result.precision} "
-                  f"device={result.device or 'not run'}")
-    if result.message and not result.findings:
-        console.print(result.message)
-    for finding in result.findings[:10]:
-        where = f"line {finding.line}: " if finding.line else ""
-        console.print(escape(f"  - [{finding.rule}] {where}{finding.message}"))
-    if not result.device:
-        return  # refused before anything ran: no figures to show
-    table = Table(show_header=False, box=None, padding=(0, 2))
-    table.add_column(style="dim")
-    table.add_column(justify="right")
-    rows = [("trials passed", str(result.trials_passed)),
-            ("max abs / rel error", f"{_fmt(result.max_abs_err)} / {_fmt(result.max_rel_err)}"),
-            ("tolerance (rel)", _fmt(result.tolerance)),
-            ("candidate", _fmt(result.runtime_us, " us")),
-            ("eager", _fmt(result.eager_us, " us")),
-            ("torch.compile", _fmt(result.compile_us, " us")),
-            ("speedup vs eager / compile",
-             f"{_fmt(result.speedup_eager, 'x')} / {_fmt(result.speedup_compile, 'x')}")]
-    if result.own_kernel_fraction is not None:
-        rows.append(("GPU time in own kernels", f"{result.own_kernel_fraction:.0%}"))
-    if result.sol is not None and result.sol_fraction is not None:
-        rows.append(("SOL floor / fraction", f"{result.sol.floor_us:.4g} us ({result.sol.bound}"
-                     f" bound, {result.sol.profile}) / {result.sol_fraction:.2f}"))
-    if result.profile is not None:
-        rows.append(("diagnosis", result.profile.diagnosis))
-    for name, value in rows:
-        table.add_row(name, value)
-    console.print(table)
-    if result.faster_than_sol:
-        console.print("[bold red]faster than the speed-of-light[/]: the time is under 0.95 x the "
-                      "floor, so the kernel skips work or the measurement is wrong; do not trust it")
-    if result.size_overrides:
-        sizes = ", ".join(f"{k}={v}" for k, v in result.size_overrides.items())
-        console.print(f"sizes shrunk for the interpreter: {sizes}")
-    if result.timing_note:
-        console.print(f"[dim]{result.timing_note}[/]")
-    console.print(f"[dim]torch {result.torch_version}, triton {result.triton_version}, "
-                  f"{result.wall_s:.1f} s[/]")
-    if result.sandbox:
-        confined = "; ".join(line.split(":")[0] + ": " + line.split(": ", 1)[1].split(" (")[0]
-                             for line in result.sandbox[2:4])
-        console.print(f"[dim]sandbox: {escape(confined)} (--explain-sandbox for all)[/]")
-    if result.status.value in {"crashed", "timeout"} and result.log_tail:
-        console.print(f"[dim]worker log:\n{result.log_tail}[/]")
 
 
-def _fmt(value: float | None, unit: str = "") -> str:
-    if value is None:
-        return "-"
-    return f"{value:.4g}{unit}"
 
 
 def _store() -> Any:
@@ -577,17 +472,6 @@ def _store() -> Any:
         raise _fail(str(exc)) from None
 
 
-def _experience_table(title: str, rows: list[Any]) -> None:
-    from rich.table import Table
-
-    from kernelwright.memory.store import describe
-
-    table = Table(title=title)
-    for column in ("id", "score", "stage", "problem", "outcome", "q_draft", "q_refine", "lesson"):
-        table.add_column(column)
-    for exp, score in rows:
-        table.add_row(*(escape(v) for v in describe(exp, score).values()))
-    console.print(table)
 
 
 @memory_app.command("stats")
@@ -608,7 +492,7 @@ def memory_stats() -> None:
 def memory_search(query: Annotated[str, typer.Argument(help="text to match")],
                   n: Annotated[int, typer.Option(help="how many")] = 10) -> None:
     """Experiences most similar to QUERY."""
-    _experience_table(f"memory: {query}", _store().search(query, n))
+    experience_table(f"memory: {query}", _store().search(query, n))
 
 
 @memory_app.command("show")

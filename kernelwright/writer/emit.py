@@ -23,7 +23,7 @@ from typing import Literal
 
 import torch
 
-from kernelwright.agents.offline.fuse import (
+from kernelwright.writer.fuse import (
     SM_TARGET,
     DMap,
     Group,
@@ -31,7 +31,7 @@ from kernelwright.agents.offline.fuse import (
     leaf_map,
     view_base,
 )
-from kernelwright.agents.offline.ir import (
+from kernelwright.writer.ir import (
     Graph,
     Unsupported,
     Value,

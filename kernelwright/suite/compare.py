@@ -14,9 +14,10 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from kernelwright.bench import ProblemRecord, SuiteSummary, find_problems, run_suite, summarize, summary_metrics
 from kernelwright.config import RunConfig
-from kernelwright.errors import KernelwrightError
+from kernelwright.core.errors import KernelwrightError
+from kernelwright.suite.records import ProblemRecord, SuiteSummary, summarize, summary_metrics
+from kernelwright.suite.runner import find_problems, run_suite
 
 
 class Comparison(BaseModel):

@@ -14,7 +14,8 @@ from collections.abc import Callable
 
 from pydantic import BaseModel, Field
 
-from kernelwright.agents.offline.emit import (
+from kernelwright.core.results import Backend, EvalResult, EvalSettings
+from kernelwright.writer.emit import (
     KernelConfig,
     matmul_config,
     matmul_dims,
@@ -22,10 +23,9 @@ from kernelwright.agents.offline.emit import (
     splittable,
     triton_next_pow2,
 )
-from kernelwright.agents.offline.emit_cpp import config_space as cpp_config_space
-from kernelwright.agents.offline.fuse import SM_TARGET, Group
-from kernelwright.agents.offline.write import Plan
-from kernelwright.tools.results import Backend, EvalResult, EvalSettings
+from kernelwright.writer.emit_cpp import config_space as cpp_config_space
+from kernelwright.writer.fuse import SM_TARGET, Group
+from kernelwright.writer.write import Plan
 
 log = logging.getLogger(__name__)
 

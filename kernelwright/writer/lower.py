@@ -20,9 +20,9 @@ from typing import Any
 import torch
 from torch.fx import Node
 
-from kernelwright.agents.offline import attention
-from kernelwright.agents.offline.capture import Captured
-from kernelwright.agents.offline.ir import Graph, Kind, Unsupported, Value, reshape_strides, view_layout
+from kernelwright.writer import attention
+from kernelwright.writer.capture import Captured
+from kernelwright.writer.ir import Graph, Kind, Unsupported, Value, reshape_strides, view_layout
 
 F32 = torch.float32
 

@@ -1,15 +1,42 @@
-"""The run's state: the problem, the device and the tree of candidates.
+"""The records of a run: the candidate tree, a coder's task, the graph's state and the run's
+result.
 
-Nodes return partial updates. The tree is merged by candidate id, so candidates coded in
-parallel (the fan-out) and later updates of one candidate (its evaluation) both land in place.
+Nodes return partial updates of `State`. The tree is merged by candidate id, so candidates coded
+in parallel (the fan-out) and later updates of one candidate (its evaluation) both land in place.
 """
 
 from __future__ import annotations
 
 import operator
-from typing import Annotated, Any, Literal, TypedDict
+from enum import StrEnum
+from typing import Annotated, Any, Literal, Protocol, TypedDict
 
 from pydantic import BaseModel, Field
+
+from kernelwright.core.results import Status
+
+
+class CandidateStatus(StrEnum):
+    """Where a candidate stands: waiting for its evaluation, the evaluation's `Status`, or why
+    no source was written (the writer lacks ops, has no untried idea, or its model failed)."""
+
+    PENDING = "pending"
+    CORRECT = Status.CORRECT.value
+    REJECTED = Status.REJECTED.value
+    BUILD_ERROR = Status.BUILD_ERROR.value
+    RUNTIME_ERROR = Status.RUNTIME_ERROR.value
+    INCORRECT = Status.INCORRECT.value
+    TIMEOUT = Status.TIMEOUT.value
+    CRASHED = Status.CRASHED.value
+    PROBLEM_ERROR = Status.PROBLEM_ERROR.value
+    TOO_LARGE = Status.TOO_LARGE.value
+    UNCOVERED = "uncovered"
+    EXHAUSTED = "exhausted"
+    LLM_ERROR = "llm_error"
+
+
+NOT_EVALUATED = {CandidateStatus.PENDING, CandidateStatus.UNCOVERED, CandidateStatus.EXHAUSTED}
+FIXABLE = {CandidateStatus.BUILD_ERROR, CandidateStatus.RUNTIME_ERROR}
 
 
 class Candidate(BaseModel):
@@ -21,7 +48,7 @@ class Candidate(BaseModel):
     change: str = Field(description="what this candidate tries, in words")
     source: str | None = None
     configs: list[dict[str, Any]] = Field(default_factory=list, description="offline launch configs")
-    status: str = "pending"  # pending, or an evaluation status (correct, build_error, ...)
+    status: CandidateStatus = CandidateStatus.PENDING
     reason: str = ""
     message: str = ""
     runtime_us: float | None = None
@@ -35,7 +62,12 @@ class Candidate(BaseModel):
 
     @property
     def correct(self) -> bool:
-        return self.status == "correct"
+        return self.status == CandidateStatus.CORRECT
+
+    @property
+    def evaluated(self) -> bool:
+        """The harness (or the coder's model) gave it an outcome: what runs count as attempts."""
+        return self.status not in NOT_EVALUATED
 
 
 def merge_tree(old: list[Candidate], new: list[Candidate]) -> list[Candidate]:
@@ -103,3 +135,50 @@ class State(TypedDict, total=False):
     tokens: Annotated[int, operator.add]  # LLM tokens spent
     seconds: Annotated[float, operator.add]  # time spent coding and evaluating
     log: Annotated[list[str], operator.add]
+
+
+class Result(BaseModel):
+    """What a run found."""
+
+    problem: str
+    thread_id: str
+    best: Candidate | None = Field(None, description="the fastest correct candidate")
+    tree: list[Candidate]
+    stop: str | None
+    tokens: int = Field(0, description="LLM tokens spent")
+    seconds: float = Field(0.0, description="time spent coding and evaluating")
+    log: list[str]
+    mlflow_run_id: str | None = Field(None, description="where the run is tracked, if it is")
+
+
+class Observer(Protocol):
+    """What watches a run (the MLflow tracker): told of its start, each step's state and its
+    end; `run_id` names where it recorded the run (None: nowhere)."""
+
+    run_id: str | None
+
+    def start(self, thread_id: str) -> None: ...
+
+    def step(self, state: dict[str, Any]) -> None: ...
+
+    def finish(self, result: Result) -> None: ...
+
+    def fail(self, error: BaseException) -> None: ...
+
+
+class Unobserved:
+    """The observer of a run nobody watches."""
+
+    run_id: str | None = None
+
+    def start(self, thread_id: str) -> None:
+        pass
+
+    def step(self, state: dict[str, Any]) -> None:
+        pass
+
+    def finish(self, result: Result) -> None:
+        pass
+
+    def fail(self, error: BaseException) -> None:
+        pass

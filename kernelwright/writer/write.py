@@ -1,20 +1,20 @@
 """The offline coder's entry point: a problem in, one candidate source out (Triton, or C++ for
-the `cuda` and `cpu` backends: agents/offline/emit_cpp.py)."""
+the `cuda` and `cpu` backends: writer/emit_cpp.py)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from kernelwright.agents.offline.capture import capture
-from kernelwright.agents.offline.emit import KernelConfig, default_config, write_module
-from kernelwright.agents.offline.emit_cpp import default_config as cpp_default
-from kernelwright.agents.offline.emit_cpp import describe as cpp_describe
-from kernelwright.agents.offline.emit_cpp import write_cpp_module
-from kernelwright.agents.offline.fuse import Group, partition
-from kernelwright.agents.offline.ir import Graph, Unsupported
-from kernelwright.agents.offline.lower import lower
-from kernelwright.problem import Problem
-from kernelwright.tools.results import Backend, GuardMode, Precision
+from kernelwright.core.problem import Problem
+from kernelwright.core.results import Backend, GuardMode, Precision
+from kernelwright.writer.capture import capture
+from kernelwright.writer.emit import KernelConfig, default_config, write_module
+from kernelwright.writer.emit_cpp import default_config as cpp_default
+from kernelwright.writer.emit_cpp import describe as cpp_describe
+from kernelwright.writer.emit_cpp import write_cpp_module
+from kernelwright.writer.fuse import Group, partition
+from kernelwright.writer.ir import Graph, Unsupported
+from kernelwright.writer.lower import lower
 
 
 @dataclass

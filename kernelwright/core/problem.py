@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from kernelwright.errors import ProblemError
+from kernelwright.core.errors import ProblemError
 
 _FIX_FORMAT = (
     "a KernelBench problem defines `class Model(nn.Module)`, `get_inputs()` returning a list of "

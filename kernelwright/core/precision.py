@@ -6,7 +6,7 @@ from typing import Any
 
 import torch
 
-from kernelwright.tools.results import Precision
+from kernelwright.core.results import Precision
 
 _CAST = {"bf16": torch.bfloat16, "fp16": torch.float16}
 

@@ -23,7 +23,7 @@ from typing import Literal
 
 import torch
 
-from kernelwright.agents.offline.emit import (
+from kernelwright.writer.emit import (
     KernelConfig,
     KernelWriter,
     _extern_call,
@@ -32,8 +32,8 @@ from kernelwright.agents.offline.emit import (
     forward_impl,
     view_strides,
 )
-from kernelwright.agents.offline.fuse import DMap, Group, view_base
-from kernelwright.agents.offline.ir import Graph, Unsupported, Value, view_layout
+from kernelwright.writer.fuse import DMap, Group, view_base
+from kernelwright.writer.ir import Graph, Unsupported, Value, view_layout
 
 CppBackend = Literal["cuda", "cpu"]
 CPP_TYPE = {torch.float32: "float", torch.float16: "at::Half", torch.bfloat16: "at::BFloat16",
@@ -52,7 +52,7 @@ COMPARE = {ast.Eq: "==", ast.NotEq: "!=", ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">
 
 def to_cpp(expr: str) -> str:
     """A Triton expression of the IR (`tl.where(v1 > 0.0, v1, 0.0)`) as C++."""
-    from kernelwright.problem import parse_python
+    from kernelwright.core.problem import parse_python
 
     return _cpp(parse_python(expr, mode="eval").body)
 

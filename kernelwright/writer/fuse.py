@@ -23,7 +23,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Literal
 
-from kernelwright.agents.offline.ir import Graph, Unsupported, Value
+from kernelwright.writer.ir import Graph, Unsupported, Value
 
 DMap = tuple[int | None, ...]
 
