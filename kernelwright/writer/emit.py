@@ -38,6 +38,7 @@ from kernelwright.writer.ir import (
     contiguous_strides,
     view_layout,
 )
+from kernelwright.writer.ops import OPS, triton_literal
 
 NEUTRAL = {"sum": "0.0", "prod": "1.0", "max": '-float("inf")', "min": 'float("inf")',
            "argmax": '-float("inf")', "argmin": 'float("inf")'}
@@ -249,7 +250,7 @@ class KernelWriter:
         """Name of `v` in the current block, emitting what it needs first."""
         pad = "    " * indent
         if v.kind == "const":
-            return _literal(v.scalar)
+            return self.literal(v.scalar)
         if not self.g.has(v):  # a leaf: input, view or a buffer from an earlier kernel
             lmap = leaf_map(v.shape, user_shape, user_map or ())
             if lmap is None:
@@ -274,8 +275,10 @@ class KernelWriter:
     def define_leaf(self, name: str, leaf: Value, lmap: DMap) -> str:
         return f"{name} = {self.load(leaf, lmap)}"
 
+    literal = staticmethod(triton_literal)
+
     def define_value(self, v: Value, args: list[str]) -> str:
-        expr = v.op.format(*args)
+        expr = OPS[v.op].triton.format(*args)
         if v.dtype.is_floating_point and any(a.kind == "const" and isinstance(a.scalar, int)
                                              for a in v.args):
             expr = f"({expr}).to(tl.float32)"
@@ -791,18 +794,6 @@ PROD_COMBINE = '''@triton.jit
 def _prod_combine(a, b):
     return a * b
 '''
-
-
-def _literal(x: object) -> str:
-    if isinstance(x, bool):
-        return "True" if x else "False"
-    if isinstance(x, float):
-        if math.isinf(x):
-            return 'float("inf")' if x > 0 else '-float("inf")'
-        if math.isnan(x):
-            return 'float("nan")'
-        return repr(x)
-    return repr(x)
 
 
 def write_module(title: str, graph: Graph, groups: list[Group], configs: list[KernelConfig],

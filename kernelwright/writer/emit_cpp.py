@@ -7,7 +7,7 @@ One kernel per group, written once as scalar code and placed in two skeletons:
   combine with warp shuffles), one row per loop iteration on the CPU (LANES = 1). A reduction
   that feeds another (softmax: max, then sum of exp) is one more pass over the row; scans run
   on the first lane in order.
-The pointwise expressions are the IR's Triton templates translated to C++ through Python's ast.
+The pointwise ops are rendered from writer/ops.py's C++ column.
 Pools and split reductions stay Triton-only (Unsupported names them). Launch configurations:
 `block_r` is the threads per block (CUDA pointwise), the rows per block (CUDA rows), or the
 grain of `at::parallel_for` (CPU), so the refiner searches these like Triton's tiles. The
@@ -16,7 +16,6 @@ grain is passed at launch, so the CPU configurations of a problem share one buil
 
 from __future__ import annotations
 
-import ast
 import hashlib
 import math
 from typing import Literal
@@ -34,63 +33,13 @@ from kernelwright.writer.emit import (
 )
 from kernelwright.writer.fuse import DMap, Group, view_base
 from kernelwright.writer.ir import Graph, Unsupported, Value, view_layout
+from kernelwright.writer.ops import OPS, cpp_literal
 
 CppBackend = Literal["cuda", "cpu"]
 CPP_TYPE = {torch.float32: "float", torch.float16: "at::Half", torch.bfloat16: "at::BFloat16",
             torch.int64: "int64_t", torch.int32: "int32_t", torch.bool: "bool"}
 NEUTRAL = {"sum": "0.0f", "prod": "1.0f", "max": "-INFINITY", "min": "INFINITY",
            "argmax": "-INFINITY", "argmin": "INFINITY"}
-CALLS = {"exp": "expf", "exp2": "exp2f", "log": "logf", "log2": "log2f", "sqrt": "sqrtf",
-         "abs": "fabsf", "sin": "sinf", "cos": "cosf", "erf": "erff", "floor": "floorf",
-         "ceil": "ceilf", "maximum": "fmaxf", "minimum": "fminf", "sigmoid": "kw_sigmoid",
-         "rsqrt": "kw_rsqrt"}
-BINARY = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.BitAnd: "&&",
-          ast.BitOr: "||"}
-COMPARE = {ast.Eq: "==", ast.NotEq: "!=", ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">",
-           ast.GtE: ">="}
-
-
-def to_cpp(expr: str) -> str:
-    """A Triton expression of the IR (`tl.where(v1 > 0.0, v1, 0.0)`) as C++."""
-    from kernelwright.core.problem import parse_python
-
-    return _cpp(parse_python(expr, mode="eval").body)
-
-
-def _cpp(node: ast.expr) -> str:
-    if isinstance(node, ast.Name):
-        return node.id
-    if isinstance(node, ast.Constant):
-        if isinstance(node.value, bool):
-            return "true" if node.value else "false"
-        if isinstance(node.value, float):
-            return f"{node.value!r}f"
-        if isinstance(node.value, int):
-            return f"{node.value}LL" if abs(node.value) > 2**31 - 1 else str(node.value)
-    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
-        return f"(-{_cpp(node.operand)})"
-    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Div):  # true division, as in Python
-        return f"(static_cast<float>({_cpp(node.left)}) / {_cpp(node.right)})"
-    if isinstance(node, ast.BinOp) and type(node.op) in BINARY:
-        return f"({_cpp(node.left)} {BINARY[type(node.op)]} {_cpp(node.right)})"
-    if isinstance(node, ast.Compare) and len(node.ops) == 1 and type(node.ops[0]) in COMPARE:
-        return f"({_cpp(node.left)} {COMPARE[type(node.ops[0])]} {_cpp(node.comparators[0])})"
-    if isinstance(node, ast.Call):
-        func = node.func
-        if isinstance(func, ast.Name) and func.id == "float" and isinstance(node.args[0], ast.Constant):
-            return {"inf": "INFINITY", "-inf": "(-INFINITY)", "nan": "NAN"}[str(node.args[0].value)]
-        args = [_cpp(a) for a in node.args]
-        if isinstance(func, ast.Attribute) and func.attr == "to":  # x.to(tl.float32)
-            return f"((float){_cpp(func.value)})"
-        if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) and \
-                func.value.id == "tl":
-            if func.attr == "where":
-                return f"({args[0]} ? {args[1]} : {args[2]})"
-            if func.attr in CALLS:
-                return f"{CALLS[func.attr]}({', '.join(args)})"
-    raise Unsupported([f"C++ translation of `{ast.unparse(node)}`"])
-
-
 def default_config(group: Group, backend: CppBackend) -> KernelConfig:
     if group.kind == "extern":
         return KernelConfig(block_r=1)
@@ -153,9 +102,10 @@ class CppKernelWriter(KernelWriter):
             value = f"static_cast<float>({value})"
         return f"const auto {name} = {value};"
 
+    literal = staticmethod(cpp_literal)
+
     def define_value(self, v: Value, args: list[str]) -> str:
-        """The IR's Triton template, filled with Python names and literals, then translated."""
-        expr = to_cpp(v.op.format(*args))
+        expr = OPS[v.op].cpp.format(*args)
         if v.dtype.is_floating_point:
             expr = f"static_cast<float>({expr})"
         return f"const auto v{v.id} = {expr};"

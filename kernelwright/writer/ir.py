@@ -1,7 +1,6 @@
 """The offline writer's IR: a DAG of values with real shapes, built by lower.py.
 
-Pointwise values carry a Triton expression template over their arguments ("{0} * {1}"), which
-is all the emitter needs. Reductions and scans name their op and the real dims they consume.
+Pointwise values name an op of writer/ops.py ("mul", "where"); each backend renders it. Reductions and scans name their op and the real dims they consume.
 Matmul values are GEMMs the writer tiles itself (`strict` mode); extern values are vendor
 calls (cuBLAS, cuDNN) that `library` mode keeps. Either way what surrounds them is the writer's.
 Everything is computed in fp32 inside kernels (integers and booleans keep their type) and cast
@@ -32,7 +31,7 @@ class Value:
     shape: tuple[int, ...]
     dtype: torch.dtype
     args: list[Value] = field(default_factory=list)
-    op: str = ""  # pointwise: expression template; reduce/scan: op name; pool: "max" | "avg";
+    op: str = ""  # pointwise: an op of writer/ops.py; reduce/scan: op name; pool: "max" | "avg";
     # matmul: "mm" | "bmm" (args: A [.., M, K], B [.., K, N]); extern (a vendor GEMM or
     # convolution, `library` mode only): "mm" | "bmm" | "addmm" (args: A, B, bias) | "conv";
     # view: "permute" | "reshape" | "slice"; attention: "" (args: q [.., M, D], k^T [.., D, N],

@@ -23,6 +23,7 @@ from torch.fx import Node
 from kernelwright.writer import attention
 from kernelwright.writer.capture import Captured
 from kernelwright.writer.ir import Graph, Kind, Unsupported, Value, reshape_strides, view_layout
+from kernelwright.writer.ops import OPS
 
 F32 = torch.float32
 
@@ -37,12 +38,18 @@ class Builder:
     def lift(self, x: Any) -> Value:
         return x if isinstance(x, Value) else self.const(x)
 
-    def pw(self, template: str, *args: Any, dtype: torch.dtype | None = None) -> Value:
+    def pw(self, op: str, *args: Any) -> Value:
+        """The pointwise op `op` (writer/ops.py) of `args` (values or Python scalars)."""
+        if op not in OPS or OPS[op].arity != len(args):
+            raise ValueError(f"pointwise op {op!r} of {len(args)} argument(s) is not in OPS")
         vals = [self.lift(a) for a in args]
         shape = tuple(torch.broadcast_shapes(*[v.shape for v in vals]))
-        if dtype is None:
-            dtype = F32 if any(v.dtype.is_floating_point for v in vals) else vals[0].dtype
-        return Value("pointwise", shape, dtype, vals, op=template)
+        data = vals[1:] if op == "where" else vals  # a where's condition is not its data
+        if OPS[op].logical:
+            dtype = torch.bool
+        else:
+            dtype = F32 if any(v.dtype.is_floating_point for v in data) else data[0].dtype
+        return Value("pointwise", shape, dtype, vals, op=op)
 
     def reduce(self, op: str, x: Value, dims: list[int] | tuple[int, ...] | None,
                keepdim: bool) -> Value:
@@ -57,44 +64,52 @@ class Builder:
 
     # composites -------------------------------------------------------------------------
     def mean(self, x: Value, dims: Any, keepdim: bool) -> Value:
-        return self.pw("{0} * {1}", self.reduce("sum", x, dims, keepdim), 1.0 / self.count(x, dims))
+        return self.pw("mul", self.reduce("sum", x, dims, keepdim), 1.0 / self.count(x, dims))
 
     def var(self, x: Value, dims: Any, correction: float, keepdim: bool) -> Value:
-        centered = self.pw("{0} - {1}", x, self.mean(x, dims, True))
-        ss = self.reduce("sum", self.pw("{0} * {0}", centered), dims, keepdim)
-        return self.pw("{0} * {1}", ss, 1.0 / max(self.count(x, dims) - correction, 0))
+        centered = self.pw("sub", x, self.mean(x, dims, True))
+        ss = self.reduce("sum", self.pw("mul", centered, centered), dims, keepdim)
+        return self.pw("mul", ss, 1.0 / max(self.count(x, dims) - correction, 0))
 
     def tanh(self, x: Value) -> Value:
-        return self.pw("1.0 - 2.0 / (tl.exp(2.0 * {0}) + 1.0)", x)
+        """1 - 2 / (exp(2x) + 1): exact at both ends, where exp overflows or vanishes."""
+        e = self.pw("add", self.pw("exp", self.pw("mul", 2.0, x)), 1.0)
+        return self.pw("sub", 1.0, self.pw("div", 2.0, e))
 
     def softplus(self, x: Value, beta: float = 1.0, threshold: float = 20.0) -> Value:
-        return self.pw(f"tl.where({{0}} * {beta!r} > {threshold!r}, {{0}}, "
-                       f"tl.log(1.0 + tl.exp({{0}} * {beta!r})) / {beta!r})", x)
+        bx = self.pw("mul", x, beta)
+        soft = self.pw("div", self.pw("log", self.pw("add", 1.0, self.pw("exp", bx))), beta)
+        return self.pw("where", self.pw("gt", bx, threshold), x, soft)
+
+    def square(self, x: Value) -> Value:
+        return self.pw("mul", x, x)
 
     def softmax(self, x: Value, dim: int, log: bool, safe: bool = False) -> Value:
         """`safe`: a row that is -inf throughout gives zeros (torch's _safe_softmax)."""
         top = self.reduce("max", x, [dim], True)
-        shifted = self.pw("{0} - {1}", x, top)
-        total = self.reduce("sum", self.pw("tl.exp({0})", shifted), [dim], True)
+        shifted = self.pw("sub", x, top)
+        total = self.reduce("sum", self.pw("exp", shifted), [dim], True)
         if log:
-            return self.pw("{0} - tl.log({1})", shifted, total)
+            return self.pw("sub", shifted, self.pw("log", total))
+        p = self.pw("div", self.pw("exp", shifted), total)
         if safe:
-            return self.pw('tl.where({2} == -float("inf"), 0.0, tl.exp({0}) / {1})', shifted,
-                           total, top)
-        return self.pw("tl.exp({0}) / {1}", shifted, total)
+            return self.pw("where", self.pw("eq", top, -math.inf), 0.0, p)
+        return p
 
     def norm_affine(self, x: Value, dims: list[int], eps: float, weight: Any, bias: Any
                     ) -> tuple[Value, Value, Value]:
         mean = self.mean(x, dims, True)
-        centered = self.pw("{0} - {1}", x, mean)
-        var = self.reduce("sum", self.pw("{0} * {0}", centered), dims, True)
-        rstd = self.pw(f"tl.rsqrt({{0}} * {1.0 / self.count(x, dims)!r} + {eps!r})", var)
-        y = self.pw("{0} * {1}", centered, rstd)
+        centered = self.pw("sub", x, mean)
+        var = self.reduce("sum", self.square(centered), dims, True)
+        rstd = self.pw("rsqrt", self.pw("add", self.pw("mul", var, 1.0 / self.count(x, dims)), eps))
+        return self.affine(self.pw("mul", centered, rstd), weight, bias), mean, rstd
+
+    def affine(self, y: Value, weight: Any, bias: Any) -> Value:
         if weight is not None:
-            y = self.pw("{0} * {1}", y, weight)
+            y = self.pw("mul", y, weight)
         if bias is not None:
-            y = self.pw("{0} + {1}", y, bias)
-        return y, mean, rstd
+            y = self.pw("add", y, bias)
+        return y
 
 
 def _norm_dims(dims: Any, rank: int) -> tuple[int, ...]:
@@ -105,26 +120,32 @@ def _norm_dims(dims: Any, rank: int) -> tuple[int, ...]:
     return tuple(sorted(d % rank if rank else 0 for d in dims))
 
 
-# Pointwise ops with one template each; {0}, {1}, ... are the tensor or scalar arguments.
-SIMPLE: dict[str, str] = {
-    "neg": "-{0}", "abs": "tl.abs({0})", "relu": "tl.maximum({0}, 0.0)",
-    "sigmoid": "tl.sigmoid({0})", "exp": "tl.exp({0})", "exp2": "tl.exp2({0})",
-    "log": "tl.log({0})", "log2": "tl.log2({0})", "sqrt": "tl.sqrt({0})",
-    "rsqrt": "tl.rsqrt({0})", "reciprocal": "1.0 / {0}", "sin": "tl.sin({0})",
-    "cos": "tl.cos({0})", "erf": "tl.erf({0})", "floor": "tl.floor({0})", "ceil": "tl.ceil({0})",
-    "log1p": "tl.log(1.0 + {0})", "expm1": "tl.exp({0}) - 1.0", "square": "{0} * {0}",
-    "silu": "{0} * tl.sigmoid({0})", "xlogy": "tl.where({0} == 0, 0.0, {0} * tl.log({1}))",
-    "hardswish": "{0} * tl.minimum(tl.maximum({0} + 3.0, 0.0), 6.0) * (1.0 / 6.0)",
-    "hardsigmoid": "tl.minimum(tl.maximum({0} + 3.0, 0.0), 6.0) * (1.0 / 6.0)",
-    "sign": "tl.where({0} > 0, 1.0, tl.where({0} < 0, -1.0, 0.0))",
-    "maximum": "tl.maximum({0}, {1})", "minimum": "tl.minimum({0}, {1})",
-    "mul": "{0} * {1}", "eq": "{0} == {1}", "ne": "{0} != {1}", "lt": "{0} < {1}",
-    "le": "{0} <= {1}", "gt": "{0} > {1}", "ge": "{0} >= {1}",
-    "logical_not": "{0} == 0", "bitwise_not": "{0} == 0", "logical_and": "({0} != 0) & ({1} != 0)",
-    "logical_or": "({0} != 0) | ({1} != 0)", "where": "tl.where({0}, {1}, {2})",
+# aten ops that are one IR op of the same name (writer/ops.py), and those that compose a few.
+SAME = {"neg", "abs", "sigmoid", "exp", "exp2", "log", "log2", "sqrt", "rsqrt", "sin", "cos", "erf",
+        "floor", "ceil", "maximum", "minimum", "mul", "eq", "ne", "lt", "le", "gt", "ge", "where"}
+SIMPLE: dict[str, Callable[..., Value]] = {
+    "relu": lambda b, x: b.pw("maximum", x, 0.0),
+    "reciprocal": lambda b, x: b.pw("div", 1.0, x),
+    "log1p": lambda b, x: b.pw("log", b.pw("add", 1.0, x)),
+    "expm1": lambda b, x: b.pw("sub", b.pw("exp", x), 1.0),
+    "square": lambda b, x: b.square(x),
+    "silu": lambda b, x: b.pw("mul", x, b.pw("sigmoid", x)),
+    "xlogy": lambda b, x, y: b.pw("where", b.pw("eq", x, 0), 0.0, b.pw("mul", x, b.pw("log", y))),
+    "hardswish": lambda b, x: b.pw("mul", b.pw("mul", x, _relu6(b, b.pw("add", x, 3.0))), 1.0 / 6.0),
+    "hardsigmoid": lambda b, x: b.pw("mul", _relu6(b, b.pw("add", x, 3.0)), 1.0 / 6.0),
+    "sign": lambda b, x: b.pw("where", b.pw("gt", x, 0), 1.0,
+                              b.pw("where", b.pw("lt", x, 0), -1.0, 0.0)),
+    "logical_not": lambda b, x: b.pw("not", x),
+    "bitwise_not": lambda b, x: b.pw("not", x),
+    "logical_and": lambda b, x, y: b.pw("and", x, y),
+    "logical_or": lambda b, x, y: b.pw("or", x, y),
 }
-COMPARE = {"eq", "ne", "lt", "le", "gt", "ge", "logical_not", "bitwise_not", "logical_and",
-           "logical_or"}
+
+
+def _relu6(b: Builder, x: Value) -> Value:
+    return b.pw("minimum", b.pw("maximum", x, 0.0), 6.0)
+
+
 IDENTITY = {"clone", "alias", "detach", "lift_fresh_copy", "_to_copy", "contiguous", "copy",
             "dropout"}
 _MISSING = object()
@@ -222,10 +243,11 @@ def _lower_op(b: Builder, name: str, args: list[Any], kw: dict[str, Any], meta: 
         result = _view(b, name, args, meta)
     elif name in RULES:
         result = RULES[name](b, args, kw)
+    elif name in SAME:
+        result = b.pw(name, *args[:OPS[name].arity])
     elif name in SIMPLE:
-        template = SIMPLE[name]
-        result = b.pw(template, *args[:_arity(template)],
-                      dtype=torch.bool if name in COMPARE else None)
+        rule = SIMPLE[name]
+        result = rule(b, *args[:rule.__code__.co_argcount - 1])
     elif name in IDENTITY:
         result = args[0]
     else:
@@ -236,58 +258,60 @@ def _lower_op(b: Builder, name: str, args: list[Any], kw: dict[str, Any], meta: 
     return result
 
 
-def _arity(template: str) -> int:
-    return max(int(ch) for ch in "0123" if "{" + ch + "}" in template) + 1
-
-
 def _add(b: Builder, a: list[Any], kw: dict[str, Any], sign: str) -> Value:
+    """add or sub (`sign`), with torch's `alpha` scaling the second argument."""
     alpha = kw.get("alpha", a[2] if len(a) > 2 else 1)
-    if alpha == 1:
-        return b.pw(f"{{0}} {sign} {{1}}", a[0], a[1])
-    return b.pw(f"{{0}} {sign} {{1}} * {alpha!r}", a[0], a[1])
+    return b.pw(sign, a[0], a[1] if alpha == 1 else b.pw("mul", a[1], alpha))
 
 
 def _div(b: Builder, a: list[Any], kw: dict[str, Any]) -> Value:
     mode = kw.get("rounding_mode", a[2] if len(a) > 2 else None)
+    q = b.pw("div", a[0], a[1])
     if mode == "floor":
-        return b.pw("tl.floor({0} / {1})", a[0], a[1])
+        return b.pw("floor", q)
     if mode == "trunc":
-        return b.pw("tl.where({0} / {1} < 0, tl.ceil({0} / {1}), tl.floor({0} / {1}))", a[0], a[1])
-    return b.pw("{0} / {1}", a[0], a[1])
+        return b.pw("where", b.pw("lt", q, 0), b.pw("ceil", q), b.pw("floor", q))
+    return q
 
 
 def _pow(b: Builder, a: list[Any], kw: dict[str, Any]) -> Value:
     x, e = a[0], a[1]
     if isinstance(e, Value):
         if not isinstance(x, Value):
-            return b.pw(f"tl.exp({{0}} * {math.log(x)!r})", e)
-        return b.pw("tl.exp({1} * tl.log({0}))", x, e)
-    table = {1: "{0}", 2: "{0} * {0}", 3: "{0} * {0} * {0}", 4: "({0} * {0}) * ({0} * {0})",
-             0.5: "tl.sqrt({0})", -0.5: "tl.rsqrt({0})", -1: "1.0 / {0}", -2: "1.0 / ({0} * {0})",
-             0: "{0} * 0.0 + 1.0"}
+            return b.pw("exp", b.pw("mul", e, math.log(x)))
+        return b.pw("exp", b.pw("mul", e, b.pw("log", x)))
+    table: dict[float, Callable[[Value], Value]] = {
+        1: lambda x: b.pw("copy", x), 2: b.square, 3: lambda x: b.pw("mul", b.square(x), x),
+        4: lambda x: b.square(b.square(x)), 0.5: lambda x: b.pw("sqrt", x),
+        -0.5: lambda x: b.pw("rsqrt", x), -1: lambda x: b.pw("div", 1.0, x),
+        -2: lambda x: b.pw("div", 1.0, b.square(x)),
+        0: lambda x: b.pw("add", b.pw("mul", x, 0.0), 1.0)}
     if e in table:
-        return b.pw(table[e], x)
-    return b.pw(f"tl.exp({e!r} * tl.log({{0}}))", x)
+        return table[e](x)
+    return b.pw("exp", b.pw("mul", e, b.pw("log", x)))
 
 
 def _clamp(b: Builder, x: Value, lo: Any, hi: Any) -> Value:
     if lo is not None:
-        x = b.pw("tl.maximum({0}, {1})", x, lo)
+        x = b.pw("maximum", x, lo)
     if hi is not None:
-        x = b.pw("tl.minimum({0}, {1})", x, hi)
+        x = b.pw("minimum", x, hi)
     return x
 
 
 def _gelu(b: Builder, a: list[Any], kw: dict[str, Any]) -> Value:
+    x = a[0]
     if kw.get("approximate", a[1] if len(a) > 1 else "none") == "tanh":
-        inner = b.pw("0.7978845608028654 * ({0} + 0.044715 * {0} * {0} * {0})", a[0])
-        return b.pw("0.5 * {0} * (1.0 + {1})", a[0], b.tanh(inner))
-    return b.pw("0.5 * {0} * (1.0 + tl.erf({0} * 0.7071067811865476))", a[0])
+        cube = b.pw("mul", b.pw("mul", b.pw("mul", 0.044715, x), x), x)
+        inner = b.pw("mul", 0.7978845608028654, b.pw("add", x, cube))
+        return b.pw("mul", b.pw("mul", 0.5, x), b.pw("add", 1.0, b.tanh(inner)))
+    erf = b.pw("erf", b.pw("mul", x, 0.7071067811865476))
+    return b.pw("mul", b.pw("mul", 0.5, x), b.pw("add", 1.0, erf))
 
 
 def _elu(b: Builder, x: Value, alpha: float, scale: float, input_scale: float) -> Value:
-    return b.pw(f"tl.where({{0}} > 0, {{0}} * {scale!r}, "
-                f"(tl.exp({{0}} * {input_scale!r}) - 1.0) * {alpha * scale!r})", x)
+    negative = b.pw("mul", b.pw("sub", b.pw("exp", b.pw("mul", x, input_scale)), 1.0), alpha * scale)
+    return b.pw("where", b.pw("gt", x, 0), b.pw("mul", x, scale), negative)
 
 
 def _view(b: Builder, name: str, a: list[Any], meta: Any) -> Value | None:
@@ -296,7 +320,7 @@ def _view(b: Builder, name: str, a: list[Any], meta: Any) -> Value | None:
         return None
     shape = tuple(meta.shape)
     if name == "expand" and x.shape != shape:  # a broadcast: the identity at the bigger shape
-        return Value("pointwise", shape, x.dtype, [x], op="{0}")
+        return Value("pointwise", shape, x.dtype, [x], op="copy")
     if x.shape == shape and name != "permute" and name != "transpose" and name != "t":
         return x
     if name in {"permute", "transpose", "t"}:
@@ -311,7 +335,7 @@ def _view(b: Builder, name: str, a: list[Any], meta: Any) -> Value | None:
             order = [d % rank for d in a[1]]
         return Value("view", shape, x.dtype, [x], op="permute", dims=tuple(order))
     if reshape_strides(x.shape, view_layout(x)[0], shape) is None:  # not a view: copy first
-        x = Value("pointwise", x.shape, x.dtype, [x], op="{0}")
+        x = Value("pointwise", x.shape, x.dtype, [x], op="copy")
     return Value("view", shape, x.dtype, [x], op="reshape")
 
 
@@ -418,12 +442,9 @@ def _batch_norm_eval(b: Builder, a: list[Any], kw: dict[str, Any]) -> tuple[Valu
     def per_channel(v: Value) -> Value:
         return _per_channel(v, shape)  # type: ignore[return-value]
 
-    y = b.pw(f"({{0}} - {{1}}) * tl.rsqrt({{2}} + {eps!r})", x, per_channel(mean), per_channel(var))
-    if weight is not None:
-        y = b.pw("{0} * {1}", y, per_channel(weight))
-    if bias is not None:
-        y = b.pw("{0} + {1}", y, per_channel(bias))
-    return y, None, None
+    y = b.pw("mul", b.pw("sub", x, per_channel(mean)),
+             b.pw("rsqrt", b.pw("add", per_channel(var), eps)))
+    return b.affine(y, _per_channel(weight, shape), _per_channel(bias, shape)), None, None
 
 
 def _reduce_rule(op: str) -> Callable[[Builder, list[Any], dict[str, Any]], Any]:
@@ -442,7 +463,7 @@ def _max_dim(op: str) -> Callable[[Builder, list[Any], dict[str, Any]], Any]:
         if len(a) == 1:  # max() over everything
             return b.reduce(op, a[0], None, False)
         if isinstance(a[1], Value):  # max(a, b) is pointwise
-            return b.pw(f"tl.{'maximum' if op == 'max' else 'minimum'}({{0}}, {{1}})", a[0], a[1])
+            return b.pw("maximum" if op == "max" else "minimum", a[0], a[1])
         keepdim = bool(a[2]) if len(a) > 2 else False
         return (b.reduce(op, a[0], [a[1]], keepdim), b.reduce("arg" + op, a[0], [a[1]], keepdim))
     return rule
@@ -462,11 +483,11 @@ def _vector_norm(b: Builder, a: list[Any], kw: dict[str, Any]) -> Value:
     dims = a[2] if len(a) > 2 else kw.get("dim")
     keepdim = bool(a[3]) if len(a) > 3 else bool(kw.get("keepdim", False))
     if order == 2:
-        return b.pw("tl.sqrt({0})", b.reduce("sum", b.pw("{0} * {0}", x), dims, keepdim))
+        return b.pw("sqrt", b.reduce("sum", b.square(x), dims, keepdim))
     if order == 1:
-        return b.reduce("sum", b.pw("tl.abs({0})", x), dims, keepdim)
+        return b.reduce("sum", b.pw("abs", x), dims, keepdim)
     if order == float("inf"):
-        return b.reduce("max", b.pw("tl.abs({0})", x), dims, keepdim)
+        return b.reduce("max", b.pw("abs", x), dims, keepdim)
     raise Unsupported([f"linalg_vector_norm(ord={order})"])
 
 
@@ -474,31 +495,46 @@ def _logsumexp(b: Builder, a: list[Any], kw: dict[str, Any]) -> Value:
     x, dims = a[0], a[1]
     keepdim = bool(a[2]) if len(a) > 2 else False
     m = b.reduce("max", x, dims, True)
-    total = b.reduce("sum", b.pw("tl.exp({0} - {1})", x, m), dims, keepdim)
-    return b.pw("{0} + tl.log({1})", m if keepdim else b.reduce("max", x, dims, False), total)
+    total = b.reduce("sum", b.pw("exp", b.pw("sub", x, m)), dims, keepdim)
+    return b.pw("add", m if keepdim else b.reduce("max", x, dims, False), b.pw("log", total))
 
 
-def _loss(template: str) -> Callable[[Builder, list[Any], dict[str, Any]], Value]:
-    """A pointwise loss of (input, target), then reduction 0 none, 1 mean, 2 sum."""
+Loss = Callable[[Builder, Value, Value, float], Value]
+
+
+def _loss(per_element: Loss) -> Callable[[Builder, list[Any], dict[str, Any]], Value]:
+    """A pointwise loss of (input, target, beta or delta), then reduction 0 none, 1 mean, 2 sum."""
     def rule(b: Builder, a: list[Any], kw: dict[str, Any]) -> Value:
         reduction = a[2] if len(a) > 2 else kw.get("reduction", 1)
         extra = a[3] if len(a) > 3 else kw.get("beta", kw.get("delta", 1.0))
-        per = b.pw(template.replace("BETA", repr(float(extra))), a[0], a[1])
+        per = per_element(b, a[0], a[1], float(extra))
         if reduction == 0:
             return per
         return b.mean(per, None, False) if reduction == 1 else b.reduce("sum", per, None, False)
     return rule
 
 
+def _smooth_l1(b: Builder, x: Value, y: Value, beta: float) -> Value:
+    d = b.pw("sub", x, y)
+    ad = b.pw("abs", d)
+    near = b.pw("div", b.pw("mul", b.pw("mul", 0.5, d), d), beta)
+    return b.pw("where", b.pw("lt", ad, beta), near, b.pw("sub", ad, 0.5 * beta))
+
+
+def _huber(b: Builder, x: Value, y: Value, delta: float) -> Value:
+    d = b.pw("sub", x, y)
+    ad = b.pw("abs", d)
+    far = b.pw("mul", delta, b.pw("sub", ad, 0.5 * delta))
+    return b.pw("where", b.pw("lt", ad, delta), b.pw("mul", b.pw("mul", 0.5, d), d), far)
+
+
 RULES: dict[str, Callable[[Builder, list[Any], dict[str, Any]], Any]] = {
-    "mse_loss": _loss("({0} - {1}) * ({0} - {1})"),
-    "smooth_l1_loss": _loss("tl.where(tl.abs({0} - {1}) < BETA, 0.5 * ({0} - {1}) * ({0} - {1})"
-                            " / BETA, tl.abs({0} - {1}) - 0.5 * BETA)"),
-    "huber_loss": _loss("tl.where(tl.abs({0} - {1}) < BETA, 0.5 * ({0} - {1}) * ({0} - {1}),"
-                        " BETA * (tl.abs({0} - {1}) - 0.5 * BETA))"),
-    "add": lambda b, a, kw: _add(b, a, kw, "+"),
-    "sub": lambda b, a, kw: _add(b, a, kw, "-"),
-    "rsub": lambda b, a, kw: _add(b, [a[1], a[0]] + a[2:], kw, "-"),
+    "mse_loss": _loss(lambda b, x, y, _: b.square(b.pw("sub", x, y))),
+    "smooth_l1_loss": _loss(_smooth_l1),
+    "huber_loss": _loss(_huber),
+    "add": lambda b, a, kw: _add(b, a, kw, "add"),
+    "sub": lambda b, a, kw: _add(b, a, kw, "sub"),
+    "rsub": lambda b, a, kw: _add(b, [a[1], a[0]] + a[2:], kw, "sub"),
     "div": _div,
     "pow": _pow,
     "clamp": lambda b, a, kw: _clamp(b, a[0], a[1] if len(a) > 1 else kw.get("min"),
@@ -511,15 +547,15 @@ RULES: dict[str, Callable[[Builder, list[Any], dict[str, Any]], Any]] = {
     "gelu": _gelu,
     "tanh": lambda b, a, kw: b.tanh(a[0]),
     "softplus": lambda b, a, kw: b.softplus(a[0], *(a[1:3])),
-    "mish": lambda b, a, kw: b.pw("{0} * {1}", a[0], b.tanh(b.softplus(a[0]))),
-    "leaky_relu": lambda b, a, kw: b.pw(
-        f"tl.where({{0}} > 0, {{0}}, {{0}} * {float(a[1]) if len(a) > 1 else 0.01!r})", a[0]),
+    "mish": lambda b, a, kw: b.pw("mul", a[0], b.tanh(b.softplus(a[0]))),
+    "leaky_relu": lambda b, a, kw: b.pw("where", b.pw("gt", a[0], 0), a[0], b.pw(
+        "mul", a[0], float(a[1]) if len(a) > 1 else 0.01)),
     "elu": lambda b, a, kw: _elu(b, a[0], *(list(a[1:4]) + [1.0, 1.0, 1.0][len(a) - 1:])),
     "selu": lambda b, a, kw: _elu(b, a[0], 1.6732632423543772, 1.0507009873554805, 1.0),
     "celu": lambda b, a, kw: _elu(b, a[0], a[1] if len(a) > 1 else 1.0, 1.0,
                                   1.0 / (a[1] if len(a) > 1 else 1.0)),
-    "threshold": lambda b, a, kw: b.pw(f"tl.where({{0}} > {a[1]!r}, {{0}}, {a[2]!r})", a[0]),
-    "masked_fill": lambda b, a, kw: b.pw("tl.where({1}, {2}, {0})", a[0], a[1], a[2]),
+    "threshold": lambda b, a, kw: b.pw("where", b.pw("gt", a[0], a[1]), a[0], a[2]),
+    "masked_fill": lambda b, a, kw: b.pw("where", a[1], a[2], a[0]),
     "_softmax": lambda b, a, kw: b.softmax(a[0], a[1], log=False),
     "_log_softmax": lambda b, a, kw: b.softmax(a[0], a[1], log=True),
     "_safe_softmax": lambda b, a, kw: b.softmax(a[0], a[1], log=False, safe=True),
@@ -537,7 +573,7 @@ RULES: dict[str, Callable[[Builder, list[Any], dict[str, Any]], Any]] = {
     "min": _max_dim("min"),
     "var": lambda b, a, kw: b.var(a[0], a[1] if len(a) > 1 else None,
                                   kw.get("correction", 1), bool(kw.get("keepdim", False))),
-    "std": lambda b, a, kw: b.pw("tl.sqrt({0})", b.var(
+    "std": lambda b, a, kw: b.pw("sqrt", b.var(
         a[0], a[1] if len(a) > 1 else None, kw.get("correction", 1),
         bool(kw.get("keepdim", False)))),
     "var_mean": lambda b, a, kw: (
@@ -585,8 +621,8 @@ def _addmm(b: Builder, a: list[Any], kw: dict[str, Any], shape: tuple[int, ...],
         return _gemm("addmm", shape, kind, x, w, bias)  # the vendor's GEMM adds the bias itself
     product = _gemm("mm", shape, kind, x, w)
     if alpha != 1:
-        product = b.pw(f"{{0}} * {alpha!r}", product)
-    return b.pw("{0} + {1}" if beta == 1 else f"{{0}} + {{1}} * {beta!r}", product, bias)
+        product = b.pw("mul", product, alpha)
+    return b.pw("add", product, bias if beta == 1 else b.pw("mul", bias, beta))
 
 
 def _convolution(b: Builder, a: list[Any], kw: dict[str, Any], shape: tuple[int, ...],
@@ -602,7 +638,7 @@ def _convolution(b: Builder, a: list[Any], kw: dict[str, Any], shape: tuple[int,
         return y
     per_channel = Value("view", (shape[1],) + (1,) * (len(shape) - 2), bias.dtype, [bias],
                         op="reshape")
-    return b.pw("{0} + {1}", y, per_channel)
+    return b.pw("add", y, per_channel)
 
 
 EXTERN: dict[str, Callable[[Builder, list[Any], dict[str, Any], tuple[int, ...], Kind], Value]] = {
