@@ -132,7 +132,7 @@ def offline_code(problem: Problem, stage: str, index: int, parent_configs: list[
     `missing` ops."""
     from dataclasses import asdict
 
-    from kernelwright.writer.emit import KernelConfig
+    from kernelwright.writer.schedule import KernelConfig
     from kernelwright.writer.search import neighbours
     from kernelwright.writer.write import Unsupported
 
@@ -170,7 +170,7 @@ def transfer(made, remembered: list[dict]):  # (Plan, ...) -> list[KernelConfig]
     kernels: each takes the config of the remembered kernel of its kind with the nearest row
     length, within 4x; a whole row held in registers is resized to this row. None when no
     kernel of the plan has a match."""
-    from kernelwright.writer.emit import KernelConfig, matmul_config, triton_next_pow2
+    from kernelwright.writer.schedule import KernelConfig, matmul_config, triton_next_pow2
 
     out, matched = [], False
     for group, default in zip(made.groups, made.configs, strict=True):

@@ -12,7 +12,7 @@ from kernelwright.config import RoleConfig
 from kernelwright.core.problem import Problem
 from kernelwright.core.records import Candidate
 from kernelwright.core.results import Backend
-from kernelwright.writer.emit import KernelConfig
+from kernelwright.writer.schedule import KernelConfig
 
 RESOURCE_WORDS = ("out of resources", "shared memory", "registers", "too many resources")
 

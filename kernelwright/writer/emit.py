@@ -18,27 +18,27 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
 from typing import Literal
 
 import torch
 
-from kernelwright.writer.fuse import (
-    SM_TARGET,
-    DMap,
-    Group,
-    few_long_rows,
-    leaf_map,
-    view_base,
-)
+from kernelwright.writer.fuse import leaf_map, view_base
 from kernelwright.writer.ir import (
+    DMap,
     Graph,
+    Group,
     Unsupported,
     Value,
     contiguous_strides,
     view_layout,
 )
 from kernelwright.writer.ops import OPS, triton_literal
+from kernelwright.writer.schedule import (
+    KernelConfig,
+    matmul_dims,
+    splittable,
+    triton_next_pow2,
+)
 
 NEUTRAL = {"sum": "0.0", "prod": "1.0", "max": '-float("inf")', "min": 'float("inf")',
            "argmax": '-float("inf")', "argmin": 'float("inf")'}
@@ -46,125 +46,18 @@ TL_DTYPE = {torch.float32: "tl.float32", torch.int64: "tl.int64", torch.int32: "
             torch.bool: "tl.int1"}
 
 
-@dataclass(frozen=True)
-class KernelConfig:
-    """Launch configuration of one group's kernel (what the refiner searches)."""
-
-    block_r: int  # rows per program (1-D kernels: elements per program)
-    block_c: int = 1  # columns per chunk (2-D kernels)
-    num_warps: int = 4
-    persistent: bool = False  # 2-D only: a whole row per program, read once
-    split: int = 1  # 2-D only: programs per row (two passes: partials, then a combine)
-    block_k: int = 0  # matmul only (block_r, block_c are BLOCK_M, BLOCK_N): K per step
-    group_m: int = 8  # matmul: tiles of M side by side in launch order (L2 reuse)
-    num_stages: int = 3  # matmul: software-pipelining depth of the K loop
-
-    def describe(self, kind: str = "") -> str:
-        if kind == "attention":
-            return (f"BLOCK_M={self.block_r} queries, BLOCK_N={self.block_c} keys a step, "
-                    f"num_warps={self.num_warps}, num_stages={self.num_stages}")
-        if self.block_k:
-            return (f"BLOCK_M={self.block_r}, BLOCK_N={self.block_c}, BLOCK_K={self.block_k}, "
-                    f"GROUP_M={self.group_m}, num_warps={self.num_warps}, "
-                    f"num_stages={self.num_stages}" + (f", split-K {self.split}"
-                                                       if self.split > 1 else ""))
-        if self.block_c == 1:
-            return f"BLOCK={self.block_r}, num_warps={self.num_warps}"
-        mode = "persistent" if self.persistent else "looped" if self.split == 1 else \
-            f"split {self.split}"
-        return f"{mode}, BLOCK_R={self.block_r}, BLOCK_C={self.block_c}, num_warps={self.num_warps}"
 
 
-def default_config(group: Group) -> KernelConfig:
-    """A sound starting point; the refiner improves on it (an extern group ignores it)."""
-    if group.kind == "matmul":
-        batch, m, n, k = matmul_dims(group)
-        tiles = batch * -(-m // 128) * -(-n // 128)
-        split = min(16, SM_TARGET // (4 * tiles)) if tiles * 4 < SM_TARGET and k >= 4096 else 1
-        return matmul_config(group, 128, 128, 32, 8, split=split)
-    if group.kind == "attention":  # BLOCK_M queries, BLOCK_N keys a step
-        *_, m, n = group.shape
-        return KernelConfig(block_r=max(16, min(64, triton_next_pow2(m))),
-                            block_c=max(16, min(64, triton_next_pow2(n))), num_warps=4,
-                            num_stages=2)
-    if group.kind in {"pointwise", "pool", "extern"}:
-        return KernelConfig(block_r=1024, num_warps=4)
-    cols = triton_next_pow2(group.cols)
-    if rows_are_contiguous(group):  # reduce over a non-last dim: a program reads many rows
-        block_r = min(128, triton_next_pow2(group.rows))
-        if cols * block_r <= 8192:
-            return KernelConfig(block_r=block_r, block_c=cols, num_warps=4, persistent=True)
-        programs = -(-group.rows // block_r)
-        split = 1
-        if splittable(group) and programs * 4 < SM_TARGET:  # too few programs: split columns
-            split = max(1, min(1024, SM_TARGET // programs, -(-group.cols // 256)))
-        return KernelConfig(block_r=block_r, block_c=max(1, 4096 // block_r), num_warps=4,
-                            split=split)
-    if splittable(group) and few_long_rows(group):
-        split = min(1024, SM_TARGET // group.rows, -(-group.cols // 4096))
-        return KernelConfig(block_r=1, block_c=2048, num_warps=8, split=split)
-    if cols <= 16384:
-        block_r = max(1, min(64, 2048 // cols))
-        warps = max(1, min(16, block_r * cols // 512))
-        return KernelConfig(block_r=block_r, block_c=cols, num_warps=warps, persistent=True)
-    return KernelConfig(block_r=1, block_c=4096, num_warps=8)
 
 
-def matmul_dims(group: Group) -> tuple[int, int, int, int]:
-    """(batch, M, N, K) of a matmul group; a convolution is the implicit GEMM
-    [N*H_out*W_out, C_in*kh*kw] x [C_in*kh*kw, C_out]."""
-    mm = group.values[0]
-    if mm.op == "conv":
-        out, w = mm.shape, mm.args[1].shape
-        return 1, out[0] * math.prod(out[2:]), out[1], math.prod(w[1:])
-    *lead, m, n = mm.shape
-    return math.prod(lead), m, n, mm.args[0].shape[-1]
 
 
-def matmul_config(group: Group, bm: int, bn: int, bk: int, warps: int, stages: int = 3,
-                  group_m: int = 8, split: int = 1) -> KernelConfig:
-    """A GEMM tile clamped to the problem (tl.dot needs 16 or more on each side); `split` > 1
-    divides K among that many programs per tile (split-K: partial sums, then a combine)."""
-    _, m, n, k = matmul_dims(group)
-
-    def fit(block: int, size: int) -> int:
-        return max(16, min(block, triton_next_pow2(size)))
-
-    bm, bn, bk = fit(bm, m), fit(bn, n), fit(bk, k)
-    warps = max(1, min(warps, bm * bn // 256))  # small tiles: fewer warps
-    split = max(1, min(split, k // (2 * bk)))  # each slice at least two steps of K
-    return KernelConfig(block_r=bm, block_c=bn, block_k=bk, num_warps=warps, num_stages=stages,
-                        group_m=group_m, split=split)
 
 
-def rows_are_contiguous(group: Group) -> bool:
-    """True when the reduced dims are not the innermost: neighbouring rows are adjacent."""
-    return group.kind == "reduction" and bool(group.axes) and \
-        group.axes[-1] != len(group.shape) - 1 and group.shape[-1] > 1
 
 
-def splittable(group: Group) -> bool:
-    """A reduction whose rows can be split: one pass of sum/max/min/prod, nothing per column
-    stored after it (a softmax's second pass needs the whole row's statistics first)."""
-    if group.kind != "reduction":
-        return False
-    reds = [v for v in group.values if v.kind == "reduce"]
-    if any(r.op not in {"sum", "max", "min", "prod"} for r in reds):
-        return False
-    reduced = {r.id for r in reds}
-
-    def after_reduction(v: Value) -> bool:
-        return v.id in reduced or any(group.has(a) and after_reduction(a) for a in v.args)
-
-    per_col = [v for v in group.values if v.kind != "reduce" and any(
-        k in group.axes for k, s in zip(group.dmap[v.id], v.shape, strict=True)
-        if k is not None and s > 1)]
-    return not any(after_reduction(v) for v in per_col) and \
-        not any(after_reduction(r.args[0]) for r in reds)
 
 
-def triton_next_pow2(n: int) -> int:
-    return 1 << max(0, (n - 1).bit_length())
 
 
 def view_strides(v: Value) -> tuple[int, ...]:

@@ -18,12 +18,10 @@ from __future__ import annotations
 
 import hashlib
 import math
-from typing import Literal
 
 import torch
 
 from kernelwright.writer.emit import (
-    KernelConfig,
     KernelWriter,
     _extern_call,
     _model_class,
@@ -31,46 +29,19 @@ from kernelwright.writer.emit import (
     forward_impl,
     view_strides,
 )
-from kernelwright.writer.fuse import DMap, Group, view_base
-from kernelwright.writer.ir import Graph, Unsupported, Value, view_layout
+from kernelwright.writer.fuse import view_base
+from kernelwright.writer.ir import DMap, Graph, Group, Unsupported, Value, view_layout
 from kernelwright.writer.ops import OPS, cpp_literal
+from kernelwright.writer.schedule import CppBackend, KernelConfig, cpp_describe
 
-CppBackend = Literal["cuda", "cpu"]
 CPP_TYPE = {torch.float32: "float", torch.float16: "at::Half", torch.bfloat16: "at::BFloat16",
             torch.int64: "int64_t", torch.int32: "int32_t", torch.bool: "bool"}
 NEUTRAL = {"sum": "0.0f", "prod": "1.0f", "max": "-INFINITY", "min": "INFINITY",
            "argmax": "-INFINITY", "argmin": "INFINITY"}
-def default_config(group: Group, backend: CppBackend) -> KernelConfig:
-    if group.kind == "extern":
-        return KernelConfig(block_r=1)
-    if backend == "cuda":
-        return KernelConfig(block_r=256 if group.kind == "pointwise" else 4)
-    if group.kind == "pointwise":
-        return KernelConfig(block_r=32768)
-    return KernelConfig(block_r=max(1, 32768 // max(1, group.cols)))
 
 
-def config_space(group: Group, backend: CppBackend) -> list[KernelConfig]:
-    """Alternatives for one kernel, most promising first."""
-    if group.kind == "extern":
-        return []
-    if backend == "cuda":
-        sizes = [256, 128, 512, 1024] if group.kind == "pointwise" else [4, 1, 2, 8]
-    elif group.kind == "pointwise":
-        sizes = [32768, 4096, 262144]
-    else:
-        grain = default_config(group, backend).block_r
-        sizes = list(dict.fromkeys([grain, max(1, grain // 8), grain * 8, 1]))
-    return [KernelConfig(block_r=s) for s in sizes]
 
 
-def describe(group: Group, config: KernelConfig, backend: CppBackend) -> str:
-    if backend == "cpu":
-        unit = "elements" if group.kind == "pointwise" else "rows"
-        return f"parallel_for grain {config.block_r} {unit}"
-    if group.kind == "pointwise":
-        return f"{config.block_r} threads per block"
-    return f"{config.block_r} rows (warps) per block"
 
 
 class CppKernelWriter(KernelWriter):
@@ -303,7 +274,7 @@ def write_cpp_module(title: str, graph: Graph, groups: list[Group], configs: lis
                             f"{', '.join(['torch::Tensor'] * len(writer.params))});")
         grain = f", {cfg.block_r}" if backend == "cpu" else ""
         launches.append(f"    EXT.{writer.name}({', '.join(writer.params)}{grain})"
-                        f"  # {describe(g, cfg, backend)}")
+                        f"  # {cpp_describe(g, cfg, backend)}")
     source = "\n".join(code)
     digest = hashlib.sha1(source.encode()).hexdigest()[:16]
     functions = [d.split("(")[0].removeprefix("void ") for d in declarations]

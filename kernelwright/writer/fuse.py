@@ -19,43 +19,12 @@ score chain of its body; its operands are read from buffers or inputs.
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, field
-from typing import Literal
-
-from kernelwright.writer.ir import Graph, Unsupported, Value
-
-DMap = tuple[int | None, ...]
-
-
-@dataclass
-class Group:
-    kind: Literal["pointwise", "reduction", "scan", "pool", "matmul", "extern", "attention"]
-    shape: tuple[int, ...] = ()
-    axes: tuple[int, ...] = ()
-    values: list[Value] = field(default_factory=list)
-    dmap: dict[int, DMap] = field(default_factory=dict)
-    outputs: list[Value] = field(default_factory=list)
-
-    def has(self, v: Value) -> bool:
-        return v.id in self.dmap  # _add records every placed value here
-
-    @property
-    def rows(self) -> int:
-        return math.prod(s for k, s in enumerate(self.shape) if k not in self.axes)
-
-    @property
-    def cols(self) -> int:
-        return math.prod(self.shape[k] for k in self.axes)
-
+from kernelwright.writer.ir import DMap, Graph, Group, Unsupported, Value
+from kernelwright.writer.schedule import few_long_rows
 
 COMPUTED = {"pointwise", "reduce", "scan", "pool", "matmul", "extern", "attention"}
-SM_TARGET = 512  # programs that fill a large GPU (H100: 132 SMs, several programs each)
 
 
-def few_long_rows(g: Group) -> bool:
-    """A reduction domain too narrow for one program per row to fill the GPU."""
-    return g.kind == "reduction" and g.rows * 4 < SM_TARGET and g.cols >= 32768
 
 
 def partition(graph: Graph) -> list[Group]:

@@ -1,15 +1,17 @@
 """The offline writer's IR: a DAG of values with real shapes, built by lower.py.
 
-Pointwise values name an op of writer/ops.py ("mul", "where"); each backend renders it. Reductions and scans name their op and the real dims they consume.
+Pointwise values name an op of writer/ops.py ("mul", "where"); each backend renders it.
+Reductions and scans name their op and the real dims they consume.
 Matmul values are GEMMs the writer tiles itself (`strict` mode); extern values are vendor
 calls (cuBLAS, cuDNN) that `library` mode keeps. Either way what surrounds them is the writer's.
 Everything is computed in fp32 inside kernels (integers and booleans keep their type) and cast
-to the output dtype on store.
+to the output dtype on store. A `Group` (fuse.py makes them) is one kernel's share of the graph.
 """
 
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -141,3 +143,27 @@ class Unsupported(Exception):
         super().__init__(f"ops the offline writer does not cover: {', '.join(sorted(set(ops)))}"
                          + (f" ({why})" if why else ""))
         self.ops = sorted(set(ops))
+
+
+DMap = tuple[int | None, ...]
+
+
+@dataclass
+class Group:
+    kind: Literal["pointwise", "reduction", "scan", "pool", "matmul", "extern", "attention"]
+    shape: tuple[int, ...] = ()
+    axes: tuple[int, ...] = ()
+    values: list[Value] = field(default_factory=list)
+    dmap: dict[int, DMap] = field(default_factory=dict)
+    outputs: list[Value] = field(default_factory=list)
+
+    def has(self, v: Value) -> bool:
+        return v.id in self.dmap  # _add records every placed value here
+
+    @property
+    def rows(self) -> int:
+        return math.prod(s for k, s in enumerate(self.shape) if k not in self.axes)
+
+    @property
+    def cols(self) -> int:
+        return math.prod(self.shape[k] for k in self.axes)

@@ -14,22 +14,12 @@ from collections.abc import Callable
 
 from pydantic import BaseModel, Field
 
-from kernelwright.core.results import Backend, EvalResult, EvalSettings
-from kernelwright.writer.emit import (
-    KernelConfig,
-    matmul_config,
-    matmul_dims,
-    rows_are_contiguous,
-    splittable,
-    triton_next_pow2,
-)
-from kernelwright.writer.emit_cpp import config_space as cpp_config_space
-from kernelwright.writer.fuse import SM_TARGET, Group
+from kernelwright.core.results import EvalResult, EvalSettings
+from kernelwright.writer.schedule import KernelConfig, config_space
 from kernelwright.writer.write import Plan
 
 log = logging.getLogger(__name__)
 
-MAX_PERSISTENT_COLS = 32768  # fp32 elements of one row held in registers across a program
 
 
 class TreeNode(BaseModel):
@@ -52,72 +42,10 @@ class SearchResult(BaseModel):
     stopped: str = Field(description="why the search ended")
 
 
-MATMUL_TILES = [(128, 128, 32, 8, 3), (128, 64, 32, 4, 4), (64, 128, 32, 4, 4),
-                (128, 256, 32, 8, 3), (256, 128, 32, 8, 3), (64, 64, 32, 4, 4),
-                (128, 128, 64, 8, 3), (128, 128, 16, 8, 4), (32, 32, 32, 2, 4)]
 
 
-ATTENTION_TILES = [(64, 64, 4, 2), (128, 64, 8, 2), (64, 32, 4, 3), (128, 32, 4, 2),
-                   (32, 64, 4, 2), (128, 128, 8, 2), (64, 128, 4, 2), (32, 32, 2, 3)]
 
 
-def config_space(group: Group, backend: Backend = "triton") -> list[KernelConfig]:
-    """Alternatives for one kernel, most promising first (none for a vendor call)."""
-    if backend != "triton":
-        return cpp_config_space(group, backend)
-    if group.kind == "extern":
-        return []
-    if group.kind == "attention":  # queries and keys per block, warps, pipeline stages
-        *_, m, n = group.shape
-        space = []
-        for bm, bn, warps, stages in ATTENTION_TILES:
-            cfg = KernelConfig(block_r=max(16, min(bm, triton_next_pow2(m))),
-                               block_c=max(16, min(bn, triton_next_pow2(n))), num_warps=warps,
-                               num_stages=stages)
-            if cfg not in space:
-                space.append(cfg)
-        return space
-    if group.kind == "matmul":  # tiles (M, N, K), warps, pipeline stages
-        out: list[KernelConfig] = []
-        batch, m, n, k = matmul_dims(group)
-        few_tiles = batch * -(-m // 64) * -(-n // 64) * 4 < SM_TARGET
-        for bm, bn, bk, warps, stages in MATMUL_TILES:
-            for split in (1, 4, 16) if few_tiles and k >= 2048 else (1,):  # skinny: split K
-                cfg = matmul_config(group, bm, bn, bk, warps, stages, split=split)
-                if cfg not in out:
-                    out.append(cfg)
-        return out
-    if group.kind in {"pointwise", "pool"}:
-        return [KernelConfig(block_r=b, num_warps=w)
-                for b, w in [(1024, 4), (2048, 8), (4096, 8), (512, 4), (2048, 4), (4096, 16)]]
-    cols = triton_next_pow2(group.cols)
-    out = []
-    if splittable(group) and group.cols >= 8192:  # few long rows: spread each over programs
-        shapes = [(128, 32, 4), (64, 64, 4)] if rows_are_contiguous(group) else \
-            [(1, 2048, 8), (1, 1024, 4)]
-        for programs in (SM_TARGET, SM_TARGET // 2, SM_TARGET * 2):
-            for block_r, block_c, warps in shapes:
-                rows = -(-group.rows // block_r)
-                split = min(1024, max(2, programs // rows), -(-group.cols // block_c))
-                cfg = KernelConfig(block_r=block_r, block_c=block_c, num_warps=warps, split=split)
-                if split > 1 and cfg not in out:
-                    out.append(cfg)
-    if rows_are_contiguous(group):  # only tiles that read many adjacent rows stay coalesced
-        tiles = [(64, 32, 4), (32, 64, 4), (128, 32, 8), (256, 16, 8), (64, 16, 2)]
-        return out + [KernelConfig(block_r=r, block_c=c, num_warps=w) for r, c, w in tiles]
-    if cols <= MAX_PERSISTENT_COLS:
-        for block_r in (1, 2, 4, 8, 16):
-            if block_r * cols > MAX_PERSISTENT_COLS or block_r > group.rows:
-                continue
-            for warps in (4, 8, 16):
-                if block_r * cols >= warps * 32:
-                    out.append(KernelConfig(block_r=block_r, block_c=cols, num_warps=warps,
-                                            persistent=True))
-    for block_c in (4096, 2048, 1024):
-        if block_c < cols:
-            for warps in (8, 4):
-                out.append(KernelConfig(block_r=1, block_c=block_c, num_warps=warps))
-    return out
 
 
 def neighbours(plan: Plan, configs: list[KernelConfig]) -> list[tuple[list[KernelConfig], str]]:

@@ -3,18 +3,18 @@ the `cuda` and `cpu` backends: writer/emit_cpp.py)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import functools
+from dataclasses import dataclass, field, replace
 
 from kernelwright.core.problem import Problem
 from kernelwright.core.results import Backend, GuardMode, Precision
 from kernelwright.writer.capture import capture
-from kernelwright.writer.emit import KernelConfig, default_config, write_module
-from kernelwright.writer.emit_cpp import default_config as cpp_default
-from kernelwright.writer.emit_cpp import describe as cpp_describe
+from kernelwright.writer.emit import write_module
 from kernelwright.writer.emit_cpp import write_cpp_module
-from kernelwright.writer.fuse import Group, partition
-from kernelwright.writer.ir import Graph, Unsupported
+from kernelwright.writer.fuse import partition
+from kernelwright.writer.ir import Graph, Group, Unsupported
 from kernelwright.writer.lower import lower
+from kernelwright.writer.schedule import KernelConfig, cpp_default_config, cpp_describe, default_config
 
 
 @dataclass
@@ -52,7 +52,28 @@ class Plan:
 
 def plan(problem: Problem, precision: Precision = "fp32", guard: GuardMode = "strict",
          backend: Backend = "triton") -> Plan:
-    """Capture, lower and partition `problem`; raise Unsupported naming what is not covered."""
+    """Capture, lower and partition `problem`; raise Unsupported naming what is not covered.
+
+    A problem is traced and lowered once: the plan is cached by its source, sizes and settings
+    (every coder, repair and memory signature of a run asks for the same plan), and each caller
+    gets its own copy of the configurations (the search replaces them)."""
+    made = _cached_plan(problem.source, tuple(sorted(problem.size_overrides.items())), problem.path,
+                        precision, guard, backend)
+    if isinstance(made, Unsupported):
+        raise made
+    return replace(made, configs=list(made.configs))
+
+
+@functools.lru_cache(maxsize=64)
+def _cached_plan(source: str, sizes: tuple[tuple[str, int], ...], path: str, precision: Precision,
+                 guard: GuardMode, backend: Backend) -> Plan | Unsupported:
+    try:
+        return _plan(Problem(path, source, dict(sizes)), precision, guard, backend)
+    except Unsupported as exc:  # an uncovered problem is not traced again either
+        return exc
+
+
+def _plan(problem: Problem, precision: Precision, guard: GuardMode, backend: Backend) -> Plan:
     captured = capture(problem.module(), precision)
     graph = lower(captured, library=guard == "library")
     renumber(graph)
@@ -60,7 +81,7 @@ def plan(problem: Problem, precision: Precision = "fp32", guard: GuardMode = "st
     if all(g.kind == "extern" for g in groups):
         raise Unsupported([g.values[0].op for g in groups],
                           "only vendor calls: nothing around them for a kernel of its own")
-    configs = [default_config(g) if backend == "triton" else cpp_default(g, backend)
+    configs = [default_config(g) if backend == "triton" else cpp_default_config(g, backend)
                for g in groups]
     made = Plan(problem=problem, precision=precision, guard=guard, graph=graph, groups=groups,
                 param_names=captured.param_names, buffer_names=captured.buffer_names,

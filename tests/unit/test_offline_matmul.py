@@ -11,7 +11,7 @@ import pytest
 from kernelwright.core.problem import Problem, load_problem, parse_problem
 from kernelwright.core.results import EvalSettings
 from kernelwright.tools.evaluate import evaluate
-from kernelwright.writer.emit import matmul_config
+from kernelwright.writer.schedule import matmul_config
 from kernelwright.writer.write import plan
 
 SUITE = Path(__file__).resolve().parents[2] / "examples" / "problems"
@@ -142,7 +142,7 @@ def test_a_remembered_tile_is_fitted_to_another_gemm():
     from dataclasses import asdict
 
     from kernelwright.agents.coder import transfer
-    from kernelwright.writer.emit import KernelConfig
+    from kernelwright.writer.schedule import KernelConfig
 
     won = KernelConfig(block_r=128, block_c=64, block_k=32, num_warps=4, num_stages=4)
     small_bmm = plan(load_problem(SUITE / "level1/12_small_batched_matmul.py"))  # 32 x 32, K 64

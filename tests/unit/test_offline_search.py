@@ -4,8 +4,8 @@ from pathlib import Path
 
 from kernelwright.core.problem import load_problem
 from kernelwright.core.results import EvalResult, EvalSettings, Status
-from kernelwright.writer.emit import KernelConfig
-from kernelwright.writer.search import config_space, refine
+from kernelwright.writer.schedule import KernelConfig, config_space
+from kernelwright.writer.search import refine
 from kernelwright.writer.write import plan
 
 SUITE = Path(__file__).resolve().parents[2] / "examples" / "problems"

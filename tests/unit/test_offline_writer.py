@@ -12,7 +12,7 @@ from kernelwright.agents.coder import offline_draft
 from kernelwright.core.problem import Problem, load_problem
 from kernelwright.core.results import EvalSettings
 from kernelwright.tools.evaluate import evaluate
-from kernelwright.writer.emit import KernelConfig
+from kernelwright.writer.schedule import KernelConfig
 from kernelwright.writer.write import plan
 
 SUITE = Path(__file__).resolve().parents[2] / "examples" / "problems"

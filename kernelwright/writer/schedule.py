@@ -1,0 +1,252 @@
+"""Launch configurations: what the writer starts from and what the refiner searches, per kind
+and backend, with the heuristics that pick them.
+
+The figures that drive them: a large GPU has about 132 SMs and runs several programs on each,
+so a launch wants SM_TARGET programs or more (fewer leaves SMs idle: split the work); a row held
+in registers (a persistent program) must fit in MAX_PERSISTENT_COLS fp32 values; tiles read
+adjacent memory (coalesced) along the contiguous dim.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+from kernelwright.core.results import Backend
+from kernelwright.writer.ir import Group, Value
+
+SM_TARGET = 512  # programs that fill a large GPU (H100: 132 SMs, several programs each)
+
+
+def few_long_rows(g: Group) -> bool:
+    """A reduction domain too narrow for one program per row to fill the GPU."""
+    return g.kind == "reduction" and g.rows * 4 < SM_TARGET and g.cols >= 32768
+
+
+@dataclass(frozen=True)
+class KernelConfig:
+    """Launch configuration of one group's kernel (what the refiner searches)."""
+
+    block_r: int  # rows per program (1-D kernels: elements per program)
+    block_c: int = 1  # columns per chunk (2-D kernels)
+    num_warps: int = 4
+    persistent: bool = False  # 2-D only: a whole row per program, read once
+    split: int = 1  # 2-D only: programs per row (two passes: partials, then a combine)
+    block_k: int = 0  # matmul only (block_r, block_c are BLOCK_M, BLOCK_N): K per step
+    group_m: int = 8  # matmul: tiles of M side by side in launch order (L2 reuse)
+    num_stages: int = 3  # matmul: software-pipelining depth of the K loop
+
+    def describe(self, kind: str = "") -> str:
+        if kind == "attention":
+            return (f"BLOCK_M={self.block_r} queries, BLOCK_N={self.block_c} keys a step, "
+                    f"num_warps={self.num_warps}, num_stages={self.num_stages}")
+        if self.block_k:
+            return (f"BLOCK_M={self.block_r}, BLOCK_N={self.block_c}, BLOCK_K={self.block_k}, "
+                    f"GROUP_M={self.group_m}, num_warps={self.num_warps}, "
+                    f"num_stages={self.num_stages}" + (f", split-K {self.split}"
+                                                       if self.split > 1 else ""))
+        if self.block_c == 1:
+            return f"BLOCK={self.block_r}, num_warps={self.num_warps}"
+        mode = "persistent" if self.persistent else "looped" if self.split == 1 else \
+            f"split {self.split}"
+        return f"{mode}, BLOCK_R={self.block_r}, BLOCK_C={self.block_c}, num_warps={self.num_warps}"
+
+
+def default_config(group: Group) -> KernelConfig:
+    """A sound starting point; the refiner improves on it (an extern group ignores it)."""
+    if group.kind == "matmul":
+        batch, m, n, k = matmul_dims(group)
+        tiles = batch * -(-m // 128) * -(-n // 128)
+        split = min(16, SM_TARGET // (4 * tiles)) if tiles * 4 < SM_TARGET and k >= 4096 else 1
+        return matmul_config(group, 128, 128, 32, 8, split=split)
+    if group.kind == "attention":  # BLOCK_M queries, BLOCK_N keys a step
+        *_, m, n = group.shape
+        return KernelConfig(block_r=max(16, min(64, triton_next_pow2(m))),
+                            block_c=max(16, min(64, triton_next_pow2(n))), num_warps=4,
+                            num_stages=2)
+    if group.kind in {"pointwise", "pool", "extern"}:
+        return KernelConfig(block_r=1024, num_warps=4)
+    cols = triton_next_pow2(group.cols)
+    if rows_are_contiguous(group):  # reduce over a non-last dim: a program reads many rows
+        block_r = min(128, triton_next_pow2(group.rows))
+        if cols * block_r <= 8192:
+            return KernelConfig(block_r=block_r, block_c=cols, num_warps=4, persistent=True)
+        programs = -(-group.rows // block_r)
+        split = 1
+        if splittable(group) and programs * 4 < SM_TARGET:  # too few programs: split columns
+            split = max(1, min(1024, SM_TARGET // programs, -(-group.cols // 256)))
+        return KernelConfig(block_r=block_r, block_c=max(1, 4096 // block_r), num_warps=4,
+                            split=split)
+    if splittable(group) and few_long_rows(group):
+        split = min(1024, SM_TARGET // group.rows, -(-group.cols // 4096))
+        return KernelConfig(block_r=1, block_c=2048, num_warps=8, split=split)
+    if cols <= 16384:
+        block_r = max(1, min(64, 2048 // cols))
+        warps = max(1, min(16, block_r * cols // 512))
+        return KernelConfig(block_r=block_r, block_c=cols, num_warps=warps, persistent=True)
+    return KernelConfig(block_r=1, block_c=4096, num_warps=8)
+
+
+def matmul_dims(group: Group) -> tuple[int, int, int, int]:
+    """(batch, M, N, K) of a matmul group; a convolution is the implicit GEMM
+    [N*H_out*W_out, C_in*kh*kw] x [C_in*kh*kw, C_out]."""
+    mm = group.values[0]
+    if mm.op == "conv":
+        out, w = mm.shape, mm.args[1].shape
+        return 1, out[0] * math.prod(out[2:]), out[1], math.prod(w[1:])
+    *lead, m, n = mm.shape
+    return math.prod(lead), m, n, mm.args[0].shape[-1]
+
+
+def matmul_config(group: Group, bm: int, bn: int, bk: int, warps: int, stages: int = 3,
+                  group_m: int = 8, split: int = 1) -> KernelConfig:
+    """A GEMM tile clamped to the problem (tl.dot needs 16 or more on each side); `split` > 1
+    divides K among that many programs per tile (split-K: partial sums, then a combine)."""
+    _, m, n, k = matmul_dims(group)
+
+    def fit(block: int, size: int) -> int:
+        return max(16, min(block, triton_next_pow2(size)))
+
+    bm, bn, bk = fit(bm, m), fit(bn, n), fit(bk, k)
+    warps = max(1, min(warps, bm * bn // 256))  # small tiles: fewer warps
+    split = max(1, min(split, k // (2 * bk)))  # each slice at least two steps of K
+    return KernelConfig(block_r=bm, block_c=bn, block_k=bk, num_warps=warps, num_stages=stages,
+                        group_m=group_m, split=split)
+
+
+def rows_are_contiguous(group: Group) -> bool:
+    """True when the reduced dims are not the innermost: neighbouring rows are adjacent."""
+    return group.kind == "reduction" and bool(group.axes) and \
+        group.axes[-1] != len(group.shape) - 1 and group.shape[-1] > 1
+
+
+def splittable(group: Group) -> bool:
+    """A reduction whose rows can be split: one pass of sum/max/min/prod, nothing per column
+    stored after it (a softmax's second pass needs the whole row's statistics first)."""
+    if group.kind != "reduction":
+        return False
+    reds = [v for v in group.values if v.kind == "reduce"]
+    if any(r.op not in {"sum", "max", "min", "prod"} for r in reds):
+        return False
+    reduced = {r.id for r in reds}
+
+    def after_reduction(v: Value) -> bool:
+        return v.id in reduced or any(group.has(a) and after_reduction(a) for a in v.args)
+
+    per_col = [v for v in group.values if v.kind != "reduce" and any(
+        k in group.axes for k, s in zip(group.dmap[v.id], v.shape, strict=True)
+        if k is not None and s > 1)]
+    return not any(after_reduction(v) for v in per_col) and \
+        not any(after_reduction(r.args[0]) for r in reds)
+
+
+def triton_next_pow2(n: int) -> int:
+    return 1 << max(0, (n - 1).bit_length())
+
+
+MAX_PERSISTENT_COLS = 32768  # fp32 elements of one row held in registers across a program
+
+
+MATMUL_TILES = [(128, 128, 32, 8, 3), (128, 64, 32, 4, 4), (64, 128, 32, 4, 4),
+                (128, 256, 32, 8, 3), (256, 128, 32, 8, 3), (64, 64, 32, 4, 4),
+                (128, 128, 64, 8, 3), (128, 128, 16, 8, 4), (32, 32, 32, 2, 4)]
+
+
+ATTENTION_TILES = [(64, 64, 4, 2), (128, 64, 8, 2), (64, 32, 4, 3), (128, 32, 4, 2),
+                   (32, 64, 4, 2), (128, 128, 8, 2), (64, 128, 4, 2), (32, 32, 2, 3)]
+
+
+def config_space(group: Group, backend: Backend = "triton") -> list[KernelConfig]:
+    """Alternatives for one kernel, most promising first (none for a vendor call)."""
+    if backend != "triton":
+        return cpp_config_space(group, backend)
+    if group.kind == "extern":
+        return []
+    if group.kind == "attention":  # queries and keys per block, warps, pipeline stages
+        *_, m, n = group.shape
+        space = []
+        for bm, bn, warps, stages in ATTENTION_TILES:
+            cfg = KernelConfig(block_r=max(16, min(bm, triton_next_pow2(m))),
+                               block_c=max(16, min(bn, triton_next_pow2(n))), num_warps=warps,
+                               num_stages=stages)
+            if cfg not in space:
+                space.append(cfg)
+        return space
+    if group.kind == "matmul":  # tiles (M, N, K), warps, pipeline stages
+        out: list[KernelConfig] = []
+        batch, m, n, k = matmul_dims(group)
+        few_tiles = batch * -(-m // 64) * -(-n // 64) * 4 < SM_TARGET
+        for bm, bn, bk, warps, stages in MATMUL_TILES:
+            for split in (1, 4, 16) if few_tiles and k >= 2048 else (1,):  # skinny: split K
+                cfg = matmul_config(group, bm, bn, bk, warps, stages, split=split)
+                if cfg not in out:
+                    out.append(cfg)
+        return out
+    if group.kind in {"pointwise", "pool"}:
+        return [KernelConfig(block_r=b, num_warps=w)
+                for b, w in [(1024, 4), (2048, 8), (4096, 8), (512, 4), (2048, 4), (4096, 16)]]
+    cols = triton_next_pow2(group.cols)
+    out = []
+    if splittable(group) and group.cols >= 8192:  # few long rows: spread each over programs
+        shapes = [(128, 32, 4), (64, 64, 4)] if rows_are_contiguous(group) else \
+            [(1, 2048, 8), (1, 1024, 4)]
+        for programs in (SM_TARGET, SM_TARGET // 2, SM_TARGET * 2):
+            for block_r, block_c, warps in shapes:
+                rows = -(-group.rows // block_r)
+                split = min(1024, max(2, programs // rows), -(-group.cols // block_c))
+                cfg = KernelConfig(block_r=block_r, block_c=block_c, num_warps=warps, split=split)
+                if split > 1 and cfg not in out:
+                    out.append(cfg)
+    if rows_are_contiguous(group):  # only tiles that read many adjacent rows stay coalesced
+        tiles = [(64, 32, 4), (32, 64, 4), (128, 32, 8), (256, 16, 8), (64, 16, 2)]
+        return out + [KernelConfig(block_r=r, block_c=c, num_warps=w) for r, c, w in tiles]
+    if cols <= MAX_PERSISTENT_COLS:
+        for block_r in (1, 2, 4, 8, 16):
+            if block_r * cols > MAX_PERSISTENT_COLS or block_r > group.rows:
+                continue
+            for warps in (4, 8, 16):
+                if block_r * cols >= warps * 32:
+                    out.append(KernelConfig(block_r=block_r, block_c=cols, num_warps=warps,
+                                            persistent=True))
+    for block_c in (4096, 2048, 1024):
+        if block_c < cols:
+            for warps in (8, 4):
+                out.append(KernelConfig(block_r=1, block_c=block_c, num_warps=warps))
+    return out
+
+
+CppBackend = Literal["cuda", "cpu"]
+
+
+def cpp_default_config(group: Group, backend: CppBackend) -> KernelConfig:
+    if group.kind == "extern":
+        return KernelConfig(block_r=1)
+    if backend == "cuda":
+        return KernelConfig(block_r=256 if group.kind == "pointwise" else 4)
+    if group.kind == "pointwise":
+        return KernelConfig(block_r=32768)
+    return KernelConfig(block_r=max(1, 32768 // max(1, group.cols)))
+
+
+def cpp_config_space(group: Group, backend: CppBackend) -> list[KernelConfig]:
+    """Alternatives for one kernel, most promising first."""
+    if group.kind == "extern":
+        return []
+    if backend == "cuda":
+        sizes = [256, 128, 512, 1024] if group.kind == "pointwise" else [4, 1, 2, 8]
+    elif group.kind == "pointwise":
+        sizes = [32768, 4096, 262144]
+    else:
+        grain = cpp_default_config(group, backend).block_r
+        sizes = list(dict.fromkeys([grain, max(1, grain // 8), grain * 8, 1]))
+    return [KernelConfig(block_r=s) for s in sizes]
+
+
+def cpp_describe(group: Group, config: KernelConfig, backend: CppBackend) -> str:
+    if backend == "cpu":
+        unit = "elements" if group.kind == "pointwise" else "rows"
+        return f"parallel_for grain {config.block_r} {unit}"
+    if group.kind == "pointwise":
+        return f"{config.block_r} threads per block"
+    return f"{config.block_r} rows (warps) per block"
