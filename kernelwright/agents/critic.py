@@ -12,7 +12,7 @@ from __future__ import annotations
 from pydantic import BaseModel, Field
 
 from kernelwright.config import RoleConfig, RunConfig
-from kernelwright.core.records import Candidate
+from kernelwright.core.records import Candidate, CandidateStatus
 
 
 class Critique(BaseModel):
@@ -23,7 +23,7 @@ class Critique(BaseModel):
 
 
 def lesson(c: Candidate) -> str:
-    if c.status == "uncovered":
+    if c.status == CandidateStatus.UNCOVERED:
         return f"not covered: {c.message}"
     if not c.correct:
         return f"{c.change}: {c.status} ({c.reason or c.message[:80]})"
@@ -34,11 +34,33 @@ def lesson(c: Candidate) -> str:
     return f"{c.change}: {c.runtime_us:.1f} us{sol}{flag}"
 
 
+def stop_reason(tree: list[Candidate], this_round: list[Candidate], best: Candidate | None,
+                round_: int, stale: int, tokens: int, seconds: float, failure: str | None,
+                config: RunConfig) -> str | None:
+    """Why the run stops after this round, or None to go on: an LLM failure (of the planner or
+    profiler, or a coder's or fixer's candidate), the offline verdict, a coder without ideas,
+    then the token and time budgets."""
+    stop = offline_verdict(tree, best, round_, stale, config)
+    failed = next((c for c in this_round if c.status == CandidateStatus.LLM_ERROR), None)
+    if failure:
+        return failure
+    if failed is not None:
+        return failed.message
+    if stop is None and all(c.status in {CandidateStatus.EXHAUSTED, CandidateStatus.UNCOVERED}
+                            for c in this_round):
+        stop = "the coder has no untried idea left"
+    if stop is None and tokens >= config.max_tokens:
+        stop = f"token budget spent ({tokens} of {config.max_tokens})"
+    if stop is None and config.max_seconds and seconds >= config.max_seconds:
+        stop = f"time budget spent ({seconds:.0f} of {config.max_seconds:g} s)"
+    return stop
+
+
 def offline_verdict(tree: list[Candidate], best: Candidate | None, round_: int, stale: int,
                     config: RunConfig) -> str | None:
-    """Why the run stops now, or None to go on."""
-    if best is None and any(c.status == "uncovered" for c in tree):
-        return next(c for c in tree if c.status == "uncovered").message
+    """Why the run stops now by the offline critic's rules, or None to go on."""
+    if best is None and any(c.status == CandidateStatus.UNCOVERED for c in tree):
+        return next(c for c in tree if c.status == CandidateStatus.UNCOVERED).message
     if best is not None and best.runtime_us is None:
         return "a correct candidate; on the CPU timings are not meaningful, so nothing to refine"
     if best is not None and (best.sol_fraction or 0) >= config.stop_sol:

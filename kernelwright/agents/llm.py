@@ -32,6 +32,11 @@ class LLMError(Exception):
         super().__init__(message)
         self.tokens = tokens
 
+    def outcome(self, role: str) -> str:
+        """What the run's end says about this failure of `role`'s model (the one wording
+        every role uses: the run ends, its tree is kept)."""
+        return f"LLM failure, run ended with its tree kept: {role}: {self}"
+
 
 @dataclass
 class Reply:

@@ -28,9 +28,7 @@ from langgraph.runtime import Runtime
 from langgraph.types import Send
 
 from kernelwright.config import RunConfig
-from kernelwright.core.records import Candidate, Inputs, Outputs, State, Task
-
-FIXABLE = {"build_error", "runtime_error"}
+from kernelwright.core.records import FIXABLE, Candidate, CandidateStatus, Inputs, Outputs, State, Task
 
 
 def analyze(state: State, runtime: Runtime[RunConfig]) -> dict[str, Any]:
@@ -78,7 +76,7 @@ def plan(state: State, runtime: Runtime[RunConfig]) -> dict[str, Any]:
         try:
             tasks, tokens, note = llm_plan(state["tree"], cfg, Path(state["problem_path"]).stem)
         except LLMError as exc:
-            failure = f"LLM failure, run ended with its tree kept: planner: {exc}"
+            failure = exc.outcome("planner")
             return {"tasks": [], "failure": failure, "stop": failure, "tokens": exc.tokens,
                     "log": [f"stop: {failure}"]}
         log += [f"  planner: {note}"] if note else []
@@ -122,8 +120,9 @@ def code(state: State, runtime: Runtime[RunConfig]) -> dict[str, Any]:
                 parent.diagnosis if parent else "", cfg.precision, cfg.guard, cfg.backend,
                 [m["lesson"] for m in task["memory"]])
         except LLMError as exc:
-            return {"tree": [Candidate(**base, change="coder model failed", status="llm_error",
-                                       message=str(exc))], "tokens": exc.tokens}
+            return {"tree": [Candidate(**base, change="coder model failed",
+                                       status=CandidateStatus.LLM_ERROR,
+                                       message=exc.outcome("coder"))], "tokens": exc.tokens}
         return {"tree": [Candidate(**base, change=strategy, source=source)], "tokens": tokens,
                 "seconds": time.perf_counter() - started}
     out = offline_code(_problem(state), task["stage"], task["index"],
@@ -131,7 +130,7 @@ def code(state: State, runtime: Runtime[RunConfig]) -> dict[str, Any]:
                        cfg.precision, cfg.guard, cfg.backend,
                        [m["configs"] for m in task["memory"] if m["configs"]])
     if "source" not in out:
-        status = "uncovered" if "missing" in out else "exhausted"
+        status = CandidateStatus.UNCOVERED if "missing" in out else CandidateStatus.EXHAUSTED
         return {"tree": [Candidate(**base, change=out["message"], status=status,
                                    message=out["message"])]}
     return {"tree": [Candidate(**base, change=out["change"], source=out["source"],
@@ -146,7 +145,7 @@ def queue(state: State) -> dict[str, Any]:
 
 def dispatch(state: State, runtime: Runtime[RunConfig]) -> list[Send] | Literal["fix", "profile"]:
     """One evaluate task per pending candidate (run in parallel), else repairs, else profile."""
-    pending = [c.id for c in state["tree"] if c.status == "pending"]
+    pending = [c.id for c in state["tree"] if c.status == CandidateStatus.PENDING]
     if pending:
         return [Send("evaluate", {**state, "evaluating": i}) for i in pending]
     return "fix" if _to_fix(state, _config(runtime)) else "profile"
@@ -159,12 +158,12 @@ def evaluate(state: State, runtime: Runtime[RunConfig]) -> dict[str, Any]:
 
     c = next(c for c in state["tree"] if c.id == state["evaluating"])
     cfg = _config(runtime)
-    first = min(t.id for t in state["tree"] if t.status == "pending")
+    first = min(t.id for t in state["tree"] if t.status == CandidateStatus.PENDING)
     once = cfg.compile_baseline and c.id == first and not any(t.compile_us for t in state["tree"])
     result = get_evaluator(cfg.evaluator).evaluate(_problem(state), c.source or "",
                                                    cfg.eval_settings(state["device"], once))
     done = c.model_copy(update=dict(
-        status=result.status.value, reason=result.reason or "", message=result.message,
+        status=CandidateStatus(result.status.value), reason=result.reason or "", message=result.message,
         runtime_us=result.runtime_us, eager_us=result.eager_us, compile_us=result.compile_us,
         sol_fraction=result.sol_fraction,
         facts=facts(result) if result.ok else ""))
@@ -193,8 +192,8 @@ def fix(state: State, runtime: Runtime[RunConfig]) -> dict[str, Any]:
             try:
                 source, used = llm_fix(_problem(state), failed, cfg.fixer, cfg.backend)
             except LLMError as exc:
-                made.append(Candidate(**child, change="fixer model failed", status="llm_error",
-                                      message=str(exc)))
+                made.append(Candidate(**child, change="fixer model failed",
+                                      status=CandidateStatus.LLM_ERROR, message=exc.outcome("fixer")))
                 tokens += exc.tokens
                 break
             tokens += used
@@ -209,7 +208,7 @@ def fix(state: State, runtime: Runtime[RunConfig]) -> dict[str, Any]:
             made.append(Candidate(**child, change=change, source=writer.source(configs),
                                   configs=[asdict(c) for c in configs]))
         next_id += 1
-    repairs = [c for c in made if c.stage == "fix" and c.status == "pending"]
+    repairs = [c for c in made if c.stage == "fix" and c.status == CandidateStatus.PENDING]
     return {"tree": made, "tokens": tokens, "log": [f"  fix: {len(repairs)} repair(s)"]}
 
 
@@ -227,8 +226,7 @@ def profile(state: State, runtime: Runtime[RunConfig]) -> dict[str, Any]:
         try:
             text, used = llm_profile(Path(state["problem_path"]).stem, c, cfg.profiler)
         except LLMError as exc:
-            failure = f"LLM failure, run ended with its tree kept: profiler: {exc}"
-            return {"tree": made, "tokens": tokens + exc.tokens, "failure": failure}
+            return {"tree": made, "tokens": tokens + exc.tokens, "failure": exc.outcome("profiler")}
         tokens += used
         made.append(c.model_copy(update={"diagnosis": text}))
     return {"tree": made, "tokens": tokens,
@@ -237,7 +235,7 @@ def profile(state: State, runtime: Runtime[RunConfig]) -> dict[str, Any]:
 
 def critique(state: State, runtime: Runtime[RunConfig]) -> dict[str, Any]:
     """The round's lessons and the decision to go on; LLM failures end the run cleanly."""
-    from kernelwright.agents.critic import lesson, llm_critique, offline_verdict
+    from kernelwright.agents.critic import lesson, llm_critique, stop_reason
     from kernelwright.agents.llm import LLMError
 
     cfg = _config(runtime)
@@ -250,28 +248,19 @@ def critique(state: State, runtime: Runtime[RunConfig]) -> dict[str, Any]:
     improved = best is not None and (before is None or (best.runtime_us or 0) <
                                      (before.runtime_us or float("inf")))
     stale = 0 if improved else state["stale_rounds"] + 1
-    stop = offline_verdict(tree, best, state["round"], stale, cfg)
-    failed = next((c for c in this_round if c.status == "llm_error"), None)
-    if state.get("failure"):
-        stop = state["failure"]
-    elif failed is not None:
-        stop = f"LLM failure, run ended with its tree kept: {failed.message}"
-    elif stop is None and all(c.status in {"exhausted", "uncovered"} for c in this_round):
-        stop = "the coder has no untried idea left"
-    if stop is None and state.get("tokens", 0) >= cfg.max_tokens:
-        stop = f"token budget spent ({state.get('tokens', 0)} of {cfg.max_tokens})"
-    if stop is None and cfg.max_seconds and state.get("seconds", 0.0) >= cfg.max_seconds:
-        stop = f"time budget spent ({state.get('seconds', 0.0):.0f} of {cfg.max_seconds:g} s)"
+    stop = stop_reason(tree, this_round, best, state["round"], stale, state.get("tokens", 0),
+                       state.get("seconds", 0.0), state.get("failure"), cfg)
+    failed = state.get("failure") or any(c.status == CandidateStatus.LLM_ERROR for c in this_round)
     lessons = [lesson(c) for c in this_round]
     tokens = 0
-    if cfg.critic.policy == "llm" and failed is None and not state.get("failure"):
+    if cfg.critic.policy == "llm" and not failed:
         try:
             floor = (f"{best.runtime_us * best.sol_fraction:.1f} us" if best and best.runtime_us
                      and best.sol_fraction else "unknown (no GPU timing yet)")
             verdict, tokens = llm_critique(Path(state["problem_path"]).stem, floor, best,
                                            this_round, cfg.critic)
         except LLMError as exc:
-            verdict, stop = None, f"LLM failure, run ended with its tree kept: {exc}"
+            verdict, stop = None, exc.outcome("critic")
         if verdict is not None:
             lessons = [verdict.lesson]
             stop = stop or (f"critic: {verdict.lesson}" if verdict.stop else None)

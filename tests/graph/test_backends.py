@@ -1,6 +1,7 @@
 """Backends: the cpu backend runs the whole loop here (C++ built with load_inline and timed on
 the CPU); the cuda backend's sources are checked here and run on a GPU (marked gpu)."""
 
+import math
 from pathlib import Path
 
 import pytest
@@ -13,8 +14,8 @@ from kernelwright.core.results import EvalSettings
 from kernelwright.hardware.backends import get_backend
 from kernelwright.tools.evaluate import evaluate
 from kernelwright.tools.guard import check_source
-from kernelwright.writer.emit_cpp import to_cpp
-from kernelwright.writer.ir import Unsupported
+from kernelwright.writer.lower import Builder
+from kernelwright.writer.ops import OPS, cpp_literal, triton_literal
 from kernelwright.writer.write import plan
 
 SUITE = Path(__file__).resolve().parents[2] / "examples" / "problems"
@@ -56,13 +57,18 @@ def test_cuda_writer_emits_cuda_cpp_that_the_guard_accepts(name):
     assert [f.rule for f in findings] == ["wrong_backend"]
 
 
-def test_cpp_translation_of_the_writer_templates():
-    assert to_cpp("tl.where(v1 > 0.0, v1, 0.0)") == "((v1 > 0.0f) ? v1 : 0.0f)"
-    assert to_cpp("tl.exp(x2) / (1 + tl.maximum(x2, -float('inf')))") == \
-        "(static_cast<float>(expf(x2)) / (1 + fmaxf(x2, (-INFINITY))))"
-    assert to_cpp("(a != 0) | (b != 0)") == "((a != 0) || (b != 0))"
-    with pytest.raises(Unsupported, match="tl.cumsum"):
-        to_cpp("tl.cumsum(x, axis=1)")
+def test_every_op_of_the_ir_renders_for_triton_and_cpp():
+    """The IR names ops; each backend renders them from writer/ops.py (no source parsed back)."""
+    for name, op in OPS.items():
+        args = [f"v{i}" for i in range(op.arity)]
+        assert all(a in op.triton.format(*args) and a in op.cpp.format(*args) for a in args), name
+        assert "tl." not in op.cpp.format(*args), name
+    assert OPS["where"].cpp.format("(v1 > 0.0f)", "v1", cpp_literal(0.0)) == "((v1 > 0.0f) ? v1 : 0.0f)"
+    assert OPS["or"].cpp.format("a", "b") == "((a != 0) || (b != 0))"
+    assert cpp_literal(-math.inf) == "(-INFINITY)" and cpp_literal(2**40) == "1099511627776LL"
+    assert triton_literal(-math.inf) == '-float("inf")'
+    with pytest.raises(ValueError, match="cumsum"):
+        Builder().pw("cumsum", Builder().const(1.0))
 
 
 def test_a_triton_source_is_the_wrong_backend_for_cpu():
