@@ -30,6 +30,7 @@ def offline_draft(problem: Problem, precision: Precision = "fp32", guard: GuardM
                   ) -> Draft:
     """Write a candidate for `problem` (already shrunk, on a machine without a GPU): the first
     of `offline_plans` (in `library` mode, the one keeping vendor GEMMs where there is one)."""
+    from kernelwright.writer.kinds import describe
     from kernelwright.writer.write import Unsupported
 
     try:
@@ -37,7 +38,7 @@ def offline_draft(problem: Problem, precision: Precision = "fp32", guard: GuardM
     except Unsupported as exc:
         return Draft(covered=False, missing_ops=exc.ops)
     return Draft(source=made.source(), covered=True,
-                 kernels=[f"{g.kind} over {list(g.shape)}: {c.describe(g.kind)}"
+                 kernels=[f"{g.kind} over {list(g.shape)}: {describe(g, c)}"
                           for g, c in zip(made.groups, made.configs, strict=True)])
 
 

@@ -21,16 +21,13 @@ import math
 
 import torch
 
-from kernelwright.writer.emit import (
-    KernelWriter,
-    _extern_call,
-    _model_class,
-    contiguous_strides,
-    forward_impl,
-    view_strides,
-)
+from kernelwright.writer.emit import forward_impl, model_class
 from kernelwright.writer.fuse import view_base
-from kernelwright.writer.ir import DMap, Graph, Group, Unsupported, Value, view_layout
+from kernelwright.writer.ir import DMap, Graph, Group, Unsupported, Value, contiguous_strides, view_layout
+from kernelwright.writer.kinds import kind_of
+from kernelwright.writer.kinds.base import view_strides
+from kernelwright.writer.kinds.extern import vendor_call
+from kernelwright.writer.kinds.rows import RowKernel
 from kernelwright.writer.ops import OPS, cpp_literal
 from kernelwright.writer.schedule import CppBackend, KernelConfig, cpp_describe
 
@@ -44,12 +41,12 @@ NEUTRAL = {"sum": "0.0f", "prod": "1.0f", "max": "-INFINITY", "min": "INFINITY",
 
 
 
-class CppKernelWriter(KernelWriter):
+class CppKernelWriter(RowKernel):
     """The scalar body of one group's kernel; the row or element index is `r`, the column `c`."""
 
     def __init__(self, group: Group, name: str, config: KernelConfig, pointer_of: dict[int, str],
                  backend: CppBackend):
-        if group.kind not in {"pointwise", "reduction", "scan"}:
+        if not kind_of(group).writer.cpp:
             raise Unsupported([f"{group.kind} (C++ writer)"])
         super().__init__(group, name, config, pointer_of)
         self.backend = backend
@@ -88,7 +85,7 @@ class CppKernelWriter(KernelWriter):
                           f"static_cast<{CPP_TYPE[v.dtype]}>({name});")
 
     # the body -----------------------------------------------------------------------------
-    def body(self) -> list[str]:
+    def body(self, precision: str = "fp32") -> list[str]:
         self.lines = []
         if self.g.kind == "pointwise":
             env: dict[object, str] = {}
@@ -265,8 +262,8 @@ def write_cpp_module(title: str, graph: Graph, groups: list[Group], configs: lis
             pointer_of[v.id] = f"buf{v.id}"
     code, declarations, launches = [PRELUDE[backend]], [], []
     for i, (g, cfg) in enumerate(zip(groups, configs, strict=True)):
-        if g.kind == "extern":
-            launches.append(f"    buf{g.values[0].id} = {_extern_call(g.values[0])}")
+        if kind_of(g).writer.vendor:
+            launches.append(f"    buf{g.values[0].id} = {vendor_call(g.values[0])}")
             continue
         writer = CppKernelWriter(g, f"kw_kernel{i}", cfg, pointer_of, backend)
         code += [f"// kernel{i}: {g.kind} over {list(g.shape)}", *writer.write_cpp(), ""]
@@ -288,6 +285,6 @@ def write_cpp_module(title: str, graph: Graph, groups: list[Group], configs: lis
              f"EXT = load_inline(name='kw_{backend}_{digest}',", *build,
              f"                 functions={functions!r})", "", ""]
     lines += forward_impl(graph, groups, [], launches)
-    lines += ["", ""] + _model_class(graph, param_names, buffer_names)
+    lines += ["", ""] + model_class(graph, param_names, buffer_names)
     return "\n".join(lines) + "\n"
 

@@ -13,7 +13,6 @@ import math
 from dataclasses import dataclass
 from typing import Literal
 
-from kernelwright.core.results import Backend
 from kernelwright.writer.ir import Group, Value
 
 SM_TARGET = 512  # programs that fill a large GPU (H100: 132 SMs, several programs each)
@@ -37,10 +36,7 @@ class KernelConfig:
     group_m: int = 8  # matmul: tiles of M side by side in launch order (L2 reuse)
     num_stages: int = 3  # matmul: software-pipelining depth of the K loop
 
-    def describe(self, kind: str = "") -> str:
-        if kind == "attention":
-            return (f"BLOCK_M={self.block_r} queries, BLOCK_N={self.block_c} keys a step, "
-                    f"num_warps={self.num_warps}, num_stages={self.num_stages}")
+    def describe(self) -> str:
         if self.block_k:
             return (f"BLOCK_M={self.block_r}, BLOCK_N={self.block_c}, BLOCK_K={self.block_k}, "
                     f"GROUP_M={self.group_m}, num_warps={self.num_warps}, "
@@ -53,20 +49,39 @@ class KernelConfig:
         return f"{mode}, BLOCK_R={self.block_r}, BLOCK_C={self.block_c}, num_warps={self.num_warps}"
 
 
-def default_config(group: Group) -> KernelConfig:
-    """A sound starting point; the refiner improves on it (an extern group ignores it)."""
-    if group.kind == "matmul":
-        batch, m, n, k = matmul_dims(group)
-        tiles = batch * -(-m // 128) * -(-n // 128)
-        split = min(16, SM_TARGET // (4 * tiles)) if tiles * 4 < SM_TARGET and k >= 4096 else 1
-        return matmul_config(group, 128, 128, 32, 8, split=split)
-    if group.kind == "attention":  # BLOCK_M queries, BLOCK_N keys a step
-        *_, m, n = group.shape
-        return KernelConfig(block_r=max(16, min(64, triton_next_pow2(m))),
-                            block_c=max(16, min(64, triton_next_pow2(n))), num_warps=4,
-                            num_stages=2)
-    if group.kind in {"pointwise", "pool", "extern"}:
-        return KernelConfig(block_r=1024, num_warps=4)
+# Each kind's starting point (the refiner improves on it) and search space (most promising
+# first); writer/kinds/__init__.py names which a kind uses.
+
+def flat_default(group: Group) -> KernelConfig:
+    """1-D kernels (pointwise, pool): 1024 elements per program, 4 warps (8 per thread)."""
+    return KernelConfig(block_r=1024, num_warps=4)
+
+
+def flat_space(group: Group) -> list[KernelConfig]:
+    """Larger blocks amortise index math; more warps keep more bytes in flight per SM."""
+    return [KernelConfig(block_r=b, num_warps=w)
+            for b, w in [(1024, 4), (2048, 8), (4096, 8), (512, 4), (2048, 4), (4096, 16)]]
+
+
+def matmul_default(group: Group) -> KernelConfig:
+    """128 x 128 tiles; split K where too few tiles fill the GPU and K is long."""
+    batch, m, n, k = matmul_dims(group)
+    tiles = batch * -(-m // 128) * -(-n // 128)
+    split = min(16, SM_TARGET // (4 * tiles)) if tiles * 4 < SM_TARGET and k >= 4096 else 1
+    return matmul_config(group, 128, 128, 32, 8, split=split)
+
+
+def attention_default(group: Group) -> KernelConfig:
+    """BLOCK_M queries, BLOCK_N keys a step: 64 x 64, clamped to the problem."""
+    *_, m, n = group.shape
+    return KernelConfig(block_r=max(16, min(64, triton_next_pow2(m))),
+                        block_c=max(16, min(64, triton_next_pow2(n))), num_warps=4,
+                        num_stages=2)
+
+
+def rows_default(group: Group) -> KernelConfig:
+    """Reductions and scans: a whole row in registers where it fits, several short rows per
+    program, long rows looped; too few rows for the GPU are split across programs."""
     cols = triton_next_pow2(group.cols)
     if rows_are_contiguous(group):  # reduce over a non-last dim: a program reads many rows
         block_r = min(128, triton_next_pow2(group.rows))
@@ -157,35 +172,35 @@ ATTENTION_TILES = [(64, 64, 4, 2), (128, 64, 8, 2), (64, 32, 4, 3), (128, 32, 4,
                    (32, 64, 4, 2), (128, 128, 8, 2), (64, 128, 4, 2), (32, 32, 2, 3)]
 
 
-def config_space(group: Group, backend: Backend = "triton") -> list[KernelConfig]:
-    """Alternatives for one kernel, most promising first (none for a vendor call)."""
-    if backend != "triton":
-        return cpp_config_space(group, backend)
-    if group.kind == "extern":
-        return []
-    if group.kind == "attention":  # queries and keys per block, warps, pipeline stages
-        *_, m, n = group.shape
-        space = []
-        for bm, bn, warps, stages in ATTENTION_TILES:
-            cfg = KernelConfig(block_r=max(16, min(bm, triton_next_pow2(m))),
-                               block_c=max(16, min(bn, triton_next_pow2(n))), num_warps=warps,
-                               num_stages=stages)
-            if cfg not in space:
-                space.append(cfg)
-        return space
-    if group.kind == "matmul":  # tiles (M, N, K), warps, pipeline stages
-        out: list[KernelConfig] = []
-        batch, m, n, k = matmul_dims(group)
-        few_tiles = batch * -(-m // 64) * -(-n // 64) * 4 < SM_TARGET
-        for bm, bn, bk, warps, stages in MATMUL_TILES:
-            for split in (1, 4, 16) if few_tiles and k >= 2048 else (1,):  # skinny: split K
-                cfg = matmul_config(group, bm, bn, bk, warps, stages, split=split)
-                if cfg not in out:
-                    out.append(cfg)
-        return out
-    if group.kind in {"pointwise", "pool"}:
-        return [KernelConfig(block_r=b, num_warps=w)
-                for b, w in [(1024, 4), (2048, 8), (4096, 8), (512, 4), (2048, 4), (4096, 16)]]
+def attention_space(group: Group) -> list[KernelConfig]:
+    """Queries and keys per block, warps, pipeline stages."""
+    *_, m, n = group.shape
+    space: list[KernelConfig] = []
+    for bm, bn, warps, stages in ATTENTION_TILES:
+        cfg = KernelConfig(block_r=max(16, min(bm, triton_next_pow2(m))),
+                           block_c=max(16, min(bn, triton_next_pow2(n))), num_warps=warps,
+                           num_stages=stages)
+        if cfg not in space:
+            space.append(cfg)
+    return space
+
+
+def matmul_space(group: Group) -> list[KernelConfig]:
+    """Tiles (M, N, K), warps, pipeline stages; skinny GEMMs with a long K also split K."""
+    out: list[KernelConfig] = []
+    batch, m, n, k = matmul_dims(group)
+    few_tiles = batch * -(-m // 64) * -(-n // 64) * 4 < SM_TARGET
+    for bm, bn, bk, warps, stages in MATMUL_TILES:
+        for split in (1, 4, 16) if few_tiles and k >= 2048 else (1,):
+            cfg = matmul_config(group, bm, bn, bk, warps, stages, split=split)
+            if cfg not in out:
+                out.append(cfg)
+    return out
+
+
+def rows_space(group: Group) -> list[KernelConfig]:
+    """Splits of few long rows, coalesced tiles over adjacent rows, rows held in registers,
+    then looped chunks."""
     cols = triton_next_pow2(group.cols)
     out = []
     if splittable(group) and group.cols >= 8192:  # few long rows: spread each over programs

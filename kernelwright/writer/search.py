@@ -15,7 +15,8 @@ from collections.abc import Callable
 from pydantic import BaseModel, Field
 
 from kernelwright.core.results import EvalResult, EvalSettings
-from kernelwright.writer.schedule import KernelConfig, config_space
+from kernelwright.writer.kinds import config_space
+from kernelwright.writer.schedule import KernelConfig
 from kernelwright.writer.write import Plan
 
 log = logging.getLogger(__name__)

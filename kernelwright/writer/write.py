@@ -13,8 +13,9 @@ from kernelwright.writer.emit import write_module
 from kernelwright.writer.emit_cpp import write_cpp_module
 from kernelwright.writer.fuse import partition
 from kernelwright.writer.ir import Graph, Group, Unsupported
+from kernelwright.writer.kinds import default_config, describe
 from kernelwright.writer.lower import lower
-from kernelwright.writer.schedule import KernelConfig, cpp_default_config, cpp_describe, default_config
+from kernelwright.writer.schedule import KernelConfig
 
 
 @dataclass
@@ -45,9 +46,7 @@ class Plan:
 
     def describe(self, index: int, config: KernelConfig) -> str:
         """One kernel's configuration in words."""
-        if self.backend == "triton":
-            return config.describe(self.groups[index].kind)
-        return cpp_describe(self.groups[index], config, self.backend)
+        return describe(self.groups[index], config, self.backend)
 
 
 def plan(problem: Problem, precision: Precision = "fp32", guard: GuardMode = "strict",
@@ -81,8 +80,7 @@ def _plan(problem: Problem, precision: Precision, guard: GuardMode, backend: Bac
     if all(g.kind == "extern" for g in groups):
         raise Unsupported([g.values[0].op for g in groups],
                           "only vendor calls: nothing around them for a kernel of its own")
-    configs = [default_config(g) if backend == "triton" else cpp_default_config(g, backend)
-               for g in groups]
+    configs = [default_config(g, backend) for g in groups]
     made = Plan(problem=problem, precision=precision, guard=guard, graph=graph, groups=groups,
                 param_names=captured.param_names, buffer_names=captured.buffer_names,
                 configs=configs, backend=backend)

@@ -1,0 +1,173 @@
+"""GEMM kernels (mm, bmm, and 2-d convolutions as implicit GEMMs): BLOCK_M x BLOCK_N tiles of
+the output, grouped program order for L2 reuse, a software-pipelined loop over K, and an
+epilogue that computes the group's pointwise values on the accumulator before the one store.
+The precision policy picks the dot's inputs (fp32: full-precision "ieee" dots, tf32: TF32, bf16
+and fp16: those operands), always accumulating in fp32. Skinny GEMMs split K (partial sums,
+then a combine kernel that runs the epilogue)."""
+
+from __future__ import annotations
+
+import re
+
+from kernelwright.writer.fuse import view_base
+from kernelwright.writer.ir import Group, Value
+from kernelwright.writer.kinds.base import KernelWriter, Stage, dot_lines, tile_mask, view_strides, with_offset
+from kernelwright.writer.schedule import KernelConfig, matmul_dims
+
+
+class MatmulKernel(KernelWriter):
+    """A matmul group: the GEMM and its epilogue."""
+
+    two_d = True
+
+    def body(self, precision: str) -> list[str]:
+        """A tiled GEMM over [batch, M, N] and its epilogue; the masks on the tile's edges are
+        written only where the sizes do not divide."""
+        mm = self.g.values[0]
+        a, b = mm.args
+        batch, m, n, k = matmul_dims(self.g)
+        sa, sb = view_strides(a), view_strides(b)
+        pa = with_offset(self.pointer(view_base(a)), a)
+        pb = with_offset(self.pointer(view_base(b)), b)
+        if mm.op == "conv":  # the weight [C_out, K] is B^T; A is gathered from the input
+            sa, sb = (k, 1), (1, k)
+        za = f"z * {sa[0]} + " if len(a.shape) == 3 else ""
+        zb = f"z * {sb[0]} + " if len(b.shape) == 3 else ""
+        cfg = self.cfg
+        edge_m, edge_n, edge_k = m % cfg.block_r, n % cfg.block_c, k % cfg.block_k
+        # an operand whose K is its contiguous dim is read as a K-contiguous tile (coalesced)
+        # and transposed in registers: weight.t(), b.transpose(1, 2), a.t() @ b
+        a_k_inner, b_k_inner = sa[-1] == 1 or sa[-2] != 1, sb[-2] == 1 and sb[-1] != 1
+        m_in = f"(rm < {m})" if edge_m else ""
+        n_in = f"(rn < {n})" if edge_n else ""
+        k_in = f"(rk < {k} - k0)" if edge_k else ""
+        a_mask = tile_mask(m_in, k_in) if a_k_inner else tile_mask(k_in, m_in)
+        b_mask = tile_mask(n_in, k_in) if b_k_inner else tile_mask(k_in, n_in)
+        a_tile = (f"rm[:, None] * {sa[-2]} + rk[None, :] * {sa[-1]}" if a_k_inner
+                  else f"rk[:, None] * {sa[-1]} + rm[None, :] * {sa[-2]}")
+        b_tile = (f"rn[:, None] * {sb[-1]} + rk[None, :] * {sb[-2]}" if b_k_inner
+                  else f"rk[:, None] * {sb[-2]} + rn[None, :] * {sb[-1]}")
+        x_tile = "x" if a_k_inner else "tl.trans(x)"
+        y_tile = "tl.trans(y)" if b_k_inner else "y"
+        split, chunk = cfg.split, self.split_k_chunk()
+        head = [
+            "    pid = tl.program_id(0)",
+            "    z = tl.program_id(1)" if batch > 1 else "    z = 0",
+            *(["    s = tl.program_id(2)  # this program's slice of K"] if split > 1 else []),
+            f"    tiles_m, tiles_n = tl.cdiv({m}, BLOCK_M), tl.cdiv({n}, BLOCK_N)",
+            "    # grouped order: GROUP_M row tiles share each column tile while it is in L2",
+            "    width = GROUP_M * tiles_n",
+            "    first_m = (pid // width) * GROUP_M",
+            "    rows_here = tl.minimum(tiles_m - first_m, GROUP_M)",
+            "    pid_m = first_m + (pid % width) % rows_here",
+            "    pid_n = (pid % width) // rows_here",
+            "    rm = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)",
+            "    rn = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)",
+        ]
+        k_loop = [
+            "    rk = tl.arange(0, BLOCK_K)",
+            *([f"    a_ptrs = {pa} + {za}{a_tile}" + (f" + s * {chunk * sa[-1]}" if split > 1
+                                                     else "")]
+              if mm.op != "conv" else self.conv_rows(mm)),
+            f"    b_ptrs = {pb} + {zb}{b_tile}" + (f" + s * {chunk * sb[-2]}" if split > 1 else ""),
+            "    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)",
+            f"    for k0 in range(s * {chunk}, tl.minimum(s * {chunk} + {chunk}, {k}), BLOCK_K):"
+            if split > 1 else f"    for k0 in range(0, {k}, BLOCK_K):",
+            *([f"        x = tl.load(a_ptrs{', mask=' + a_mask + ', other=0.0' if a_mask else ''})"]
+              if mm.op != "conv" else self.conv_gather(mm, pa, edge_m, edge_k)),
+            f"        y = tl.load(b_ptrs{', mask=' + b_mask + ', other=0.0' if b_mask else ''})",
+            *dot_lines(x_tile, y_tile, "acc", precision),
+            *([f"        a_ptrs += BLOCK_K * {sa[-1]}"] if mm.op != "conv" else []),
+            f"        b_ptrs += BLOCK_K * {sb[-2]}",
+        ]
+        where = [
+            "    # epilogue: r indexes (batch, M), c indexes N, as in the row kernels",
+            f"    r = (z * {m} + rm)[:, None]",
+            "    c = rn[None, :]",
+            f"    rmask = (rm < {m})[:, None]",
+            f"    cmask = c < {n}",
+            "    mask = rmask & cmask",
+        ]
+        if self.stage == "partial":  # split-K: this slice's sum, for the combine kernel
+            part = self.pointer_of[-mm.id]
+            self.params.append(part)
+            self.lines = head + k_loop + where[1:] + [
+                f"    tl.store({part} + s * {batch * m * n} + r * {n} + c, acc, mask=mask)"]
+            return self.lines
+        if self.stage == "combine":  # split-K: add the slices, then the epilogue
+            part = self.pointer_of[-mm.id]
+            self.params.append(part)
+            self.lines = head + where + [
+                "    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)",
+                f"    for s in range({split}):",
+                f"        acc += tl.load({part} + s * {batch * m * n} + r * {n} + c, mask=mask, "
+                "other=0.0)"]
+        else:
+            self.lines = head + k_loop + where
+        env: dict[object, str] = {mm.id: "acc"}
+        for out in self.g.outputs:
+            self.store(out, self.emit(out, env, 1), 1)
+        return self.lines
+
+    def split_k_chunk(self) -> int:
+        """K per program of a split-K GEMM: a multiple of BLOCK_K, so slices never overlap."""
+        k = matmul_dims(self.g)[3]
+        per = -(-k // self.cfg.split)
+        return -(-per // self.cfg.block_k) * self.cfg.block_k
+
+    def conv_rows(self, conv: Value) -> list[str]:
+        """Before the K loop of an implicit-GEMM convolution: each GEMM row's (n, oh, ow)."""
+        _, _, ho, wo = conv.shape
+        return [f"    n_img, oh, ow = rm // {ho * wo}, (rm // {wo}) % {ho}, rm % {wo}"]
+
+    def conv_gather(self, conv: Value, ptr: str, edge_m: int, edge_k: int) -> list[str]:
+        """In the K loop: the [BLOCK_M, BLOCK_K] tile of the unfolded input (im2col, never
+        stored), zero outside the padded image."""
+        x = conv.args[0]
+        _, cin, h, w = x.shape
+        kh, kw = conv.args[1].shape[2:]
+        sx = view_strides(x)
+        (sh, sw), (ph, pw), (dh, dw) = (tuple(conv.attrs[key])  # type: ignore[arg-type]
+                                        for key in ("stride", "padding", "dilation"))
+        ok = [f"(ih >= 0) & (ih < {h}) & (iw >= 0) & (iw < {w})"]
+        if edge_m:
+            ok.append(f"(rm < {conv.shape[0] * conv.shape[2] * conv.shape[3]})[:, None]")
+        if edge_k:
+            ok.append(f"(kk < {cin * kh * kw})[None, :]")
+        return [
+            "        kk = k0 + rk",
+            f"        ci, i, j = kk // {kh * kw}, (kk // {kw}) % {kh}, kk % {kw}",
+            f"        ih = oh[:, None] * {sh} - {ph} + i[None, :] * {dh}",
+            f"        iw = ow[:, None] * {sw} - {pw} + j[None, :] * {dw}",
+            f"        x = tl.load({ptr} + n_img[:, None] * {sx[0]} + ci[None, :] * {sx[1]} "
+            f"+ ih * {sx[2]} + iw * {sx[3]}, mask={' & '.join(ok)}, other=0.0)"]
+
+    def store_at(self, off: str, mask: str) -> tuple[str, str]:
+        """A whole tile, even where a dim has size 1 (N = 1)."""
+        used = set(re.findall(r"\b[rc]\b", off))
+        return off + "".join(f" + 0 * {i}" for i in ("r", "c") if i not in used), "mask"
+
+    def meta(self, precision: str) -> list[str]:
+        return ["BLOCK_M", "BLOCK_N", "BLOCK_K", "GROUP_M"] + (
+            ["WIDEN"] if precision in {"bf16", "fp16"} else [])
+
+    @classmethod
+    def stages(cls, g: Group, cfg: KernelConfig) -> list[Stage]:
+        if cfg.split == 1:
+            return [Stage("whole", cfg)]
+        return [Stage("partial", cfg), Stage("combine", cfg)]  # split-K
+
+    def partials(self) -> list[tuple[int, str]]:
+        batch, m, n, _ = matmul_dims(self.g)
+        mm = self.g.values[0]
+        return [(-mm.id, f"part{mm.id} = torch.empty(({self.cfg.split}, {batch * m * n}), "
+                 "device={device}.device, dtype=torch.float32)")]
+
+    def launch(self, precision: str) -> str:
+        batch, m, n, _ = matmul_dims(self.g)
+        cfg = self.cfg
+        slices = f", {cfg.split}" if self.stage == "partial" else ""
+        return (f"    {self.name}[(triton.cdiv({m}, {cfg.block_r}) * triton.cdiv({n}, "
+                f"{cfg.block_c}), {batch}{slices})]({self.args()}, BLOCK_M={cfg.block_r}, "
+                f"BLOCK_N={cfg.block_c}, BLOCK_K={cfg.block_k}, GROUP_M={cfg.group_m}, "
+                f"{self.dot_options(precision)}")
