@@ -53,10 +53,10 @@ def main() -> None:
     tried: list[list[dict]] = []
     for _ in range(args.candidates):  # distinct drafts: the default, then its neighbours
         idea = offline_code(problem, "draft", 0, None, tried)
-        if "source" not in idea:
+        if idea.source is None:
             break
-        tried.append(idea["configs"])
-        sources.append((idea["change"], idea["source"]))
+        tried.append(idea.configs)
+        sources.append((idea.change, idea.source))
     config = EvaluatorConfig(kind=args.kind, gpus=args.gpus, per_gpu=args.per_gpu,
                              workers=args.workers)
     evaluator = get_evaluator(config)

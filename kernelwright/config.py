@@ -8,7 +8,7 @@ LangGraph's context, never through module globals, so a server can pass one per 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -138,3 +138,10 @@ class RunConfig(BaseSettings):
                             compile_baseline=compile_baseline, sandbox=self.sandbox,
                             cpu_max_elements=self.cpu_max_elements,
                             cpu_backend_max_elements=self.cpu_backend_max_elements)
+
+
+def run_config(runtime: Any) -> RunConfig:
+    """A graph run's settings: the context given with the run (a LangGraph Runtime's), else the
+    defaults (and the environment: KERNELWRIGHT_*), as for a server run started without one."""
+    context = getattr(runtime, "context", None)
+    return context if context is not None else RunConfig()

@@ -7,14 +7,22 @@ away from its parent) or `llm_code` (the role's model, prompted from agents/prom
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from kernelwright.config import RoleConfig
+from kernelwright.agents.llm import LLMError, ask, fenced_code, prompt
+from kernelwright.config import RoleConfig, run_config
 from kernelwright.core.problem import Problem
+from kernelwright.core.records import Candidate, CandidateStatus, State, Task, problem_of
 from kernelwright.core.results import Backend, EvalSettings, GuardMode, Precision
+from kernelwright.hardware.backends import get_backend
+from kernelwright.writer.kinds import describe
+from kernelwright.writer.schedule import KernelConfig, matmul_config, triton_next_pow2
+from kernelwright.writer.search import neighbours, refine
+from kernelwright.writer.write import Unsupported, plan
 
 
 class Draft(BaseModel):
@@ -30,8 +38,6 @@ def offline_draft(problem: Problem, precision: Precision = "fp32", guard: GuardM
                   ) -> Draft:
     """Write a candidate for `problem` (already shrunk, on a machine without a GPU): the first
     of `offline_plans` (in `library` mode, the one keeping vendor GEMMs where there is one)."""
-    from kernelwright.writer.kinds import describe
-    from kernelwright.writer.write import Unsupported
 
     try:
         made = offline_plans(problem, precision, guard)[0][1]
@@ -48,7 +54,6 @@ def offline_plans(problem: Problem, precision: Precision = "fp32", guard: GuardM
     a cuBLAS/cuDNN call, also the strict plan (the writer's own GEMMs, same epilogues), so the
     two can compete by measurement, and the strict plan alone where the library plan would be
     vendor calls only (a lone GEMM). Raises Unsupported when none covers the problem."""
-    from kernelwright.writer.write import Unsupported, plan
 
     try:
         made = plan(problem, precision, guard, backend)
@@ -83,8 +88,6 @@ def offline_refine(problem: Problem, settings: EvalSettings, budget: int = 10,
     In `library` mode the writer's own GEMMs compete with the vendor's (`offline_plans`): each
     plan is searched with half the budget and the faster correct candidate wins, by
     measurement."""
-    from kernelwright.writer.search import refine
-    from kernelwright.writer.write import Unsupported
 
     try:
         plans = offline_plans(problem, settings.precision, settings.guard)
@@ -122,25 +125,32 @@ def _faster(found: list[Any], labels: list[str]) -> Any:
         stopped=f"{labels[win]} chosen ({times or 'no timings'}); {found[win].stopped}"))
 
 
+class Coded(BaseModel):
+    """What the offline coder made of its task: a candidate, or why there is none."""
+
+    outcome: Literal["written", "uncovered", "exhausted"]
+    source: str | None = Field(None, description="the candidate (outcome `written`)")
+    configs: list[dict] = Field(default_factory=list, description="its launch configurations")
+    change: str = Field("", description="what it tries, in words")
+    missing: list[str] = Field(default_factory=list, description="uncovered: aten ops without a rule")
+    message: str = Field("", description="uncovered or exhausted: why, in words")
+
+
 def offline_code(problem: Problem, stage: str, index: int, parent_configs: list[dict] | None,
                  tried: list[list[dict]], precision: Precision = "fp32",
                  guard: GuardMode = "strict", backend: Backend = "triton",
-                 remembered: list[list[dict]] | None = None) -> dict:
+                 remembered: list[list[dict]] | None = None) -> Coded:
     """The index-th offline idea not in `tried`: configurations remembered from similar tasks
     first, then the writer's default (drafts; in `library` mode the vendor-GEMM plan's and the
     own-GEMM plan's, which then compete by measurement), then neighbours of the parent's
-    configuration in the parent's plan. Returns source, configs (dicts) and the change, or
-    `missing` ops."""
+    configuration in the parent's plan."""
     from dataclasses import asdict
 
-    from kernelwright.writer.schedule import KernelConfig
-    from kernelwright.writer.search import neighbours
-    from kernelwright.writer.write import Unsupported
 
     try:
         plans = offline_plans(problem, precision, guard, backend)
     except Unsupported as exc:
-        return {"missing": exc.ops, "message": str(exc)}
+        return Coded(outcome="uncovered", missing=exc.ops, message=str(exc))
     ideas: list[tuple[Any, list[KernelConfig], str]] = []  # (plan, configs, change)
     if parent_configs is None:
         for label, made in plans:
@@ -160,10 +170,10 @@ def offline_code(problem: Problem, stage: str, index: int, parent_configs: list[
     fresh = [idea for idea in ideas
              if tuple(tuple(sorted(asdict(c).items())) for c in idea[1]) not in seen]
     if index >= len(fresh):
-        return {"exhausted": True, "message": "no untried configuration left"}
+        return Coded(outcome="exhausted", message="no untried configuration left")
     made, configs, change = fresh[index]
-    return {"source": made.source(configs), "configs": [asdict(c) for c in configs],
-            "change": change}
+    return Coded(outcome="written", source=made.source(configs),
+                 configs=[asdict(c) for c in configs], change=change)
 
 
 def transfer(made, remembered: list[dict]):  # (Plan, ...) -> list[KernelConfig] | None
@@ -171,7 +181,6 @@ def transfer(made, remembered: list[dict]):  # (Plan, ...) -> list[KernelConfig]
     kernels: each takes the config of the remembered kernel of its kind with the nearest row
     length, within 4x; a whole row held in registers is resized to this row. None when no
     kernel of the plan has a match."""
-    from kernelwright.writer.schedule import KernelConfig, matmul_config, triton_next_pow2
 
     out, matched = [], False
     for group, default in zip(made.groups, made.configs, strict=True):
@@ -207,23 +216,69 @@ STRATEGIES = [
 ]
 
 
-def llm_code(problem: Problem, role: RoleConfig, stage: str, index: int, strategy: str,
-             parent_source: str | None, measurement: str, diagnosis: str, precision: Precision,
-             guard: GuardMode, backend: Backend, lessons: list[str]) -> tuple[str, str, int]:
+class CodeRequest(BaseModel):
+    """What the coder's model is asked for: a draft, or a refinement of a parent."""
+
+    stage: str
+    index: int = Field(description="the coder's index this round (picks a default strategy)")
+    strategy: str = Field("", description="the planner's strategy; empty: the index-th default")
+    parent_source: str | None = None
+    measurement: str = Field("not timed", description="the parent's time, in words")
+    diagnosis: str = Field("", description="the profiler's reading of the parent")
+    lessons: list[str] = Field(default_factory=list, description="recalled from the memory")
+
+
+def llm_code(problem: Problem, role: RoleConfig, request: CodeRequest, precision: Precision,
+             guard: GuardMode, backend: Backend) -> tuple[str, str, int]:
     """(source, strategy, tokens) from the coder's model; raises LLMError. Without a
     planner's strategy, the index-th coder takes the index-th of STRATEGIES."""
-    from kernelwright.agents.llm import ask, fenced_code, prompt
-    from kernelwright.hardware.backends import get_backend
 
-    strategy = strategy or STRATEGIES[index % len(STRATEGIES)]
+    strategy = request.strategy or STRATEGIES[request.index % len(STRATEGIES)]
     values = dict(reference=problem.source, strategy=strategy, guard=guard,
                   guard_rule=GUARD_RULES[guard], precision=precision,
                   target=get_backend(backend).prompt,
-                  memory="\n".join(f"- {x}" for x in lessons) or "- (none yet)")
-    if stage == "draft" or parent_source is None:
+                  memory="\n".join(f"- {x}" for x in request.lessons) or "- (none yet)")
+    if request.stage == "draft" or request.parent_source is None:
         text = prompt("coder_draft", **values)
     else:
-        text = prompt("coder_refine", source=parent_source, measurement=measurement,
-                      diagnosis=diagnosis, **values)
+        text = prompt("coder_refine", source=request.parent_source,
+                      measurement=request.measurement, diagnosis=request.diagnosis, **values)
     reply = ask(role, text, want_code=True)
     return fenced_code(reply.text) or "", strategy, reply.tokens
+
+
+def node(state: State, runtime: Any) -> dict[str, Any]:
+    """The graph's code node: one coder, the offline writer or the coder role's model."""
+
+    task: Task = state["task"]
+    cfg = run_config(runtime)
+    tree: list[Candidate] = state["tree"]
+    parent = next((c for c in tree if c.id == task["parent"]), None)
+    base = dict(id=task["id"], parent=task["parent"], stage=task["stage"],
+                memory=[m["id"] for m in task["memory"]])
+    started = time.perf_counter()
+    if cfg.coder.policy == "llm":
+        request = CodeRequest(
+            stage=task["stage"], index=task["index"], strategy=task["strategy"],
+            parent_source=parent.source if parent else None,
+            measurement=f"{parent.runtime_us} us" if parent and parent.runtime_us else "not timed",
+            diagnosis=parent.diagnosis if parent else "",
+            lessons=[m["lesson"] for m in task["memory"]])
+        try:
+            source, strategy, tokens = llm_code(problem_of(state), cfg.coder, request,
+                                                cfg.precision, cfg.guard, cfg.backend)
+        except LLMError as exc:
+            return {"tree": [Candidate(**base, change="coder model failed",
+                                       status=CandidateStatus.LLM_ERROR,
+                                       message=exc.outcome("coder"))], "tokens": exc.tokens}
+        return {"tree": [Candidate(**base, change=strategy, source=source)], "tokens": tokens,
+                "seconds": time.perf_counter() - started}
+    out = offline_code(problem_of(state), task["stage"], task["index"],
+                       parent.configs if parent else None, [c.configs for c in tree if c.configs],
+                       cfg.precision, cfg.guard, cfg.backend,
+                       [m["configs"] for m in task["memory"] if m["configs"]])
+    if out.outcome != "written":
+        return {"tree": [Candidate(**base, change=out.message, status=CandidateStatus(out.outcome),
+                                   message=out.message)]}
+    return {"tree": [Candidate(**base, change=out.change, source=out.source, configs=out.configs)],
+            "seconds": time.perf_counter() - started}

@@ -9,10 +9,14 @@ structured Critique); the hard stops above still apply.
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 from pydantic import BaseModel, Field
 
-from kernelwright.config import RoleConfig, RunConfig
-from kernelwright.core.records import Candidate, CandidateStatus
+from kernelwright.agents.llm import LLMError, ask, prompt
+from kernelwright.config import RoleConfig, RunConfig, run_config
+from kernelwright.core.records import Candidate, CandidateStatus, State
 
 
 class Critique(BaseModel):
@@ -75,10 +79,43 @@ def offline_verdict(tree: list[Candidate], best: Candidate | None, round_: int, 
 def llm_critique(problem: str, floor: str, best: Candidate | None, round_: list[Candidate],
                  role: RoleConfig) -> tuple[Critique, int]:
     """(critique, tokens) from the critic's model; raises LLMError."""
-    from kernelwright.agents.llm import ask, prompt
 
     text = prompt("critic", problem=problem, floor=floor,
                   best=lesson(best) if best else "none correct yet",
                   round="\n".join(f"- #{c.id}: {lesson(c)}" for c in round_))
     reply = ask(role, text, schema=Critique)
     return reply.parsed, reply.tokens
+
+
+def node(state: State, runtime: Any) -> dict[str, Any]:
+    """The round's lessons and the decision to go on; LLM failures end the run cleanly."""
+
+    cfg = run_config(runtime)
+    tree = state["tree"]
+    first = min(t["id"] for t in state["tasks"])
+    this_round = [c for c in tree if c.id >= first]
+    best = min((c for c in tree if c.correct), key=lambda c: c.runtime_us or float("inf"),
+               default=None)
+    before = next((c for c in tree if c.id == state.get("best_id")), None)
+    improved = best is not None and (before is None or (best.runtime_us or 0) <
+                                     (before.runtime_us or float("inf")))
+    stale = 0 if improved else state["stale_rounds"] + 1
+    stop = stop_reason(tree, this_round, best, state["round"], stale, state.get("tokens", 0),
+                       state.get("seconds", 0.0), state.get("failure"), cfg)
+    failed = state.get("failure") or any(c.status == CandidateStatus.LLM_ERROR for c in this_round)
+    lessons = [lesson(c) for c in this_round]
+    tokens = 0
+    if cfg.critic.policy == "llm" and not failed:
+        try:
+            floor = (f"{best.runtime_us * best.sol_fraction:.1f} us" if best and best.runtime_us
+                     and best.sol_fraction else "unknown (no GPU timing yet)")
+            verdict, tokens = llm_critique(Path(state["problem_path"]).stem, floor, best,
+                                           this_round, cfg.critic)
+        except LLMError as exc:
+            verdict, stop = None, exc.outcome("critic")
+        if verdict is not None:
+            lessons = [verdict.lesson]
+            stop = stop or (f"critic: {verdict.lesson}" if verdict.stop else None)
+    return {"best_id": best.id if best else None, "best": best, "stale_rounds": stale, "stop": stop,
+            "tokens": tokens, "lessons": {str(c.id): lesson(c) for c in this_round},
+            "log": [f"  critic: {'; '.join(lessons)}"] + ([f"stop: {stop}"] if stop else [])}

@@ -8,10 +8,16 @@ LLM policy: the role's model repairs the source from the failure (agents/prompts
 
 from __future__ import annotations
 
-from kernelwright.config import RoleConfig
+from dataclasses import asdict
+from typing import Any
+
+from kernelwright.agents.coder import offline_plans, plan_of
+from kernelwright.agents.llm import LLMError, ask, fenced_code, prompt
+from kernelwright.config import RoleConfig, RunConfig, run_config
 from kernelwright.core.problem import Problem
-from kernelwright.core.records import Candidate
+from kernelwright.core.records import FIXABLE, Candidate, CandidateStatus, State, problem_of
 from kernelwright.core.results import Backend
+from kernelwright.hardware.backends import get_backend
 from kernelwright.writer.schedule import KernelConfig
 
 RESOURCE_WORDS = ("out of resources", "shared memory", "registers", "too many resources")
@@ -39,10 +45,49 @@ def offline_fix(failed: Candidate, default: list[KernelConfig]) -> tuple[list[Ke
 def llm_fix(problem: Problem, failed: Candidate, role: RoleConfig, backend: Backend
             ) -> tuple[str, int]:
     """(repaired source, tokens) from the fixer's model; raises LLMError."""
-    from kernelwright.agents.llm import ask, fenced_code, prompt
-    from kernelwright.hardware.backends import get_backend
 
     reply = ask(role, prompt("fixer", reference=problem.source, source=failed.source or "",
                              status=failed.status, message=failed.message[-3000:],
                              target=get_backend(backend).prompt), want_code=True)
     return fenced_code(reply.text) or "", reply.tokens
+
+
+def node(state: State, runtime: Any) -> dict[str, Any]:
+    """Repair each fixable failure of this round with the fixer's policy."""
+
+    cfg = run_config(runtime)
+    next_id = max(c.id for c in state["tree"]) + 1
+    made: list[Candidate] = []
+    tokens = 0
+    plans: list[Any] = []  # the offline writer's plans, captured once for all repairs
+    for failed in to_fix(state, cfg):
+        made.append(failed.model_copy(update={"fixes": cfg.fix_tries}))  # repaired once only
+        child = dict(id=next_id, parent=failed.id, stage="fix", fixes=failed.fixes + 1)
+        if cfg.fixer.policy == "llm":
+            try:
+                source, used = llm_fix(problem_of(state), failed, cfg.fixer, cfg.backend)
+            except LLMError as exc:
+                made.append(Candidate(**child, change="fixer model failed",
+                                      status=CandidateStatus.LLM_ERROR, message=exc.outcome("fixer")))
+                tokens += exc.tokens
+                break
+            tokens += used
+            made.append(Candidate(**child, change=f"repair of #{failed.id}", source=source))
+        else:
+            plans = plans or offline_plans(problem_of(state), cfg.precision, cfg.guard, cfg.backend)
+            _, writer = plan_of(plans, failed.configs)  # the plan the failed candidate came from
+            repair = offline_fix(failed, writer.configs)
+            if repair is None:
+                continue
+            configs, change = repair
+            made.append(Candidate(**child, change=change, source=writer.source(configs),
+                                  configs=[asdict(c) for c in configs]))
+        next_id += 1
+    repairs = [c for c in made if c.stage == "fix" and c.status == CandidateStatus.PENDING]
+    return {"tree": made, "tokens": tokens, "log": [f"  fix: {len(repairs)} repair(s)"]}
+
+
+def to_fix(state: State, cfg: RunConfig) -> list[Candidate]:
+    """The failures of the tree the fixer can still repair (build and runtime errors)."""
+    return [c for c in state["tree"] if c.status in FIXABLE and c.fixes < cfg.fix_tries
+            and (c.configs or cfg.fixer.policy == "llm")]

@@ -10,12 +10,17 @@ candidate is replaced by the offline choice, and the log says so.
 from __future__ import annotations
 
 import math
-from typing import Literal
+from pathlib import Path
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from kernelwright.config import RunConfig
-from kernelwright.core.records import Candidate, Task
+from kernelwright.agents.critic import lesson
+from kernelwright.agents.llm import LLMError, ask, prompt
+from kernelwright.config import RunConfig, run_config
+from kernelwright.core.records import Candidate, State, Task
+from kernelwright.memory.experience import Signature
+from kernelwright.memory.learn import recall
 
 
 class PlanChoice(BaseModel):
@@ -36,8 +41,6 @@ def offline_plan(tree: list[Candidate], config: RunConfig) -> list[Task]:
 
 def llm_plan(tree: list[Candidate], config: RunConfig, problem: str) -> tuple[list[Task], int, str]:
     """(tasks, tokens, note) from the planner's model; raises LLMError."""
-    from kernelwright.agents.critic import lesson
-    from kernelwright.agents.llm import ask, prompt
 
     rows = "\n".join(f"- #{c.id} (parent {c.parent if c.parent is not None else '-'}, "
                      f"{c.stage}): {lesson(c)}" for c in tree) or "- (empty: nothing tried yet)"
@@ -78,3 +81,29 @@ def select(options: list[Candidate], tree: list[Candidate], config: RunConfig) -
         return value + config.exploration / math.sqrt(children[c.id] + 1)
 
     return max(options, key=score)
+
+
+def node(state: State, runtime: Any) -> dict[str, Any]:
+    """The planner: the parent to expand, the stage and the strategy of this round's coders."""
+
+    cfg = run_config(runtime)
+    log, tokens = [], 0
+    if cfg.planner.policy == "llm":
+        try:
+            tasks, tokens, note = llm_plan(state["tree"], cfg, Path(state["problem_path"]).stem)
+        except LLMError as exc:
+            failure = exc.outcome("planner")
+            return {"tasks": [], "failure": failure, "stop": failure, "tokens": exc.tokens,
+                    "log": [f"stop: {failure}"]}
+        log += [f"  planner: {note}"] if note else []
+    else:
+        tasks = offline_plan(state["tree"], cfg)
+    recalled = recall(cfg, tasks[0]["stage"], Signature(**state["signature"]), state["hardware"])
+    for t in tasks:
+        t["memory"] = recalled
+    log += [f"  recalled: {len(recalled)} experience(s)"] if recalled else []
+    what = f"{tasks[0]['stage']} x{len(tasks)}" + (
+        f" from #{tasks[0]['parent']}" if tasks[0]["parent"] is not None else "") + (
+        f": {tasks[0]['strategy']}" if tasks[0]["strategy"] else "")
+    return {"tasks": tasks, "round": state["round"] + 1, "tokens": tokens,
+            "log": [f"round {state['round'] + 1}: plan {what}"] + log}

@@ -7,10 +7,14 @@ the role's model reads the facts and the source and names the bottleneck and wha
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 from pydantic import BaseModel, Field
 
-from kernelwright.config import RoleConfig
-from kernelwright.core.records import Candidate
+from kernelwright.agents.llm import LLMError, ask, prompt
+from kernelwright.config import RoleConfig, run_config
+from kernelwright.core.records import Candidate, State
 from kernelwright.core.results import EvalResult
 
 
@@ -34,10 +38,28 @@ def facts(result: EvalResult) -> str:
 
 def llm_profile(problem: str, candidate: Candidate, role: RoleConfig) -> tuple[str, int]:
     """(diagnosis, tokens) from the profiler's model; raises LLMError."""
-    from kernelwright.agents.llm import ask, prompt
 
     measured = f"{candidate.runtime_us:.1f} us" if candidate.runtime_us else "not timed"
     reply = ask(role, prompt("profiler", problem=problem, measured=measured, facts=candidate.facts,
                              source=candidate.source or ""), schema=Diagnosis)
     d: Diagnosis = reply.parsed
     return f"{d.bottleneck} Next: {d.advice}", reply.tokens
+
+
+def node(state: State, runtime: Any) -> dict[str, Any]:
+    """The profiler: a diagnosis of each correct candidate not yet diagnosed."""
+
+    cfg = run_config(runtime)
+    made, tokens = [], 0
+    for c in (c for c in state["tree"] if c.correct and not c.diagnosis):
+        if cfg.profiler.policy != "llm":
+            made.append(c.model_copy(update={"diagnosis": c.facts}))
+            continue
+        try:
+            text, used = llm_profile(Path(state["problem_path"]).stem, c, cfg.profiler)
+        except LLMError as exc:
+            return {"tree": made, "tokens": tokens + exc.tokens, "failure": exc.outcome("profiler")}
+        tokens += used
+        made.append(c.model_copy(update={"diagnosis": text}))
+    return {"tree": made, "tokens": tokens,
+            "log": [f"  profile #{c.id}: {c.diagnosis}" for c in made]}

@@ -13,7 +13,8 @@ from typing import Annotated, Any, Literal, Protocol, TypedDict
 
 from pydantic import BaseModel, Field
 
-from kernelwright.core.results import Status
+from kernelwright.core.problem import Problem
+from kernelwright.core.results import Figures, Status
 
 
 class CandidateStatus(StrEnum):
@@ -39,7 +40,7 @@ NOT_EVALUATED = {CandidateStatus.PENDING, CandidateStatus.UNCOVERED, CandidateSt
 FIXABLE = {CandidateStatus.BUILD_ERROR, CandidateStatus.RUNTIME_ERROR}
 
 
-class Candidate(BaseModel):
+class Candidate(Figures):
     """One node of the candidate tree."""
 
     id: int
@@ -52,9 +53,6 @@ class Candidate(BaseModel):
     reason: str = ""
     message: str = ""
     runtime_us: float | None = None
-    eager_us: float | None = Field(None, description="the reference in eager mode, same harness")
-    compile_us: float | None = Field(None, description="torch.compile of the reference (timed once)")
-    sol_fraction: float | None = None
     fixes: int = Field(0, description="repairs made along this candidate's fix chain")
     facts: str = Field("", description="the harness's measurements, in one line")
     diagnosis: str = Field("", description="the profiler's reading, for the next refinement")
@@ -182,3 +180,8 @@ class Unobserved:
 
     def fail(self, error: BaseException) -> None:
         pass
+
+
+def problem_of(state: State) -> Problem:
+    """The run's problem, as the analyze node loaded (and, on the CPU, shrank) it."""
+    return Problem(state["problem_path"], state["problem_source"], state["size_overrides"])

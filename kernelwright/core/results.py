@@ -29,6 +29,33 @@ class Status(StrEnum):
     TOO_LARGE = "too_large"  # one forward of the problem does not fit in the device's free memory
 
 
+class Rule(StrEnum):
+    """What a guard finding says the candidate did; the static guard (tools/guard.py) and the
+    runtime guard (tools/runtime_guard.py) name their refusals from this one list."""
+
+    THREADS = "threads"  # a thread or an async task
+    SUBPROCESS = "subprocess"  # a process, a signal, or a resource limit
+    NETWORK = "network"  # a socket or a network client
+    NATIVE_ACCESS = "native_access"  # ctypes, cffi or dlopen: memory and code the guards cannot see
+    INTROSPECTION = "introspection"  # reading or rewriting the interpreter: frames, globals, code objects
+    FILE_ACCESS = "file_access"  # reading or writing files
+    TIMERS = "timers"  # reading clocks (a timing forgery's first step)
+    HOST_COMPUTE = "host_compute"  # computing on the host (numpy, .cpu(), .tolist())
+    TORCH_COMPUTE = "torch_compute"  # torch doing the work instead of the candidate's kernels
+    DYNAMIC_CODE = "dynamic_code"  # eval, exec, compile or __import__
+    PATCHING = "patching"  # assigning to or deleting attributes of modules and objects it does not own
+    TENSOR_SUBCLASS = "tensor_subclass"  # a tensor subclass (a fake output)
+    TRY_EXCEPT = "try_except"  # try/except, which can hide a fallback
+    SIDE_STREAM = "side_stream"  # work on a side CUDA stream, outside the timed one
+    PRECISION_DOWNGRADE = "precision_downgrade"  # computing below the precision policy
+    NO_MODEL_NEW = "no_model_new"  # no ModelNew class with a forward
+    NO_KERNEL = "no_kernel"  # no kernel of its own launched
+    WRONG_BACKEND = "wrong_backend"  # kernels built for another backend
+    SYNTAX_ERROR = "syntax_error"  # source that does not parse
+    GLOBAL_STATE = "global_state"  # numeric settings changed for the process
+    INPUT_MUTATION = "input_mutation"  # inputs written by the forward
+
+
 class EvalSettings(BaseModel):
     """How to evaluate a candidate. The precision policy applies to reference and candidate alike."""
 
@@ -74,7 +101,7 @@ class EvalSettings(BaseModel):
 class GuardFinding(BaseModel):
     """One reason a guard refused a candidate."""
 
-    rule: str = Field(description="short code, e.g. torch_compute, try_except, patching")
+    rule: Rule = Field(description="what the candidate did, e.g. torch_compute, try_except")
     message: str
     line: int | None = Field(None, description="line in the candidate source, for static findings")
 
@@ -137,7 +164,18 @@ class ProfileReport(BaseModel):
     diagnosis: str = ""
 
 
-class EvalResult(BaseModel):
+class Figures(BaseModel):
+    """The speed figures every report shows for a kernel: its baselines and where it stands
+    against them and against the SOL floor. None: not measured (no GPU), never invented."""
+
+    eager_us: float | None = Field(None, description="the reference in eager mode, same harness")
+    compile_us: float | None = Field(None, description="torch.compile of the reference")
+    speedup_eager: float | None = Field(None, description="eager_us / the kernel's time")
+    speedup_compile: float | None = Field(None, description="compile_us / the kernel's time")
+    sol_fraction: float | None = Field(None, description="floor / runtime; 1.0 is the SOL")
+
+
+class EvalResult(Figures):
     """The verdict on one candidate, with every figure needed to trust it."""
 
     status: Status
@@ -156,10 +194,6 @@ class EvalResult(BaseModel):
         default_factory=dict, description="module-level sizes shrunk for CPU mode (name -> value)"
     )
     runtime_us: float | None = None
-    eager_us: float | None = None
-    compile_us: float | None = None
-    speedup_eager: float | None = None
-    speedup_compile: float | None = None
     timing: TimingStats | None = None
     timing_note: str | None = Field(None, description="why timings are missing, when they are")
     own_kernel_fraction: float | None = Field(
@@ -167,7 +201,6 @@ class EvalResult(BaseModel):
     )
     aten_ops: list[str] = Field(default_factory=list, description="aten ops in candidate forward")
     sol: SolAnalysis | None = Field(None, description="the problem's floor on this device")
-    sol_fraction: float | None = Field(None, description="floor / runtime; 1.0 is the SOL")
     faster_than_sol: bool = Field(False, description="runtime < 0.95 x floor: a bug or a cheat "
                                   "(refused: status rejected, reason implausible_time)")
     timed_reps_checked: int = Field(0, description="timed reps whose outputs the judge checked "

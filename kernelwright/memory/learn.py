@@ -7,10 +7,11 @@ moves the Q-values of the experiences its coder saw, and stores what it taught.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
-from kernelwright.config import RunConfig
-from kernelwright.core.records import Candidate
+from kernelwright.config import RunConfig, run_config
+from kernelwright.core.records import Candidate, State
 from kernelwright.memory.experience import (
     Experience,
     Outcome,
@@ -20,6 +21,7 @@ from kernelwright.memory.experience import (
     refine_reward,
 )
 from kernelwright.memory.store import open_store
+from kernelwright.writer.write import Unsupported, plan
 
 EVALUATED = {"correct", "incorrect", "build_error", "runtime_error", "rejected", "timeout",
              "crashed"}
@@ -28,7 +30,6 @@ EVALUATED = {"correct", "incorrect", "build_error", "runtime_error", "rejected",
 def signature_of(problem: Any, config: RunConfig) -> Signature:
     """The task's signature: the writer's kernels (kind, shape) when it covers the problem,
     else the ops it lacks."""
-    from kernelwright.writer.write import Unsupported, plan
 
     try:
         made = plan(problem, config.precision, config.guard)
@@ -84,3 +85,14 @@ def remember(config: RunConfig, problem: str, signature: Signature, hardware: st
             **{f"q_{stage}": reward},  # a new lesson starts at the value of its own attempt
             run_id=run_id), m.merge_above)
     return log
+
+
+def node(state: State, runtime: Any) -> dict[str, Any]:
+    """The memory node: rewards for this round, Q updates, the round's experiences stored."""
+    first = min(t["id"] for t in state["tasks"])
+    before = [c.runtime_us for c in state["tree"] if c.id < first and c.correct and c.runtime_us]
+    log = remember(run_config(runtime), Path(state["problem_path"]).stem,
+                      Signature(**state["signature"]), state["hardware"],
+                      [c for c in state["tree"] if c.id >= first], min(before, default=None),
+                      state.get("lessons", {}), state.get("run_id", ""))
+    return {"log": log}

@@ -17,23 +17,19 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from kernelwright.core.records import Result
+from kernelwright.core.results import Figures
 
 FAST_P = (0.0, 1.0, 1.5)
 
 
-class ProblemRecord(BaseModel):
+class ProblemRecord(Figures):
     """One problem's outcome in a suite."""
 
     problem: str = Field(description="path under the suite folder, without .py")
     status: str = Field(description="correct | incorrect | uncovered | crashed | time_limit "
                         "(the per-problem limit passed before any correct kernel)")
     reason: str = Field("", description="why no correct kernel: the most frequent failure")
-    eager_us: float | None = None
-    compile_us: float | None = None
     best_us: float | None = None
-    speedup_eager: float | None = None
-    speedup_compile: float | None = None
-    sol_fraction: float | None = None
     coverage: str = Field("", description="the offline writer: covered, or the missing ops")
     evaluations: int = 0
     tokens: int = 0

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 import torch
 
-from kernelwright.core.results import GuardFinding
+from kernelwright.core.results import GuardFinding, Rule
 from kernelwright.tools.runtime_guard import GuardViolation
 
 Outputs = list[torch.Tensor]
@@ -226,7 +226,7 @@ def check(reference: Callable[..., Any], candidate: Candidate,
         mutated = same(ref_in, pristine) and not same(candidate.read("buffer"), pristine)
         del ref_in
         if mutated:
-            raise GuardViolation([GuardFinding(rule="input_mutation", message="the candidate "
+            raise GuardViolation([GuardFinding(rule=Rule.INPUT_MUTATION, message="the candidate "
                                                "wrote into its inputs; the reference does not")])
         # one candidate output alive at a time beside the reference's: compared, then only a
         # fingerprint of it is kept (the judge's memory stays a few times the problem's own)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from kernelwright.core.errors import KernelwrightError
 from kernelwright.core.problem import Problem, load_problem
-from kernelwright.core.results import Backend, EvalResult, EvalSettings, Status
+from kernelwright.core.results import Backend, EvalResult, EvalSettings, Rule, Status
 from kernelwright.hardware.backends import Device, get_backend
 from kernelwright.tools.guard import check_source
 from kernelwright.tools.process import Sandbox, spawn
@@ -33,7 +33,7 @@ def evaluate(problem: Problem | str | Path, candidate_source: str,
     findings = check_source(candidate_source, settings.guard, settings.precision, problem.name,
                             settings.backend)
     if findings:
-        syntax = findings[0].rule == "syntax_error"
+        syntax = findings[0].rule == Rule.SYNTAX_ERROR
         return base.model_copy(update=dict(
             status=Status.BUILD_ERROR if syntax else Status.REJECTED, reason=findings[0].rule,
             message="; ".join(f"line {f.line}: {f.message}" for f in findings[:6]),

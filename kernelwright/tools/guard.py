@@ -11,29 +11,29 @@ from __future__ import annotations
 import ast
 from dataclasses import dataclass, field
 
-from kernelwright.core.results import Backend, GuardFinding, GuardMode, Precision
+from kernelwright.core.results import Backend, GuardFinding, GuardMode, Precision, Rule
 
 # Imported modules a kernel never needs, with the rule each one breaks.
-FORBIDDEN_MODULES: dict[str, str] = {
-    "threading": "threads", "_thread": "threads", "concurrent": "threads",
-    "multiprocessing": "subprocess", "subprocess": "subprocess", "pty": "subprocess",
-    "signal": "subprocess", "resource": "subprocess",
-    "socket": "network", "ssl": "network", "http": "network", "urllib": "network",
-    "requests": "network", "httpx": "network", "asyncio": "network",
-    "ctypes": "native_access", "cffi": "native_access",
-    "sys": "introspection", "gc": "introspection", "inspect": "introspection",
-    "importlib": "introspection", "builtins": "introspection", "types": "introspection",
-    "code": "introspection", "codeop": "introspection", "dis": "introspection",
-    "marshal": "introspection", "pickle": "introspection", "runpy": "introspection",
-    "traceback": "introspection", "kernelwright": "introspection",
-    "io": "file_access", "pathlib": "file_access", "shutil": "file_access",
-    "tempfile": "file_access", "glob": "file_access", "fileinput": "file_access",
-    "mmap": "file_access",
-    "time": "timers", "timeit": "timers",
-    "numpy": "host_compute",
-    "torch._inductor": "torch_compute", "torch._dynamo": "torch_compute",
-    "torch.utils._python_dispatch": "introspection", "torch.overrides": "introspection",
-    "torch.library": "torch_compute", "torch._C": "introspection",
+FORBIDDEN_MODULES: dict[str, Rule] = {
+    "threading": Rule.THREADS, "_thread": Rule.THREADS, "concurrent": Rule.THREADS,
+    "multiprocessing": Rule.SUBPROCESS, "subprocess": Rule.SUBPROCESS, "pty": Rule.SUBPROCESS,
+    "signal": Rule.SUBPROCESS, "resource": Rule.SUBPROCESS,
+    "socket": Rule.NETWORK, "ssl": Rule.NETWORK, "http": Rule.NETWORK, "urllib": Rule.NETWORK,
+    "requests": Rule.NETWORK, "httpx": Rule.NETWORK, "asyncio": Rule.NETWORK,
+    "ctypes": Rule.NATIVE_ACCESS, "cffi": Rule.NATIVE_ACCESS,
+    "sys": Rule.INTROSPECTION, "gc": Rule.INTROSPECTION, "inspect": Rule.INTROSPECTION,
+    "importlib": Rule.INTROSPECTION, "builtins": Rule.INTROSPECTION, "types": Rule.INTROSPECTION,
+    "code": Rule.INTROSPECTION, "codeop": Rule.INTROSPECTION, "dis": Rule.INTROSPECTION,
+    "marshal": Rule.INTROSPECTION, "pickle": Rule.INTROSPECTION, "runpy": Rule.INTROSPECTION,
+    "traceback": Rule.INTROSPECTION, "kernelwright": Rule.INTROSPECTION,
+    "io": Rule.FILE_ACCESS, "pathlib": Rule.FILE_ACCESS, "shutil": Rule.FILE_ACCESS,
+    "tempfile": Rule.FILE_ACCESS, "glob": Rule.FILE_ACCESS, "fileinput": Rule.FILE_ACCESS,
+    "mmap": Rule.FILE_ACCESS,
+    "time": Rule.TIMERS, "timeit": Rule.TIMERS,
+    "numpy": Rule.HOST_COMPUTE,
+    "torch._inductor": Rule.TORCH_COMPUTE, "torch._dynamo": Rule.TORCH_COMPUTE,
+    "torch.utils._python_dispatch": Rule.INTROSPECTION, "torch.overrides": Rule.INTROSPECTION,
+    "torch.library": Rule.TORCH_COMPUTE, "torch._C": Rule.INTROSPECTION,
 }
 
 # torch.* calls that allocate, describe or build parameters: allowed in both modes.
@@ -80,11 +80,11 @@ LOW_PRECISION_NAMES = {
 }
 STREAM_APIS = {"cuda.Stream", "cuda.stream", "cuda.set_stream", "cuda.ExternalStream",
                "cuda.StreamContext", "Stream"}
-BUILTIN_RULES = {
-    "eval": "dynamic_code", "exec": "dynamic_code", "compile": "dynamic_code",
-    "__import__": "dynamic_code", "globals": "introspection", "locals": "introspection",
-    "vars": "introspection", "setattr": "patching", "delattr": "patching",
-    "open": "file_access", "breakpoint": "introspection", "input": "introspection",
+BUILTIN_RULES: dict[str, Rule] = {
+    "eval": Rule.DYNAMIC_CODE, "exec": Rule.DYNAMIC_CODE, "compile": Rule.DYNAMIC_CODE,
+    "__import__": Rule.DYNAMIC_CODE, "globals": Rule.INTROSPECTION, "locals": Rule.INTROSPECTION,
+    "vars": Rule.INTROSPECTION, "setattr": Rule.PATCHING, "delattr": Rule.PATCHING,
+    "open": Rule.FILE_ACCESS, "breakpoint": Rule.INTROSPECTION, "input": Rule.INTROSPECTION,
 }
 OS_ALLOWED = {"environ", "getenv", "cpu_count"}
 OS_PROCESS = {"system", "popen", "fork", "forkpty", "kill", "killpg", "spawnl", "spawnv",
@@ -92,12 +92,12 @@ OS_PROCESS = {"system", "popen", "fork", "forkpty", "kill", "killpg", "spawnl", 
 DUNDER_INTROSPECTION = {"__dict__", "__globals__", "__builtins__", "__code__", "__closure__",
                         "__subclasses__", "__mro__", "__bases__", "__getattribute__"}
 # Fragments of inline C++/CUDA sources that do what the Python rules forbid.
-NATIVE_PATTERNS = {
-    "cudaStreamCreate": "side_stream", "cudaStreamBeginCapture": "side_stream",
-    "pthread_create": "threads", "std::thread": "threads", "std::async": "threads",
-    "popen(": "subprocess", "system(": "subprocess", "fork(": "subprocess",
-    "execve(": "subprocess", "socket(": "network", "fopen(": "file_access",
-    "ifstream": "file_access", "dlopen(": "native_access",
+NATIVE_PATTERNS: dict[str, Rule] = {
+    "cudaStreamCreate": Rule.SIDE_STREAM, "cudaStreamBeginCapture": Rule.SIDE_STREAM,
+    "pthread_create": Rule.THREADS, "std::thread": Rule.THREADS, "std::async": Rule.THREADS,
+    "popen(": Rule.SUBPROCESS, "system(": Rule.SUBPROCESS, "fork(": Rule.SUBPROCESS,
+    "execve(": Rule.SUBPROCESS, "socket(": Rule.NETWORK, "fopen(": Rule.FILE_ACCESS,
+    "ifstream": Rule.FILE_ACCESS, "dlopen(": Rule.NATIVE_ACCESS,
 }
 SUBCLASS_CALLS = {"_make_subclass", "as_subclass", "_make_wrapper_subclass"}
 JIT_DECORATORS = {"triton.jit", "triton.autotune", "triton.heuristics", "triton.runtime.jit.jit"}
@@ -192,7 +192,7 @@ class _Checker(ast.NodeVisitor):
         if is_jit:
             self.jit_names.add(node.name)
         if node.name in {"__torch_function__", "__torch_dispatch__"}:
-            self.flag("tensor_subclass", node, f"defines {node.name}: tensor subclasses are refused")
+            self.flag(Rule.TENSOR_SUBCLASS, node, f"defines {node.name}: tensor subclasses are refused")
         saved = self.scope
         self.scope = _Scope(in_jit=saved.in_jit or is_jit,
                             in_init=saved.in_init or node.name == "__init__")
@@ -211,11 +211,11 @@ class _Checker(ast.NodeVisitor):
     def visit_ClassDef(self, node: ast.ClassDef) -> None:
         for base in node.bases:
             if self.dotted(base) in {"torch.Tensor", "torch.nn.Parameter"}:
-                self.flag("tensor_subclass", node, f"class {node.name} subclasses torch.Tensor")
+                self.flag(Rule.TENSOR_SUBCLASS, node, f"class {node.name} subclasses torch.Tensor")
         self.generic_visit(node)
 
     def visit_Try(self, node: ast.Try) -> None:
-        self.flag("try_except", node, "try/except can hide a fallback when a kernel fails; "
+        self.flag(Rule.TRY_EXCEPT, node, "try/except can hide a fallback when a kernel fails; "
                                       "let errors surface")
         self.generic_visit(node)
 
@@ -250,26 +250,26 @@ class _Checker(ast.NodeVisitor):
 
     def check_patch(self, target: ast.expr) -> None:
         if isinstance(target, ast.Attribute) and self.dotted(target) is not None:
-            self.flag("patching", target, f"assigns to `{self.dotted(target)}`: patching "
+            self.flag(Rule.PATCHING, target, f"assigns to `{self.dotted(target)}`: patching "
                                           "torch, triton, timers or other modules is refused")
 
     # -- expressions ------------------------------------------------------------------------
     def visit_BinOp(self, node: ast.BinOp) -> None:
         if isinstance(node.op, ast.MatMult) and not self.scope.in_jit and self.guard == "strict":
-            self.flag("torch_compute", node, "the @ operator runs a library GEMM: allowed in "
+            self.flag(Rule.TORCH_COMPUTE, node, "the @ operator runs a library GEMM: allowed in "
                                              "`library` mode only")
         self.generic_visit(node)
 
     def visit_Name(self, node: ast.Name) -> None:
         if node.id == "__file__":
-            self.flag("file_access", node, "uses __file__: candidates may not locate files")
+            self.flag(Rule.FILE_ACCESS, node, "uses __file__: candidates may not locate files")
         elif node.id in DUNDER_INTROSPECTION:
-            self.flag("introspection", node, f"uses {node.id}")
+            self.flag(Rule.INTROSPECTION, node, f"uses {node.id}")
 
     def visit_Attribute(self, node: ast.Attribute) -> None:
         name = self.dotted(node)
         if node.attr in DUNDER_INTROSPECTION:
-            self.flag("introspection", node, f"uses .{node.attr}")
+            self.flag(Rule.INTROSPECTION, node, f"uses .{node.attr}")
         if name is not None:
             self.check_qualified(name, node)
         self.generic_visit(node)
@@ -278,19 +278,19 @@ class _Checker(ast.NodeVisitor):
         """Rules on a resolved module attribute, used or called."""
         module, _, attr = name.rpartition(".")
         if name.startswith("torch.") and name[6:] in STREAM_APIS:
-            self.flag("side_stream", node, f"uses `{name}`: work on side streams is refused")
+            self.flag(Rule.SIDE_STREAM, node, f"uses `{name}`: work on side streams is refused")
         if attr in LOW_PRECISION_NAMES and self.precision in {"fp32", "tf32"}:
-            self.flag("precision_downgrade", node,
+            self.flag(Rule.PRECISION_DOWNGRADE, node,
                       f"uses {name} under the {self.precision} policy: compute in the policy's "
                       "precision, or evaluate with --precision bf16/fp16")
         if module == "os" and attr not in OS_ALLOWED:
-            rule = "subprocess" if attr in OS_PROCESS or attr.startswith(("exec", "spawn")) \
-                else "file_access"
+            rule = Rule.SUBPROCESS if attr in OS_PROCESS or attr.startswith(("exec", "spawn")) \
+                else Rule.FILE_ACCESS
             self.flag(rule, node, f"uses os.{attr}")
         if module.startswith("torch") and attr in SUBCLASS_CALLS:
-            self.flag("tensor_subclass", node, f"uses {name}")
+            self.flag(Rule.TENSOR_SUBCLASS, node, f"uses {name}")
         if name.startswith("torch.ops."):
-            self.flag("torch_compute", node, f"calls `{name}`: an aten op, not a kernel of its own")
+            self.flag(Rule.TORCH_COMPUTE, node, f"calls `{name}`: an aten op, not a kernel of its own")
 
     def visit_Call(self, node: ast.Call) -> None:
         func = node.func
@@ -320,16 +320,16 @@ class _Checker(ast.NodeVisitor):
         if rest.startswith("nn.") and not rest.startswith("nn.functional."):
             return  # module constructors and nn.Parameter: parameter containers
         if rest == "compile":
-            self.flag("torch_compute", node, "calls torch.compile: the kernels must be its own")
+            self.flag(Rule.TORCH_COMPUTE, node, "calls torch.compile: the kernels must be its own")
             return
         if self.scope.in_init:
             return  # parameters may be initialised with torch ops
         if rest in TORCH_LIBRARY:
             if self.guard == "strict":
-                self.flag("torch_compute", node, f"calls `{name}`, a library GEMM/convolution: "
+                self.flag(Rule.TORCH_COMPUTE, node, f"calls `{name}`, a library GEMM/convolution: "
                                                  "allowed in `library` mode only")
             return
-        self.flag("torch_compute", node, f"calls `{name}`: torch compute is refused; "
+        self.flag(Rule.TORCH_COMPUTE, node, f"calls `{name}`: torch compute is refused; "
                                          "compute it in the candidate's own kernel")
 
     def check_method(self, method: str, node: ast.Call) -> None:
@@ -338,20 +338,20 @@ class _Checker(ast.NodeVisitor):
                                      _receiver_key(receiver) in self.containers):
             return  # a Python set, dict or list: `.add()` is not a tensor's
         if method in SUBCLASS_CALLS:
-            self.flag("tensor_subclass", node, f"calls .{method}(): tensor subclasses are refused")
+            self.flag(Rule.TENSOR_SUBCLASS, node, f"calls .{method}(): tensor subclasses are refused")
         if self.scope.in_jit or self.scope.in_init:
             return
         if method in HOST_METHODS:
-            self.flag("host_compute", node, f"calls .{method}(): computing on the host is refused")
+            self.flag(Rule.HOST_COMPUTE, node, f"calls .{method}(): computing on the host is refused")
         elif method in LOW_PRECISION_METHODS and self.precision in {"fp32", "tf32"}:
-            self.flag("precision_downgrade", node, f"calls .{method}() under the "
+            self.flag(Rule.PRECISION_DOWNGRADE, node, f"calls .{method}() under the "
                                                    f"{self.precision} policy")
         elif method in TENSOR_LIBRARY_METHODS:
             if self.guard == "strict":
-                self.flag("torch_compute", node, f"calls .{method}(), a library GEMM: allowed "
+                self.flag(Rule.TORCH_COMPUTE, node, f"calls .{method}(), a library GEMM: allowed "
                                                  "in `library` mode only")
         elif method.rstrip("_") in TENSOR_COMPUTE_METHODS:
-            self.flag("torch_compute", node, f"calls tensor method .{method}(): torch compute "
+            self.flag(Rule.TORCH_COMPUTE, node, f"calls tensor method .{method}(): torch compute "
                                              "is refused; compute it in the candidate's kernel")
 
     def check_dot_precision(self, node: ast.Call) -> None:
@@ -363,7 +363,7 @@ class _Checker(ast.NodeVisitor):
         exact = isinstance(precision, ast.Constant) and precision.value in {"ieee", "tf32x3"}
         no_tf32 = isinstance(allow_tf32, ast.Constant) and allow_tf32.value is False
         if not (exact or no_tf32):
-            self.flag("precision_downgrade", node, "tl.dot defaults to TF32 for fp32 inputs: pass "
+            self.flag(Rule.PRECISION_DOWNGRADE, node, "tl.dot defaults to TF32 for fp32 inputs: pass "
                                                    "input_precision=\"ieee\" under the fp32 policy")
 
     def visit_Constant(self, node: ast.Constant) -> None:
@@ -371,13 +371,13 @@ class _Checker(ast.NodeVisitor):
             return
         text = node.value
         if self.problem_name and f"{self.problem_name}.py" in text:
-            self.flag("file_access", node, f"names the problem file `{self.problem_name}`: "
+            self.flag(Rule.FILE_ACCESS, node, f"names the problem file `{self.problem_name}`: "
                                            "candidates may not read the reference")
         for pattern, rule in NATIVE_PATTERNS.items():
             if pattern in text:
                 self.flag(rule, node, f"inline native code uses `{pattern}` ({rule})")
         if self.precision == "fp32" and ("__half" in text or "__nv_bfloat16" in text):
-            self.flag("precision_downgrade", node, "inline native code uses half precision "
+            self.flag(Rule.PRECISION_DOWNGRADE, node, "inline native code uses half precision "
                                                    "under the fp32 policy")
 
 
@@ -390,24 +390,24 @@ def check_source(source: str, guard: GuardMode = "strict", precision: Precision 
     try:
         tree = parse_python(source)
     except SyntaxError as exc:
-        return [GuardFinding(rule="syntax_error", message=f"syntax error: {exc.msg}",
+        return [GuardFinding(rule=Rule.SYNTAX_ERROR, message=f"syntax error: {exc.msg}",
                              line=exc.lineno)]
     checker = _Checker(guard=guard, precision=precision, problem_name=problem_name)
     checker.visit(tree)
     classes = {n.name: n for n in tree.body if isinstance(n, ast.ClassDef)}
     if "ModelNew" not in classes:
-        checker.flag("no_model_new", tree, "defines no `class ModelNew(nn.Module)`")
+        checker.flag(Rule.NO_MODEL_NEW, tree, "defines no `class ModelNew(nn.Module)`")
     elif not any(isinstance(n, ast.FunctionDef) and n.name == "forward"
                  for n in classes["ModelNew"].body):
-        checker.flag("no_model_new", classes["ModelNew"], "ModelNew has no forward()")
+        checker.flag(Rule.NO_MODEL_NEW, classes["ModelNew"], "ModelNew has no forward()")
     if not (checker.jit_names & checker.launched) and not checker.uses_load_inline:
-        checker.flag("no_kernel", tree, "launches no kernel of its own (a @triton.jit kernel "
+        checker.flag(Rule.NO_KERNEL, tree, "launches no kernel of its own (a @triton.jit kernel "
                                         "called as kernel[grid](...), or load_inline)")
     else:
         wrong = get_backend(backend).check_kernels(
             bool(checker.jit_names & checker.launched),
             checker.load_inline_kwargs if checker.uses_load_inline else None)
         if wrong:
-            checker.flag("wrong_backend", tree, wrong)
+            checker.flag(Rule.WRONG_BACKEND, tree, wrong)
     unique = {(f.rule, f.line): f for f in checker.findings}
     return sorted(unique.values(), key=lambda f: (f.line or 1 << 30, f.rule))

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from kernelwright.core.results import GuardFinding, GuardMode, Precision
+from kernelwright.core.results import GuardFinding, GuardMode, Precision, Rule
 
 # aten ops that allocate, view, copy or describe: allowed in both modes.
 ALLOWED_OPS = {
@@ -44,18 +44,18 @@ LIBRARY_OPS = {
 }
 LOW_PRECISION = {"torch.float16", "torch.bfloat16", "torch.float8_e4m3fn", "torch.float8_e5m2"}
 # Audit events refused when the candidate's own code asks for them.
-DENIED_EVENTS = {
-    "open": "file_access", "os.listdir": "file_access", "os.scandir": "file_access",
-    "os.remove": "file_access", "os.rename": "file_access", "shutil.rmtree": "file_access",
-    "subprocess.Popen": "subprocess", "os.system": "subprocess", "os.exec": "subprocess",
-    "os.posix_spawn": "subprocess", "os.fork": "subprocess", "os.kill": "subprocess",
-    "os.spawn": "subprocess", "pty.spawn": "subprocess",
-    "socket.__new__": "network", "socket.connect": "network", "socket.bind": "network",
-    "socket.getaddrinfo": "network",
-    "ctypes.dlopen": "native_access", "ctypes.dlsym": "native_access",
-    "ctypes.addressof": "native_access", "ctypes.cdata": "native_access",
-    "_thread.start_new_thread": "threads",
-    "exec": "dynamic_code",
+DENIED_EVENTS: dict[str, Rule] = {
+    "open": Rule.FILE_ACCESS, "os.listdir": Rule.FILE_ACCESS, "os.scandir": Rule.FILE_ACCESS,
+    "os.remove": Rule.FILE_ACCESS, "os.rename": Rule.FILE_ACCESS, "shutil.rmtree": Rule.FILE_ACCESS,
+    "subprocess.Popen": Rule.SUBPROCESS, "os.system": Rule.SUBPROCESS, "os.exec": Rule.SUBPROCESS,
+    "os.posix_spawn": Rule.SUBPROCESS, "os.fork": Rule.SUBPROCESS, "os.kill": Rule.SUBPROCESS,
+    "os.spawn": Rule.SUBPROCESS, "pty.spawn": Rule.SUBPROCESS,
+    "socket.__new__": Rule.NETWORK, "socket.connect": Rule.NETWORK, "socket.bind": Rule.NETWORK,
+    "socket.getaddrinfo": Rule.NETWORK,
+    "ctypes.dlopen": Rule.NATIVE_ACCESS, "ctypes.dlsym": Rule.NATIVE_ACCESS,
+    "ctypes.addressof": Rule.NATIVE_ACCESS, "ctypes.cdata": Rule.NATIVE_ACCESS,
+    "_thread.start_new_thread": Rule.THREADS,
+    "exec": Rule.DYNAMIC_CODE,
 }
 
 
@@ -79,7 +79,7 @@ def classify_ops(ops: set[str], guard: GuardMode) -> list[GuardFinding]:
             continue
         why = "library GEMM/convolution, allowed in `library` mode only" if name in LIBRARY_OPS \
             else "torch compute inside forward"
-        findings.append(GuardFinding(rule="torch_compute", message=f"{op} ran: {why}"))
+        findings.append(GuardFinding(rule=Rule.TORCH_COMPUTE, message=f"{op} ran: {why}"))
     return findings
 
 
@@ -298,7 +298,7 @@ class RuntimeGuard:
         else:
             rule = DENIED_EVENTS.get(event)
             if rule is None and event.startswith("os.exec"):
-                rule = "subprocess"
+                rule = Rule.SUBPROCESS
             refused = rule if rule is not None and self._from_candidate() else None
         if refused is None:
             return
@@ -309,25 +309,25 @@ class RuntimeGuard:
     def _refused_by_what(self, event: str, args: tuple[Any, ...]) -> str | None:
         """The rule an event breaks by what it asks for, or None (path and process events)."""
         if event in ALWAYS_DENIED:
-            return DENIED_EVENTS.get(event, "subprocess")
+            return DENIED_EVENTS.get(event, Rule.SUBPROCESS)
         if event == "open":
             path, mode, flags = (list(args) + [None, None, None])[:3]
             if not isinstance(path, str | bytes):
                 return None  # an open file descriptor
             writing = (isinstance(mode, str) and any(c in mode for c in "wax+")) or \
                 (isinstance(flags, int) and bool(flags & WRITE_FLAGS))
-            return None if self._allowed(path, writing) else "file_access"
+            return None if self._allowed(path, writing) else Rule.FILE_ACCESS
         if event in {"os.listdir", "os.scandir"}:
             path = args[0] if args and args[0] is not None else "."
-            return None if isinstance(path, int) or self._allowed(path, False) else "file_access"
+            return None if isinstance(path, int) or self._allowed(path, False) else Rule.FILE_ACCESS
         if event in {"os.remove", "os.rename", "shutil.rmtree"}:
             paths = [a for a in args[:2] if isinstance(a, str | bytes)]
-            return None if all(self._allowed(p, True) for p in paths) else "file_access"
+            return None if all(self._allowed(p, True) for p in paths) else Rule.FILE_ACCESS
         if event == "ctypes.dlopen":
             name = args[0] if args else None
             if name is None or (isinstance(name, str) and "/" not in name):
                 return None  # the process itself, or a system library by name
-            return None if self._allowed(name, False) else "native_access"
+            return None if self._allowed(name, False) else Rule.NATIVE_ACCESS
         if event == "subprocess.Popen" or event.startswith(("os.exec", "os.posix_spawn",
                                                             "os.spawn")):
             exe = args[0] if args else None
@@ -337,7 +337,7 @@ class RuntimeGuard:
             name = os.path.basename(os.fsdecode(exe)) if isinstance(exe, str | bytes) else ""
             # a compiler, or a tool installed code runs (platform's `file`): fine; anything
             # the candidate's own code starts is not
-            return None if name in COMPILERS or not self._untrusted_caller() else "subprocess"
+            return None if name in COMPILERS or not self._untrusted_caller() else Rule.SUBPROCESS
         return None
 
     def _allowed(self, path: str | bytes, writing: bool) -> bool:
@@ -407,21 +407,21 @@ class RuntimeGuard:
         findings = list(self.findings)
         findings += classify_ops({op for op in self.ops if "[" not in op}, self.guard)
         if self.precision in {"fp32", "tf32"}:
-            findings += [GuardFinding(rule="precision_downgrade",
+            findings += [GuardFinding(rule=Rule.PRECISION_DOWNGRADE,
                                       message=f"{op} ran under the {self.precision} policy")
                          for op in sorted(self.ops) if "[" in op]
         patched = self._patched()
         if patched:
-            findings.append(GuardFinding(rule="patching", message="replaced while the candidate "
+            findings.append(GuardFinding(rule=Rule.PATCHING, message="replaced while the candidate "
                                          f"ran: {', '.join(patched[:8])}"))
         numeric = numeric_state()
         changed = [f"{k}: {v} -> {numeric.get(k)}" for k, v in self._numeric.items()
                    if numeric.get(k) != v]
         if changed:
-            findings.append(GuardFinding(rule="global_state", message="the candidate changed "
+            findings.append(GuardFinding(rule=Rule.GLOBAL_STATE, message="the candidate changed "
                                          f"process-wide numeric settings: {'; '.join(changed)}"))
         if threading.active_count() > self._threads:
-            findings.append(GuardFinding(rule="threads", message=f"thread count went from "
+            findings.append(GuardFinding(rule=Rule.THREADS, message=f"thread count went from "
                                          f"{self._threads} to {threading.active_count()}"))
         if findings:
             raise GuardViolation(findings)

@@ -30,7 +30,7 @@ from pydantic import BaseModel, ValidationError
 
 from kernelwright.core.errors import ProblemError
 from kernelwright.core.problem import Problem
-from kernelwright.core.results import EvalResult, EvalSettings, GuardFinding, Status
+from kernelwright.core.results import EvalResult, EvalSettings, GuardFinding, Rule, Status
 from kernelwright.hardware.backends import Device, get_backend
 from kernelwright.tools.sandbox import Limits
 
@@ -574,7 +574,7 @@ def _accept_times(job: WorkerJob, result: EvalResult, stats: Any, wall_s: float,
         if census.side_streams:
             raise Verdict(Status.REJECTED, "side_stream", "kernels ran off the calling stream: "
                           f"{'; '.join(census.side_streams[:4])}",
-                          [GuardFinding(rule="side_stream", message="; ".join(census.side_streams[:4]))])
+                          [GuardFinding(rule=Rule.SIDE_STREAM, message="; ".join(census.side_streams[:4]))])
         result.own_kernel_fraction = census.own_kernel_fraction
         result.profile = diagnose(census, result.sol, stats.median_us)
     result.timing, result.runtime_us = stats, stats.median_us

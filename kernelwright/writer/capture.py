@@ -15,6 +15,7 @@ from typing import Any
 import torch
 from torch.fx import GraphModule
 
+from kernelwright.core.precision import prepare_inputs, prepare_module
 from kernelwright.core.results import Precision
 
 _TRACING = threading.Lock()  # make_fx patches torch globally: one trace at a time (the graph's
@@ -35,7 +36,6 @@ def capture(module: types.ModuleType, precision: Precision) -> Captured:
     """Trace `module.Model(*get_init_inputs())` on `get_inputs()` into an aten graph."""
     from torch.fx.experimental.proxy_tensor import make_fx
 
-    from kernelwright.core.precision import prepare_inputs, prepare_module
 
     init = list(module.get_init_inputs()) if hasattr(module, "get_init_inputs") else []
     meta = torch.device("meta")

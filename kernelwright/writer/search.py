@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pydantic import BaseModel, Field
 
 from kernelwright.core.results import EvalResult, EvalSettings
+from kernelwright.tools import evaluate as harness
 from kernelwright.writer.kinds import config_space
 from kernelwright.writer.schedule import KernelConfig
 from kernelwright.writer.write import Plan
@@ -65,8 +66,7 @@ def refine(plan: Plan, settings: EvalSettings, budget: int = 10, stop_at_sol: fl
            progress: Callable[[str], None] = lambda _: None) -> SearchResult:
     """Search the plan's launch configurations; return the best correct candidate and the tree."""
     if evaluate is None:
-        from kernelwright.tools.evaluate import evaluate as harness
-        evaluate = harness
+        evaluate = harness.evaluate
     tree: list[TreeNode] = []
 
     def run(configs: list[KernelConfig], parent: int | None, change: str) -> EvalResult:

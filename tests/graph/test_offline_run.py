@@ -38,11 +38,11 @@ def test_a_failing_candidate_is_repaired_by_the_fixer(monkeypatch):
 
     def broken_first(problem, stage, index, parent_configs, tried, *args):
         out = real(problem, stage, index, parent_configs, tried, *args)
-        if stage == "draft" and index == 0 and "source" in out:
-            out["source"] = out["source"].replace("def forward_impl(", "def forward_impl(*_):\n"
+        if stage == "draft" and index == 0 and out.source:
+            out.source = out.source.replace("def forward_impl(", "def forward_impl(*_):\n"
                                                   "    raise RuntimeError('injected')\n\n\n"
                                                   "def _unused(")
-            out["configs"] = [dict(c, num_warps=1) for c in out["configs"]]
+            out.configs = [dict(c, num_warps=1) for c in out.configs]
         return out
 
     monkeypatch.setattr(coder, "offline_code", broken_first)

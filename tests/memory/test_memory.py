@@ -166,9 +166,9 @@ def test_the_offline_coder_starts_from_a_remembered_configuration():
     assert mapped.persistent and mapped.block_c == group.cols and mapped.num_warps == 16
     assert transfer(made, [{"kind": "pointwise", "cols": 0, "config": {"block_r": 64}}]) is None
     first = offline_code(problem, "draft", 0, None, [], remembered=[remembered])
-    assert first["change"] == "remembered from a similar task"
-    assert first["configs"][0]["num_warps"] == 16
-    assert offline_code(problem, "draft", 1, None, [], remembered=[remembered])["change"] == \
+    assert first.change == "remembered from a similar task"
+    assert first.configs[0]["num_warps"] == 16
+    assert offline_code(problem, "draft", 1, None, [], remembered=[remembered]).change == \
         "the writer's default"
 
 

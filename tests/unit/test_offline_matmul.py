@@ -180,17 +180,17 @@ def test_the_graphs_offline_coder_offers_vendor_and_own_gemms_in_library_mode():
     problem = load_problem(SUITE / "level2/01_linear_bias_relu_scale.py").shrink(SETTINGS.cpu_max_elements)
     vendor = offline_code(problem, "draft", 0, None, [], guard="library")
     own = offline_code(problem, "draft", 1, None, [], guard="library")
-    assert vendor["change"] == "vendor GEMMs: the writer's default"
-    assert "torch.addmm(" in vendor["source"]  # linear: the bias added inside the vendor GEMM
-    assert own["change"] == "own GEMMs: the writer's default" and "torch.addmm(" not in own["source"]
+    assert vendor.change == "vendor GEMMs: the writer's default"
+    assert "torch.addmm(" in vendor.source  # linear: the bias added inside the vendor GEMM
+    assert own.change == "own GEMMs: the writer's default" and "torch.addmm(" not in own.source
     settings = SETTINGS.model_copy(update={"guard": "library"})
-    assert evaluate(problem, own["source"], settings).status == "correct"  # allowed in library mode
-    tried = [vendor["configs"], own["configs"]]
+    assert evaluate(problem, own.source, settings).status == "correct"  # allowed in library mode
+    tried = [vendor.configs, own.configs]
     for parent, label in ((own, "own GEMMs"), (vendor, "vendor GEMMs")):
-        child = offline_code(problem, "refine", 0, parent["configs"], tried, guard="library")
-        assert child["change"].startswith(f"{label}: kernel")
-        assert ("torch.addmm(" in child["source"]) == (label == "vendor GEMMs")
-        assert plan_of(offline_plans(problem, guard="library"), child["configs"])[0] == label
+        child = offline_code(problem, "refine", 0, parent.configs, tried, guard="library")
+        assert child.change.startswith(f"{label}: kernel")
+        assert ("torch.addmm(" in child.source) == (label == "vendor GEMMs")
+        assert plan_of(offline_plans(problem, guard="library"), child.configs)[0] == label
 
 
 @pytest.mark.parametrize("pattern, forward, inputs", [

@@ -4,7 +4,8 @@ from pathlib import Path
 
 from kernelwright.core.problem import load_problem
 from kernelwright.core.results import EvalResult, EvalSettings, Status
-from kernelwright.writer.schedule import KernelConfig, config_space
+from kernelwright.writer.kinds import config_space
+from kernelwright.writer.schedule import KernelConfig
 from kernelwright.writer.search import refine
 from kernelwright.writer.write import plan
 
