@@ -133,6 +133,7 @@ SIMPLE: dict[str, Callable[..., Value]] = {
     "xlogy": lambda b, x, y: b.pw("where", b.pw("eq", x, 0), 0.0, b.pw("mul", x, b.pw("log", y))),
     "hardswish": lambda b, x: b.pw("mul", b.pw("mul", x, _relu6(b, b.pw("add", x, 3.0))), 1.0 / 6.0),
     "hardsigmoid": lambda b, x: b.pw("mul", _relu6(b, b.pw("add", x, 3.0)), 1.0 / 6.0),
+    "hardshrink": lambda b, x, lambd=0.5: b.pw("where", b.pw("gt", b.pw("abs", x), lambd), x, 0.0),
     "sign": lambda b, x: b.pw("where", b.pw("gt", x, 0), 1.0,
                               b.pw("where", b.pw("lt", x, 0), -1.0, 0.0)),
     "logical_not": lambda b, x: b.pw("not", x),

@@ -17,6 +17,7 @@ FORWARDS = {
     "activations": ("F.mish(x) + F.hardswish(x) * F.softplus(x) - F.elu(x) + F.selu(x) "
                     "+ F.leaky_relu(x, 0.2) + F.hardtanh(x) + torch.sigmoid(x) * torch.tanh(x) "
                     "+ F.gelu(x) + torch.clamp(x, -0.5, 0.5)", "[torch.randn(37, 61)]"),
+    "hardshrink": ("F.hardshrink(x, 0.3) * 2", "[torch.randn(29, 41)]"),
     "sum_dim0": ("x.sum(dim=0)", "[torch.randn(45, 29)]"),
     "mean_middle": ("x.mean(dim=1)", "[torch.randn(7, 33, 19)]"),
     "max_min_prod": ("x.amax(dim=-1) + x.amin(dim=-1) + (x * 0.1 + 1).prod(dim=-1)",
