@@ -150,7 +150,7 @@ DMap = tuple[int | None, ...]
 
 @dataclass
 class Group:
-    kind: Literal["pointwise", "reduction", "scan", "pool", "matmul", "extern", "attention"]
+    kind: str  # a kind of writer/kinds/ (KINDS): pointwise, reduction, scan, pool, matmul, ...
     shape: tuple[int, ...] = ()
     axes: tuple[int, ...] = ()
     values: list[Value] = field(default_factory=list)

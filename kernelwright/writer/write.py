@@ -13,7 +13,7 @@ from kernelwright.writer.emit import write_module
 from kernelwright.writer.emit_cpp import write_cpp_module
 from kernelwright.writer.fuse import partition
 from kernelwright.writer.ir import Graph, Group, Unsupported
-from kernelwright.writer.kinds import default_config, describe
+from kernelwright.writer.kinds import classify, default_config, describe
 from kernelwright.writer.lower import lower
 from kernelwright.writer.schedule import KernelConfig
 
@@ -77,6 +77,9 @@ def _plan(problem: Problem, precision: Precision, guard: GuardMode, backend: Bac
     graph = lower(captured, library=guard == "library")
     renumber(graph)
     groups = partition(graph)
+    if backend == "triton":  # specialised kinds (writer/kinds/) take the groups they claim
+        for g in groups:
+            g.kind = classify(g)
     if all(g.kind == "extern" for g in groups):
         raise Unsupported([g.values[0].op for g in groups],
                           "only vendor calls: nothing around them for a kernel of its own")

@@ -42,6 +42,8 @@ class Kind:
     writer: type[KernelWriter]
     default: Callable[[Group], KernelConfig]  # where the refiner starts
     space: Callable[[Group], list[KernelConfig]]  # what it tries, most promising first
+    claims: Callable[[Group], bool] | None = None  # a specialised kind: the groups (of the
+    # kind fuse.py made) that it writes better; the Triton backend gives them to it
 
 
 def _none(group: Group) -> list[KernelConfig]:
@@ -57,6 +59,13 @@ KINDS: dict[str, Kind] = {
     "attention": Kind(AttentionKernel, attention_default, attention_space),
     "extern": Kind(ExternCall, flat_default, _none),  # a vendor call: nothing to search
 }
+
+
+def classify(group: Group) -> str:
+    """The kind a group is written as: the first registered kind that claims it, else the
+    kind fuse.py gave it."""
+    return next((name for name, kind in KINDS.items() if kind.claims and kind.claims(group)),
+                group.kind)
 
 
 def kind_of(group: Group) -> Kind:
@@ -86,4 +95,5 @@ def describe(group: Group, config: KernelConfig, backend: Backend = "triton") ->
     return kind_of(group).writer.describe(config)
 
 
-__all__ = ["KINDS", "Kind", "KernelWriter", "config_space", "default_config", "describe", "kind_of"]
+__all__ = ["KINDS", "Kind", "KernelWriter", "classify", "config_space", "default_config", "describe",
+           "kind_of"]
