@@ -63,6 +63,18 @@ def flat_space(group: Group) -> list[KernelConfig]:
             for b, w in [(1024, 4), (2048, 8), (4096, 8), (512, 4), (2048, 4), (4096, 16)]]
 
 
+def transpose_default(group: Group) -> KernelConfig:
+    """64 x 64 tiles: each program moves 16 KiB, and a warp reads 256 contiguous bytes a row."""
+    return KernelConfig(block_r=64, block_c=64, num_warps=4)
+
+
+def transpose_space(group: Group) -> list[KernelConfig]:
+    """Square and flat tiles; more warps for the larger ones (bytes in flight per SM)."""
+    return [KernelConfig(block_r=r, block_c=c, num_warps=w)
+            for r, c, w in [(64, 64, 4), (32, 32, 4), (32, 64, 4), (64, 32, 4), (128, 64, 8),
+                            (64, 128, 8)]]
+
+
 def matmul_default(group: Group) -> KernelConfig:
     """128 x 128 tiles; split K where too few tiles fill the GPU and K is long."""
     batch, m, n, k = matmul_dims(group)

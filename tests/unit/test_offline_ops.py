@@ -18,6 +18,9 @@ FORWARDS = {
                     "+ F.leaky_relu(x, 0.2) + F.hardtanh(x) + torch.sigmoid(x) * torch.tanh(x) "
                     "+ F.gelu(x) + torch.clamp(x, -0.5, 0.5)", "[torch.randn(37, 61)]"),
     "hardshrink": ("F.hardshrink(x, 0.3) * 2", "[torch.randn(29, 41)]"),
+    "transpose": ("x.t() * 2 + 1", "[torch.randn(45, 70)]"),
+    "batched_transpose": ("torch.relu(x.transpose(1, 2)) + x.transpose(1, 2).sin()",
+                          "[torch.randn(3, 37, 53)]"),
     "sum_dim0": ("x.sum(dim=0)", "[torch.randn(45, 29)]"),
     "mean_middle": ("x.mean(dim=1)", "[torch.randn(7, 33, 19)]"),
     "max_min_prod": ("x.amax(dim=-1) + x.amin(dim=-1) + (x * 0.1 + 1).prod(dim=-1)",
@@ -141,3 +144,16 @@ def test_bias_dropout_residual_rmsnorm_is_one_kernel(tmp_path):
     assert [g.kind for g in made.groups] == ["reduction"]  # everything fused into the norm
     result = evaluate(problem, made.source(), SETTINGS)
     assert result.status == "correct", f"{result.reason}: {result.message}\n{result.log_tail}"
+
+
+@pytest.mark.parametrize("name", ["transpose", "batched_transpose"])
+def test_a_transposed_read_is_written_as_a_tiled_kernel(tmp_path, name):
+    """The transpose kind claims a pointwise group that reads a transposed leaf (2-D tiles
+    instead of a strided 1-D read); the C++ backends keep such groups pointwise."""
+    forward, inputs = FORWARDS[name]
+    problem = write_problem(tmp_path, name, forward, inputs)
+    assert [g.kind for g in plan(problem).groups] == ["transpose"]
+    assert "tl.program_id(1)" in plan(problem).source()
+    assert [g.kind for g in plan(problem, backend="cpu").groups] == ["pointwise"]
+    assert [g.kind for g in plan(write_problem(tmp_path, "plain", "x * 2 + 1", inputs)).groups] \
+        == ["pointwise"]

@@ -21,6 +21,7 @@ from kernelwright.writer.kinds.matmul import MatmulKernel
 from kernelwright.writer.kinds.pointwise import PointwiseKernel
 from kernelwright.writer.kinds.pool import PoolKernel
 from kernelwright.writer.kinds.rows import RowKernel
+from kernelwright.writer.kinds.transpose import TransposeKernel
 from kernelwright.writer.schedule import (
     KernelConfig,
     attention_default,
@@ -34,6 +35,8 @@ from kernelwright.writer.schedule import (
     matmul_space,
     rows_default,
     rows_space,
+    transpose_default,
+    transpose_space,
 )
 
 
@@ -58,6 +61,7 @@ KINDS: dict[str, Kind] = {
     "matmul": Kind(MatmulKernel, matmul_default, matmul_space),
     "attention": Kind(AttentionKernel, attention_default, attention_space),
     "extern": Kind(ExternCall, flat_default, _none),  # a vendor call: nothing to search
+    "transpose": Kind(TransposeKernel, transpose_default, transpose_space, TransposeKernel.claims),
 }
 
 
