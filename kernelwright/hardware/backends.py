@@ -10,7 +10,6 @@ and guards it. docs/backends.md says how to add one.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import Literal
 
@@ -54,30 +53,6 @@ class BackendSpec:
         """How far a problem shrinks on the CPU: the interpreter costs about a microsecond per
         element, so it gets the small cap; compiled C++ gets sizes that time in milliseconds."""
         return interpreted_cap if self.name == "triton" else timed_cap
-
-    def prepare_worker(self, device: Device, source: str) -> None:
-        """Before the candidate is imported in its worker process."""
-        if self.name == "triton" and device == "cpu":
-            os.environ["TRITON_INTERPRET"] = "1"
-        if self.name == "triton":  # imported by the harness, before the runtime guard watches
-            import triton
-            import triton.language  # noqa: F401
-        if "load_inline" in source:  # the harness's imports, not the candidate's file access
-            import torch.utils.cpp_extension  # noqa: F401
-
-    def check_kernels(self, jit_launched: bool, load_inline_kwargs: set[str] | None) -> str | None:
-        """What is wrong with how the candidate builds its kernels for this backend, or None."""
-        if not self.builds_with_load_inline:
-            return None  # triton: a launched @triton.jit kernel (or inline CUDA) is checked apart
-        if load_inline_kwargs is None:
-            return f"the {self.name} backend builds C++ with load_inline; this source never calls it"
-        if self.cuda_sources and "cuda_sources" not in load_inline_kwargs:
-            return "the cuda backend builds CUDA C++: pass it to load_inline as cuda_sources"
-        if not self.cuda_sources and "cuda_sources" in load_inline_kwargs:
-            return "the cpu backend builds host C++ only: load_inline without cuda_sources"
-        if jit_launched:
-            return f"the {self.name} backend runs C++ kernels; this source launches Triton ones"
-        return None
 
 
 LOAD_INLINE_RULES = (

@@ -18,12 +18,15 @@ import sys
 import tempfile
 import traceback
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
 from kernelwright.core.results import EvalSettings, GuardFinding
 from kernelwright.tools.process import Channel
+
+if TYPE_CHECKING:
+    from kernelwright.hardware.backends import BackendSpec
 
 
 class Failure(BaseModel):
@@ -55,7 +58,7 @@ class Server:
         self.settings = settings = EvalSettings.model_validate(req["settings"])
         self.source = req["source"]
         self.device = req["device"]
-        get_backend(settings.backend).prepare_worker(self.device, req["source"])  # type: ignore[arg-type]
+        prepare_for(get_backend(settings.backend), self.device, req["source"])
         import torch
 
         from kernelwright.core.precision import apply_policy, prepare_module
@@ -236,3 +239,14 @@ def serve(channel: Channel) -> None:
                 answer = {"failure": Failure(kind=kind, message=text[:4000]).model_dump()}
                 print(traceback.format_exc()[-3000:], file=sys.stderr, flush=True)
         channel.send(json.dumps(answer))
+
+
+def prepare_for(spec: BackendSpec, device: str, source: str) -> None:
+    """Before the candidate is imported in its worker process."""
+    if spec.name == "triton" and device == "cpu":
+        os.environ["TRITON_INTERPRET"] = "1"
+    if spec.name == "triton":  # imported by the harness, before the runtime guard watches
+        import triton
+        import triton.language  # noqa: F401
+    if "load_inline" in source:  # the harness's imports, not the candidate's file access
+        import torch.utils.cpp_extension  # noqa: F401

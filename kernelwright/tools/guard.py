@@ -10,8 +10,12 @@ from __future__ import annotations
 
 import ast
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from kernelwright.core.results import Backend, GuardFinding, GuardMode, Precision, Rule
+
+if TYPE_CHECKING:
+    from kernelwright.hardware.backends import BackendSpec
 
 # Imported modules a kernel never needs, with the rule each one breaks.
 FORBIDDEN_MODULES: dict[str, Rule] = {
@@ -404,10 +408,26 @@ def check_source(source: str, guard: GuardMode = "strict", precision: Precision 
         checker.flag(Rule.NO_KERNEL, tree, "launches no kernel of its own (a @triton.jit kernel "
                                         "called as kernel[grid](...), or load_inline)")
     else:
-        wrong = get_backend(backend).check_kernels(
-            bool(checker.jit_names & checker.launched),
+        wrong = backend_mismatch(
+            get_backend(backend), bool(checker.jit_names & checker.launched),
             checker.load_inline_kwargs if checker.uses_load_inline else None)
         if wrong:
             checker.flag(Rule.WRONG_BACKEND, tree, wrong)
     unique = {(f.rule, f.line): f for f in checker.findings}
     return sorted(unique.values(), key=lambda f: (f.line or 1 << 30, f.rule))
+
+
+def backend_mismatch(spec: BackendSpec, jit_launched: bool, load_inline_kwargs: set[str] | None
+                     ) -> str | None:
+    """What is wrong with how the candidate builds its kernels for this backend, or None."""
+    if not spec.builds_with_load_inline:
+        return None  # triton: a launched @triton.jit kernel (or inline CUDA) is checked apart
+    if load_inline_kwargs is None:
+        return f"the {spec.name} backend builds C++ with load_inline; this source never calls it"
+    if spec.cuda_sources and "cuda_sources" not in load_inline_kwargs:
+        return "the cuda backend builds CUDA C++: pass it to load_inline as cuda_sources"
+    if not spec.cuda_sources and "cuda_sources" in load_inline_kwargs:
+        return "the cpu backend builds host C++ only: load_inline without cuda_sources"
+    if jit_launched:
+        return f"the {spec.name} backend runs C++ kernels; this source launches Triton ones"
+    return None

@@ -10,7 +10,8 @@ configurations through the harness.
     attention.py  finds softmax(q @ k^T) @ v in the aten graph, for one fused kernel
     fuse.py       fusion groups: one kernel each, intermediates materialised between them
     schedule.py   launch configurations: defaults, search spaces and the heuristics behind them
-    emit.py       Triton source for the groups, one readable file defining ModelNew
+    kinds/        one Triton kernel writer per kind, behind a registry (docs/kinds.md)
+    emit.py       the Triton module: the kinds' kernels, the launcher and ModelNew
     emit_cpp.py   the same groups as CUDA C++ or CPU C++ (load_inline)
     write.py      the entry point: a problem in, a Plan out (traced once, cached)
     search.py     launch-configuration search: a tree of candidates evaluated by the harness
