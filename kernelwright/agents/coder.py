@@ -19,7 +19,7 @@ from kernelwright.core.problem import Problem
 from kernelwright.core.records import Candidate, CandidateStatus, State, Task, problem_of
 from kernelwright.core.results import Backend, EvalSettings, GuardMode, Precision
 from kernelwright.hardware.backends import get_backend
-from kernelwright.writer.kinds import describe
+from kernelwright.writer.kinds import describe, kind_of
 from kernelwright.writer.schedule import KernelConfig, matmul_config, triton_next_pow2
 from kernelwright.writer.search import neighbours, refine
 from kernelwright.writer.write import Unsupported, plan
@@ -61,7 +61,7 @@ def offline_plans(problem: Problem, precision: Precision = "fp32", guard: GuardM
         if guard != "library":
             raise
         return [("", plan(problem, precision, "strict", backend))]  # e.g. a lone GEMM: own only
-    if guard != "library" or not any(g.kind == "extern" for g in made.groups):
+    if guard != "library" or not any(kind_of(g).writer.vendor for g in made.groups):
         return [("", made)]
     try:
         return [("vendor GEMMs", made), ("own GEMMs", plan(problem, precision, "strict", backend))]

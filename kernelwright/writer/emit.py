@@ -76,7 +76,7 @@ def forward_impl(graph: Graph, groups: list[Group], partials: list[str], launche
         lines.append(f"    in{i} = in{i}.contiguous()")
     device = "in" + str(graph.n_params if graph.n_params < n_in else 0)
     outs = {view_base(o).id for o in graph.outputs}  # an output's dtype, even through a view
-    for g in (g for g in groups if g.kind != "extern"):
+    for g in (g for g in groups if not kind_of(g).writer.vendor):
         for v in g.outputs:
             dtype = v.dtype if v.id in outs or not v.dtype.is_floating_point else torch.float32
             lines.append(f"    buf{v.id} = torch.empty({tuple(v.shape)!r}, device={device}.device, "

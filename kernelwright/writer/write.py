@@ -13,7 +13,7 @@ from kernelwright.writer.emit import write_module
 from kernelwright.writer.emit_cpp import write_cpp_module
 from kernelwright.writer.fuse import partition
 from kernelwright.writer.ir import Graph, Group, Unsupported
-from kernelwright.writer.kinds import classify, default_config, describe
+from kernelwright.writer.kinds import classify, default_config, describe, kind_of
 from kernelwright.writer.lower import lower
 from kernelwright.writer.schedule import KernelConfig
 
@@ -80,7 +80,7 @@ def _plan(problem: Problem, precision: Precision, guard: GuardMode, backend: Bac
     if backend == "triton":  # specialised kinds (writer/kinds/) take the groups they claim
         for g in groups:
             g.kind = classify(g)
-    if all(g.kind == "extern" for g in groups):
+    if all(kind_of(g).writer.vendor for g in groups):
         raise Unsupported([g.values[0].op for g in groups],
                           "only vendor calls: nothing around them for a kernel of its own")
     configs = [default_config(g, backend) for g in groups]
