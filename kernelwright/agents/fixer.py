@@ -1,9 +1,11 @@
-"""The compiler-fixer role: repair a candidate that failed to build or run.
+"""The compiler-fixer role: repair a candidate that failed to build, run or match the reference.
 
 Offline policy (for candidates the offline coder wrote): rules keyed on the error. Resource
-errors (shared memory, registers) halve the tiles; any other build or runtime error falls back
-to the writer's default configuration, which the CPU tests cover. None when no rule applies.
-LLM policy: the role's model repairs the source from the failure (agents/prompts/fixer.md).
+errors (shared memory, registers) halve the tiles; any other failure falls back to the
+writer's default configuration, which the CPU tests cover, and a wrong answer at the default to
+each kernel's safest configuration (writer/schedule.py). None when no rule applies.
+LLM policy: the role's model repairs the source from the failure, a wrong answer's mismatch
+report included (agents/prompts/fixer.md).
 """
 
 from __future__ import annotations
@@ -23,8 +25,10 @@ from kernelwright.writer.schedule import KernelConfig
 RESOURCE_WORDS = ("out of resources", "shared memory", "registers", "too many resources")
 
 
-def offline_fix(failed: Candidate, default: list[KernelConfig]) -> tuple[list[KernelConfig], str] | None:
-    """New launch configs for `failed` and the change in words, or None."""
+def offline_fix(failed: Candidate, default: list[KernelConfig], safe: list[KernelConfig] | None = None
+                ) -> tuple[list[KernelConfig], str] | None:
+    """New launch configs for `failed` and the change in words, or None. A wrong answer at the
+    default configuration falls back to `safe`, every kernel at its kind's safest one."""
     configs = [KernelConfig(**c) for c in failed.configs]
     if not configs:
         return None
@@ -39,6 +43,8 @@ def offline_fix(failed: Candidate, default: list[KernelConfig]) -> tuple[list[Ke
             return smaller, "halved the tiles after a resource error"
     if configs != default:
         return default, "back to the writer's default configuration"
+    if failed.status == CandidateStatus.INCORRECT and safe is not None and safe != configs:
+        return safe, "the safest configuration of each kernel after a wrong answer"
     return None
 
 
@@ -76,7 +82,7 @@ def node(state: State, runtime: Any) -> dict[str, Any]:
         else:
             plans = plans or offline_plans(problem_of(state), cfg.precision, cfg.guard, cfg.backend)
             _, writer = plan_of(plans, failed.configs)  # the plan the failed candidate came from
-            repair = offline_fix(failed, writer.configs)
+            repair = offline_fix(failed, writer.configs, writer.safe_configs())
             if repair is None:
                 continue
             configs, change = repair

@@ -37,7 +37,7 @@ class CandidateStatus(StrEnum):
 
 
 NOT_EVALUATED = {CandidateStatus.PENDING, CandidateStatus.UNCOVERED, CandidateStatus.EXHAUSTED}
-FIXABLE = {CandidateStatus.BUILD_ERROR, CandidateStatus.RUNTIME_ERROR}
+FIXABLE = {CandidateStatus.BUILD_ERROR, CandidateStatus.RUNTIME_ERROR, CandidateStatus.INCORRECT}
 
 
 class Candidate(Figures):

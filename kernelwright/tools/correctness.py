@@ -75,17 +75,43 @@ def compare(cand: Outputs, ref: Outputs, tol: float, chunk: int = CHUNK) -> Erro
         if c.shape != r.shape or c.dtype != r.dtype or c.device != r.device:
             raise Mismatch("output_shape", f"output {i} is {tuple(c.shape)} {c.dtype} on "
                            f"{c.device}; the reference gives {tuple(r.shape)} {r.dtype} on {r.device}")
-        stats.merge(_compare_values(i, c.reshape(-1), r.reshape(-1), tol, chunk))
+        stats.merge(_compare_values(i, c.reshape(-1), r.reshape(-1), tol, chunk, tuple(r.shape)))
     return stats
 
 
-def _compare_values(i: int, c: torch.Tensor, r: torch.Tensor, tol: float, chunk: int) -> ErrorStats:
+WHERE = 3  # failing elements named in a mismatch report
+
+
+def _where(c: torch.Tensor, r: torch.Tensor, wrong: torch.Tensor, start: int,
+           shape: tuple[int, ...], found: list[str]) -> None:
+    """Name the first failing elements of a slice (index in the output's shape, got, expected),
+    until the report holds WHERE of them: what a repair needs to see where a kernel goes wrong."""
+    if len(found) >= WHERE:
+        return
+    for flat in torch.nonzero(wrong).flatten()[:WHERE - len(found)].tolist():
+        index, rest = [], start + flat
+        for size in reversed(shape):
+            index.append(rest % size)
+            rest //= size
+        found.append(f"[{', '.join(map(str, reversed(index)))}] got {c[flat].item():.6g}, "
+                     f"expected {r[flat].item():.6g}")
+
+
+def _compare_values(i: int, c: torch.Tensor, r: torch.Tensor, tol: float, chunk: int,
+                    shape: tuple[int, ...] = ()) -> ErrorStats:
     """One flattened output against the reference's, a slice at a time."""
+    shape = shape or (r.numel(),)
     slices = [slice(s, s + chunk) for s in range(0, r.numel(), chunk)]
+    found: list[str] = []
     if not r.is_floating_point():
-        bad = sum(int((c[s] != r[s]).sum()) for s in slices)
+        bad = 0
+        for s in slices:
+            wrong = c[s] != r[s]
+            bad += int(wrong.sum())
+            _where(c[s], r[s], wrong, s.start, shape, found)
         if bad:
-            raise Mismatch("mismatch", f"output {i}: {bad} of {r.numel()} elements differ")
+            raise Mismatch("mismatch", f"output {i} {list(shape)}: {bad} of {r.numel()} elements "
+                           f"differ; first at {'; '.join(found)}")
         return ErrorStats()
     squares, finite = 0.0, 0
     for s in slices:
@@ -99,6 +125,7 @@ def _compare_values(i: int, c: torch.Tensor, r: torch.Tensor, tol: float, chunk:
         rp, cp = r[s].double(), c[s].double()
         ref_fin, cand_fin = torch.isfinite(rp), torch.isfinite(cp)
         unwritten += int((ref_fin & ~cand_fin).sum())
+        _where(cp, rp, ref_fin & ~cand_fin, s.start, shape, found)
         ref_nan = torch.isnan(rp)
         infinite = ~ref_fin & ~ref_nan
         misplaced += int((ref_nan != torch.isnan(cp)).sum()) + int((rp[infinite] != cp[infinite]).sum())
@@ -106,16 +133,22 @@ def _compare_values(i: int, c: torch.Tensor, r: torch.Tensor, tol: float, chunk:
         if diff.numel():
             rel = diff / (rms + rp[ref_fin].abs()).clamp_min(1e-30)
             stats.merge(ErrorStats(float(diff.max()), float(rel.max())))
-            bad += int((rel > tol).sum())
+            over_here = int((rel > tol).sum())
+            bad += over_here
+            if over_here and not unwritten and len(found) < WHERE:
+                over = torch.zeros_like(ref_fin)
+                over[ref_fin] = rel > tol
+                _where(cp, rp, over, s.start, shape, found)
     if unwritten:
-        raise Mismatch("nan_or_inf", f"output {i}: {unwritten} elements are NaN/Inf where the "
-                                     "reference is finite (unwritten or overflowed memory)")
+        raise Mismatch("nan_or_inf", f"output {i} {list(shape)}: {unwritten} elements are NaN/Inf "
+                                     "where the reference is finite (unwritten or overflowed "
+                                     f"memory); first at {'; '.join(found)}")
     if misplaced:
         raise Mismatch("nan_or_inf", f"output {i}: NaN/Inf positions differ from the reference")
     if bad:
-        raise Mismatch("mismatch", f"output {i}: {bad} of {r.numel()} elements exceed the "
-                       f"tolerance (max abs err {stats.max_abs:.3g}, max rel err "
-                       f"{stats.max_rel:.3g} > {tol:g})")
+        raise Mismatch("mismatch", f"output {i} {list(shape)}: {bad} of {r.numel()} elements "
+                       f"exceed the tolerance (max abs err {stats.max_abs:.3g}, max rel err "
+                       f"{stats.max_rel:.3g} > {tol:g}); first at {'; '.join(found)}")
     return stats
 
 

@@ -63,6 +63,26 @@ def flat_space(group: Group) -> list[KernelConfig]:
             for b, w in [(1024, 4), (2048, 8), (4096, 8), (512, 4), (2048, 4), (4096, 16)]]
 
 
+# The safe configurations: what a repair falls back to when a kernel gave a wrong answer at its
+# default (small tiles, no split, no row held in registers: the fewest assumptions).
+
+def rows_safe(group: Group) -> KernelConfig:
+    """One row a program, looped in chunks of at most 1024 columns, never split."""
+    return KernelConfig(block_r=1, block_c=min(1024, triton_next_pow2(group.cols)), num_warps=4)
+
+
+def matmul_safe(group: Group) -> KernelConfig:
+    """64 x 64 tiles, two pipeline stages, K never split."""
+    return matmul_config(group, 64, 64, 32, 4, 2)
+
+
+def attention_safe(group: Group) -> KernelConfig:
+    """32 queries by 32 keys a step, no software pipelining."""
+    *_, m, n = group.shape
+    return KernelConfig(block_r=max(16, min(32, triton_next_pow2(m))),
+                        block_c=max(16, min(32, triton_next_pow2(n))), num_warps=4, num_stages=1)
+
+
 def transpose_default(group: Group) -> KernelConfig:
     """64 x 64 tiles: each program moves 16 KiB, and a warp reads 256 contiguous bytes a row."""
     return KernelConfig(block_r=64, block_c=64, num_warps=4)

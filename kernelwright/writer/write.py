@@ -13,7 +13,7 @@ from kernelwright.writer.emit import write_module
 from kernelwright.writer.emit_cpp import write_cpp_module
 from kernelwright.writer.fuse import partition
 from kernelwright.writer.ir import Graph, Group, Unsupported
-from kernelwright.writer.kinds import classify, default_config, describe, kind_of
+from kernelwright.writer.kinds import classify, default_config, describe, kind_of, safe_config
 from kernelwright.writer.lower import lower
 from kernelwright.writer.schedule import KernelConfig
 
@@ -43,6 +43,10 @@ class Plan:
                                 self.buffer_names, self.precision)
         return write_cpp_module(title, self.graph, self.groups, configs, self.param_names,
                                 self.buffer_names, self.backend)
+
+    def safe_configs(self) -> list[KernelConfig]:
+        """Every kernel at its kind's safest configuration (a repair after a wrong answer)."""
+        return [safe_config(g, self.backend) for g in self.groups]
 
     def describe(self, index: int, config: KernelConfig) -> str:
         """One kernel's configuration in words."""

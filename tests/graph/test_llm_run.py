@@ -69,6 +69,23 @@ def test_draft_fix_refine_over_http(scripted_times):
     assert server.requests[3].get("response_format", {}).get("type") == "json_schema"
 
 
+def test_a_wrong_answer_reaches_the_fixer_with_its_mismatch_report(scripted_times):
+    script = [
+        reply(body="tl.maximum(x, 0.0) * 1.5"),  # draft: builds and runs, but wrong
+        reply(runtime=90.0),  # the fixer's repair: correct
+        critique("repaired; good enough", True),
+    ]
+    with ScriptedLLM(script) as server:
+        result = optimize(PROBLEM, llm_config(server))
+    draft, repair = result.tree
+    assert draft.status == "incorrect" and draft.reason == "mismatch"
+    assert repair.stage == "fix" and repair.parent == draft.id and repair.correct
+    fixer_prompt = server.requests[1]["messages"][0]["content"]
+    assert "Failure: incorrect: output 0" in fixer_prompt  # which output, how many, how far off
+    assert "exceed the tolerance" in fixer_prompt and "first at [" in fixer_prompt  # and where
+    assert result.best is not None and result.best.id == repair.id
+
+
 def test_endpoint_going_down_ends_the_run_with_its_tree(scripted_times):
     with ScriptedLLM([reply(runtime=80.0), "DOWN"]) as server:
         result = optimize(PROBLEM, llm_config(server))

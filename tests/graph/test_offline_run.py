@@ -51,3 +51,27 @@ def test_a_failing_candidate_is_repaired_by_the_fixer(monkeypatch):
     assert first.status == "runtime_error"
     assert repaired.stage == "fix" and repaired.parent == first.id and repaired.correct
     assert result.best is not None and result.best.id == repaired.id
+
+
+def test_a_wrong_answer_is_repaired_with_the_safest_configuration(monkeypatch):
+    """A draft at the writer's default that gives a wrong answer (injected: its kernel stores
+    its output scaled) is repaired by the offline fixer with each kernel's safest
+    configuration."""
+    import re
+
+    import kernelwright.agents.coder as coder
+
+    real = coder.offline_code
+
+    def wrong_first(problem, stage, index, parent_configs, tried, *args):
+        out = real(problem, stage, index, parent_configs, tried, *args)
+        if stage == "draft" and index == 0 and out.source:
+            out.source = re.sub(r"(tl\.store\([^,]+, )(v\d+)\.to", r"\1(\2 * 1.5).to", out.source)
+        return out
+
+    monkeypatch.setattr(coder, "offline_code", wrong_first)
+    result = optimize(SUITE / "level1/03_softmax.py", RunConfig(candidates=1, fix_tries=1))
+    first, repaired = result.tree[0], result.tree[1]
+    assert first.status == "incorrect" and first.reason == "mismatch"
+    assert repaired.stage == "fix" and repaired.parent == first.id and repaired.correct
+    assert "safest configuration" in repaired.change and repaired.configs != first.configs

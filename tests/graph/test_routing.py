@@ -21,7 +21,8 @@ def test_dispatch_evaluates_every_pending_candidate_at_once_then_fixes_then_prof
     assert [s.arg["evaluating"] for s in sends] == [0, 2] and {s.node for s in sends} == {"evaluate"}
     assert dispatch({"tree": tree("correct", "build_error")}, runtime) == "fix"
     assert dispatch({"tree": tree("correct", "build_error", fixes=1)}, runtime) == "profile"
-    assert dispatch({"tree": tree("incorrect")}, runtime) == "profile"  # not fixable
+    assert dispatch({"tree": tree("incorrect")}, runtime) == "fix"  # a wrong answer is repaired
+    assert dispatch({"tree": tree("rejected")}, runtime) == "profile"  # not fixable
 
 
 def test_fan_out_sends_one_coder_per_task_unless_stopped():

@@ -35,3 +35,24 @@ def test_outputs_are_compared_in_slices_within_a_memory_cap():
 def test_the_cap_is_real_a_whole_output_at_once_exceeds_it():
     whole = compare_under_a_cap(1 << 30)
     assert whole.returncode != 0 and "allocate" in whole.stderr, whole.stdout + whole.stderr[-600:]
+
+
+def test_a_mismatch_report_says_where_and_how_large():
+    """What the fixer reads of a wrong answer: the output, how many elements, how far off, and
+    the first failing elements by index with their values (across slices)."""
+    import pytest
+    import torch
+
+    from kernelwright.tools.correctness import Mismatch, compare
+
+    ref = torch.zeros(4, 5, 6)
+    got = ref.clone()
+    got[1, 2, 3], got[3, 4, 5] = 0.5, -2.0
+    with pytest.raises(Mismatch) as wrong:
+        compare([got], [ref], 1e-4, chunk=64)
+    assert "output 0 [4, 5, 6]: 2 of 120 elements exceed the tolerance" in str(wrong.value)
+    assert "first at [1, 2, 3] got 0.5, expected 0; [3, 4, 5] got -2, expected 0" in str(wrong.value)
+    got = ref.clone().long()
+    got[0, 0, 1] = 7
+    with pytest.raises(Mismatch, match=r"1 of 120 elements differ; first at \[0, 0, 1\] got 7"):
+        compare([got], [ref.long()], 1e-4)

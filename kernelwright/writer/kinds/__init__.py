@@ -25,6 +25,7 @@ from kernelwright.writer.kinds.transpose import TransposeKernel
 from kernelwright.writer.schedule import (
     KernelConfig,
     attention_default,
+    attention_safe,
     attention_space,
     cpp_config_space,
     cpp_default_config,
@@ -32,8 +33,10 @@ from kernelwright.writer.schedule import (
     flat_default,
     flat_space,
     matmul_default,
+    matmul_safe,
     matmul_space,
     rows_default,
+    rows_safe,
     rows_space,
     transpose_default,
     transpose_space,
@@ -47,6 +50,7 @@ class Kind:
     space: Callable[[Group], list[KernelConfig]]  # what it tries, most promising first
     claims: Callable[[Group], bool] | None = None  # a specialised kind: the groups (of the
     # kind fuse.py made) that it writes better; the Triton backend gives them to it
+    safe: Callable[[Group], KernelConfig] | None = None  # a repair's fallback (else `default`)
 
 
 def _none(group: Group) -> list[KernelConfig]:
@@ -56,10 +60,10 @@ def _none(group: Group) -> list[KernelConfig]:
 KINDS: dict[str, Kind] = {
     "pointwise": Kind(PointwiseKernel, flat_default, flat_space),
     "pool": Kind(PoolKernel, flat_default, flat_space),
-    "reduction": Kind(RowKernel, rows_default, rows_space),
-    "scan": Kind(RowKernel, rows_default, rows_space),
-    "matmul": Kind(MatmulKernel, matmul_default, matmul_space),
-    "attention": Kind(AttentionKernel, attention_default, attention_space),
+    "reduction": Kind(RowKernel, rows_default, rows_space, safe=rows_safe),
+    "scan": Kind(RowKernel, rows_default, rows_space, safe=rows_safe),
+    "matmul": Kind(MatmulKernel, matmul_default, matmul_space, safe=matmul_safe),
+    "attention": Kind(AttentionKernel, attention_default, attention_space, safe=attention_safe),
     "extern": Kind(ExternCall, flat_default, _none),  # a vendor call: nothing to search
     "transpose": Kind(TransposeKernel, transpose_default, transpose_space, TransposeKernel.claims),
 }
@@ -85,6 +89,14 @@ def default_config(group: Group, backend: Backend = "triton") -> KernelConfig:
     return kind_of(group).default(group)
 
 
+def safe_config(group: Group, backend: Backend = "triton") -> KernelConfig:
+    """What a repair falls back to after a wrong answer: the kind's safest configuration."""
+    if backend != "triton":
+        return cpp_default_config(group, backend)
+    kind = kind_of(group)
+    return (kind.safe or kind.default)(group)
+
+
 def config_space(group: Group, backend: Backend = "triton") -> list[KernelConfig]:
     """Alternatives for one kernel, most promising first (none for a vendor call)."""
     if backend != "triton":
@@ -100,4 +112,4 @@ def describe(group: Group, config: KernelConfig, backend: Backend = "triton") ->
 
 
 __all__ = ["KINDS", "Kind", "KernelWriter", "classify", "config_space", "default_config", "describe",
-           "kind_of"]
+           "kind_of", "safe_config"]
