@@ -53,6 +53,9 @@ def run_graph(problem: str | Path, config: RunConfig | None = None, *,
                 graph = build_graph(saver)
                 begun = graph.get_state(run_config).values
                 inputs = None if begun else {"problem_path": str(problem), "run_id": thread_id}
+                if resume and retry_after_llm_failure(graph, run_config):
+                    progress("resume: the run had ended on an LLM failure; retrying from the "
+                             "next round")
                 result = _drive(graph, inputs, config, run_config, thread_id, progress, status,
                                 observer)
     except BaseException as exc:
@@ -62,6 +65,18 @@ def run_graph(problem: str | Path, config: RunConfig | None = None, *,
     observer.finish(result)
     result.mlflow_run_id = observer.run_id  # None if tracking failed on the way
     return result
+
+
+def retry_after_llm_failure(graph: Any, run_config: dict[str, Any]) -> bool:
+    """Reopen a saved run that ended on an LLM failure, so that resuming it retries: its stop
+    is cleared as if the memory node had just finished, and the next round is planned. True when
+    it did; a run that ended for any other reason stays ended."""
+    saved = graph.get_state(run_config)
+    stop = saved.values.get("stop") or ""
+    if saved.next or not (saved.values.get("failure") or stop.startswith("LLM failure")):
+        return False
+    graph.update_state(run_config, {"stop": None, "failure": None}, as_node="remember")
+    return True
 
 
 def serializer() -> Any:

@@ -158,3 +158,20 @@ def test_planner_failure_and_time_budget_end_runs_cleanly(scripted_times):
         result = optimize(PROBLEM, llm_config(server, max_seconds=0.001))
     assert result.stop and result.stop.startswith("time budget spent")
     assert result.seconds > 0.001 and len(result.tree) == 1
+
+
+def test_resume_after_an_endpoint_failure_retries(scripted_times, tmp_path):
+    """A run ended by an LLM failure (the endpoint answering 500 past its retries) is retried
+    by --resume: the next round sends requests again and finishes the run."""
+    checkpoint = tmp_path / "runs.sqlite"
+    with ScriptedLLM([500, 500, 500]) as server:
+        first = optimize(PROBLEM, llm_config(server), checkpoint=checkpoint, thread_id="t1")
+    assert first.stop and first.stop.startswith("LLM failure") and first.best is None
+    with ScriptedLLM([reply(runtime=70.0), critique("fine", True)]) as server:
+        lines: list[str] = []
+        resumed = optimize(PROBLEM, llm_config(server), checkpoint=checkpoint, thread_id="t1",
+                           resume=True, progress=lines.append)
+        assert len(server.requests) == 2 and not server.script  # the retry asked the model again
+    assert any("retrying" in line for line in lines)
+    assert resumed.best is not None and resumed.best.correct
+    assert resumed.stop and resumed.stop.startswith("critic:")
