@@ -25,6 +25,7 @@ from kernelwright.cli.render import (
     show_result,
 )
 from kernelwright.core.errors import CandidateFileError, KernelwrightError
+from kernelwright.tools.process import Interrupted, stop_on_interrupt
 
 app = typer.Typer(no_args_is_help=True, add_completion=False,
                   help="Agents that write fast, verified GPU kernels for PyTorch modules.")
@@ -95,16 +96,24 @@ def run_command(
             header[0] = line
             live.update(run_panel(problem.stem, header[0], lines))
 
+        thread = [resume or ""]
+
         def started(thread_id: str) -> None:
+            thread[0] = thread_id
             verb = "resuming" if resume else "started"
             live.console.print(f"{verb} thread {thread_id} (if interrupted: --resume {thread_id})")
 
+        stop_on_interrupt()
         try:
             result = optimize(problem, settings, checkpoint=checkpoint, thread_id=resume,
                               resume=resume is not None, progress=progress, status=status,
                               started=started)
         except KernelwrightError as exc:
             raise _fail(str(exc)) from None
+        except Interrupted:
+            live.stop()
+            raise _interrupted(f"resume with: kernelwright run {problem} --checkpoint "
+                               f"{checkpoint} --resume {thread[0]}") from None
     console.print()
     folder = out / f"{problem.stem}-{result.thread_id}"
     folder.mkdir(parents=True, exist_ok=True)
@@ -189,17 +198,25 @@ def bench_command(
                 bar.advance(task)
                 bar.console.print(f"  {problem}: {record_line(record)}")
 
-        if eval_only is not None:
-            from kernelwright.tools.evaluate import resolve_device
+        stop_on_interrupt()
+        try:
+            if eval_only is not None:
+                from kernelwright.tools.evaluate import resolve_device
 
-            records = runner.evaluate_suite(
-                problems, suite, eval_only,
-                settings.eval_settings(resolve_device(settings.device, settings.backend),
-                                      settings.compile_baseline),
-                out, on_problem=on_problem)
-        else:
-            records = runner.run_suite(problems, suite, settings, out, parent_run_id=group.run_id,
-                                      problem_limit_s=problem_limit, on_problem=on_problem)
+                records = runner.evaluate_suite(
+                    problems, suite, eval_only,
+                    settings.eval_settings(resolve_device(settings.device, settings.backend),
+                                          settings.compile_baseline),
+                    out, on_problem=on_problem)
+            else:
+                records = runner.run_suite(problems, suite, settings, out,
+                                          parent_run_id=group.run_id,
+                                          problem_limit_s=problem_limit, on_problem=on_problem)
+        except Interrupted:
+            bar.stop()
+            group.close({}, {}, "KILLED")
+            raise _interrupted(f"finished problems are kept in {out}; resume by running the "
+                               "same command again") from None
     summary = suite_records.summarize(records)
     files = report.write_report(out, records, summary, title)
     group.close(suite_records.summary_metrics(summary), {"results.md": files[2].read_text()}, "FINISHED")
@@ -532,6 +549,14 @@ def memory_reset(yes: Annotated[bool, typer.Option("--yes", help="do not ask")] 
         raise typer.Exit(1)
     store.reset()
     console.print(f"{store.where}: memory reset")
+
+
+def _interrupted(how: str) -> typer.Exit:
+    """Ctrl-C: every evaluation this command started is ended; say how to go on."""
+    Console(stderr=True, soft_wrap=True).print(f"[bold yellow]interrupted:[/] every process this "
+                                               f"command started is ended; {escape(how)}",
+                                               highlight=False)
+    return typer.Exit(130)
 
 
 def _fail(message: str) -> typer.Exit:

@@ -69,6 +69,8 @@ class Child:
     def __init__(self, target: str, timeout_s: float, name: str, sandbox: Sandbox | None = None,
                  gpu: str | None = None, pass_fds: tuple[int, ...] = (),
                  env_extra: dict[str, str] | None = None):
+        if _STOPPING:
+            raise Interrupted("interrupted: no new process is started")
         self.workdir = Path(tempfile.mkdtemp(prefix=f"{name}-"))
         _LIVE[id(self)] = self
         self.sandbox = sandbox
@@ -336,9 +338,33 @@ class Channel:
 PR_SET_PDEATHSIG = 1
 
 
-def _end_children(signum: int, frame: Any) -> None:
-    """SIGTERM (the parent died, or asked): end every child this process started (their keepers
-    clean up after them), remove their folders and this process's own, and exit."""
+class Interrupted(KeyboardInterrupt):
+    """The user stopped the command (Ctrl-C, or SIGTERM): its children are ended."""
+
+
+_STOPPING = False  # set by `interrupt`: no child starts after it
+
+
+def stop_on_interrupt() -> None:
+    """In a command's process: Ctrl-C (SIGINT) or SIGTERM ends every child it started at once
+    (evaluations do not run on), then raises Interrupted in the main thread so that the command
+    can say how to resume; a second Ctrl-C exits on the spot."""
+    signal.signal(signal.SIGINT, _interrupt)
+    signal.signal(signal.SIGTERM, _interrupt)
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    global _STOPPING
+    if _STOPPING:
+        os._exit(130)
+    _STOPPING = True
+    end_children()
+    raise Interrupted(f"stopped by {signal.Signals(signum).name}")
+
+
+def end_children() -> None:
+    """End every child this process started (their keepers clean up after them) and remove
+    their folders."""
     for child in list(_LIVE.values()):
         try:
             os.kill(child.process.pid, signal.SIGTERM)
@@ -355,6 +381,12 @@ def _end_children(signum: int, frame: Any) -> None:
         except (ProcessLookupError, PermissionError):
             pass
         shutil.rmtree(child.workdir, ignore_errors=True)
+
+
+def _end_children(signum: int, frame: Any) -> None:
+    """SIGTERM in a child (its parent died, or asked): end its own children, remove its folder,
+    and exit."""
+    end_children()
     own = os.environ.get("KERNELWRIGHT_CHILD_WORKDIR")
     if own:
         shutil.rmtree(own, ignore_errors=True)

@@ -178,3 +178,54 @@ def test_each_problem_runs_within_the_per_problem_limit(suite, tmp_path, monkeyp
     [record] = json.loads((tmp_path / "out" / "results.json").read_text())["problems"]
     assert record["status"] == "time_limit" and record["time_limit_hit"]
     assert "30 s per-problem limit" in record["reason"]
+
+
+SLOW = """\
+import torch
+import torch.nn as nn
+
+class Model(nn.Module):
+    def forward(self, x):
+        return torch.softmax(x, dim=-1) * 2
+
+def get_inputs():
+    return [torch.randn(512, 256)]
+
+def get_init_inputs():
+    return []
+"""
+
+
+def test_ctrl_c_on_a_bench_ends_every_process_and_says_how_to_resume(tmp_path):
+    """SIGINT to the command's process group (a terminal's Ctrl-C) while an evaluation runs: the
+    command ends its evaluation processes (which run in sessions of their own, out of the
+    Ctrl-C's reach), exits 130, and says how to resume; nothing it started is left."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import psutil
+
+    suite = tmp_path / "suite"
+    suite.mkdir()
+    for i in range(3):
+        (suite / f"{i}_softmax.py").write_text(SLOW)
+    command = subprocess.Popen([sys.executable, "-m", "kernelwright.cli", "bench", str(suite),
+                                "--out", str(tmp_path / "out"), "--device", "cpu"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               start_new_session=True, cwd=ROOT)
+    started: dict[int, psutil.Process] = {}
+    deadline = time.monotonic() + 300
+    while len(started) < 2 and command.poll() is None and time.monotonic() < deadline:
+        for p in psutil.Process(command.pid).children(recursive=True):  # the judge, its child
+            started.setdefault(p.pid, p)
+        time.sleep(0.05)
+    assert len(started) >= 2, "no evaluation process started"
+    os.killpg(command.pid, signal.SIGINT)
+    _, err = command.communicate(timeout=120)
+    assert command.returncode == 130, err[-2000:]
+    assert "interrupted:" in err and "resume by running the same command again" in err
+    alive = [p.pid for p in started.values() if p.is_running() and p.status() != "zombie"]
+    assert not alive, f"left running: {alive}"
