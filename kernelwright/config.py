@@ -14,7 +14,14 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from kernelwright.core.errors import KernelwrightError
-from kernelwright.core.results import Backend, EvalSettings, GuardMode, Precision
+from kernelwright.core.results import (
+    CPU_BACKEND_MAX_ELEMENTS,
+    CPU_MAX_ELEMENTS,
+    Backend,
+    EvalSettings,
+    GuardMode,
+    Precision,
+)
 from kernelwright.tools.evaluators import EvaluatorConfig
 
 ROLES = ("planner", "coder", "fixer", "profiler", "critic")
@@ -86,9 +93,9 @@ class RunConfig(BaseSettings):
     selection: Literal["best_first", "uct"] = "best_first"
     exploration: float = Field(0.1, ge=0, description="bonus for rarely expanded parents")
     timeout_s: float = Field(600.0, gt=0, description="wall-clock limit per evaluation")
-    cpu_max_elements: int = Field(1 << 14, gt=0,
+    cpu_max_elements: int = Field(CPU_MAX_ELEMENTS, gt=0,
                                   description="Triton interpreter: shrink inputs to this size")
-    cpu_backend_max_elements: int = Field(1 << 20, gt=0,
+    cpu_backend_max_elements: int = Field(CPU_BACKEND_MAX_ELEMENTS, gt=0,
                                           description="cpu backend: shrink inputs to this size")
     max_tokens: int = Field(2_000_000, gt=0, description="LLM tokens the run may spend")
     max_seconds: float | None = Field(None, gt=0, description="wall-clock budget of the run")

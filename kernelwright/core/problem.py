@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import importlib.util
+import operator
 import tempfile
 import threading
 import types
@@ -210,18 +211,39 @@ def _int_constants(source: str) -> dict[str, int]:
 
 
 def _int_assignments(node: ast.stmt) -> list[tuple[str, int]]:
-    """`N = 4096` and `a, b = 16, 512` at module level: (name, value) pairs."""
+    """`N = 4096`, `N = 2048 * 2` and `a, b = 16, 512` at module level: (name, value) pairs.
+    A value is an integer literal or arithmetic on them (KernelBench writes many sizes so)."""
     if not isinstance(node, ast.Assign) or len(node.targets) != 1:
         return []
     target, value = node.targets[0], node.value
-    if isinstance(target, ast.Name) and isinstance(value, ast.Constant) and type(value.value) is int:
-        return [(target.id, value.value)]
+    if isinstance(target, ast.Name):
+        number = _int_value(value)
+        return [] if number is None else [(target.id, number)]
     if isinstance(target, ast.Tuple) and isinstance(value, ast.Tuple) and \
             len(target.elts) == len(value.elts):
-        pairs = [(t.id, v.value) for t, v in zip(target.elts, value.elts, strict=True)
-                 if isinstance(t, ast.Name) and isinstance(v, ast.Constant) and type(v.value) is int]
+        pairs = [(t.id, n) for t, n in zip(target.elts, map(_int_value, value.elts), strict=True)
+                 if isinstance(t, ast.Name) and n is not None]
         return pairs if len(pairs) == len(target.elts) else []
     return []
+
+
+INT_OPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
+           ast.FloorDiv: operator.floordiv, ast.LShift: operator.lshift, ast.Pow: operator.pow}
+
+
+def _int_value(node: ast.expr) -> int | None:
+    """The value of an integer literal or of arithmetic on literals (no names), else None."""
+    if isinstance(node, ast.Constant) and type(node.value) is int:
+        return node.value
+    if isinstance(node, ast.BinOp) and type(node.op) in INT_OPS:
+        left, right = _int_value(node.left), _int_value(node.right)
+        if left is None or right is None:
+            return None
+        if isinstance(node.op, ast.Pow | ast.LShift) and not 0 <= right < 64 or \
+                isinstance(node.op, ast.FloorDiv) and right == 0:
+            return None
+        return int(INT_OPS[type(node.op)](left, right))
+    return None
 
 
 def _apply_overrides(source: str, overrides: dict[str, int]) -> str:

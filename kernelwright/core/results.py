@@ -11,6 +11,12 @@ Precision = Literal["fp32", "tf32", "bf16", "fp16"]
 GuardMode = Literal["strict", "library"]
 Backend = Literal["triton", "cuda", "cpu"]  # see kernelwright/hardware/backends.py
 
+# Where there is no GPU, a problem's module-level sizes shrink until its inputs hold at most this
+# many elements: one rule for eval, run, bench and the server (the Triton interpreter costs about
+# a microsecond an element; the cpu backend's compiled C++ gets sizes that time in milliseconds).
+CPU_MAX_ELEMENTS = 1 << 14
+CPU_BACKEND_MAX_ELEMENTS = 1 << 20
+
 # Relative tolerance per precision policy: |cand - ref| <= tol * (rms(ref) + |ref|).
 TOLERANCE: dict[str, float] = {"fp32": 1e-4, "tf32": 5e-3, "bf16": 2e-2, "fp16": 1e-2}
 
@@ -73,10 +79,12 @@ class EvalSettings(BaseModel):
     reps: int = Field(100, ge=50, description="timed repetitions (median and spread reported)")
     compile_baseline: bool = Field(True, description="also time torch.compile of the reference")
     cpu_max_elements: int = Field(
-        1 << 17, gt=0, description="CPU mode: shrink module-level sizes until inputs fit this"
+        CPU_MAX_ELEMENTS, gt=0, description="Triton interpreter: shrink module-level sizes "
+        "until the inputs hold this many elements"
     )
     cpu_backend_max_elements: int = Field(
-        1 << 20, gt=0, description="cpu backend: shrink module-level sizes until inputs fit this"
+        CPU_BACKEND_MAX_ELEMENTS, gt=0, description="cpu backend: shrink module-level sizes "
+        "until the inputs hold this many elements"
     )
     sequence_checks: int = Field(4, ge=2, description="back-to-back calls re-checked afterwards")
     cpu_reps: int = Field(8, ge=2, description="CPU: repeated calls on fresh inputs, each checked "

@@ -99,3 +99,54 @@ def test_parsing_is_one_thread_at_a_time(monkeypatch):
     for t in threads:
         t.join()
     assert most[0] == 1
+
+
+GEMM_BY_EXPRESSIONS = """\
+import torch
+import torch.nn as nn
+
+M = 1024 * 2
+K, N = 4096 * 2, (2048 << 1) + 0
+
+class Model(nn.Module):
+    def forward(self, a, b):
+        return torch.matmul(a, b)
+
+def get_inputs():
+    return [torch.randn(M, K), torch.randn(K, N)]
+
+def get_init_inputs():
+    return []
+"""
+
+
+def test_sizes_written_as_expressions_are_shrunk(tmp_path):
+    """KernelBench writes its level-1 GEMM sizes as `N = 2048 * 2`: they shrink like literals."""
+    from kernelwright.core.results import CPU_MAX_ELEMENTS
+
+    path = tmp_path / "gemm.py"
+    path.write_text(GEMM_BY_EXPRESSIONS)
+    problem = load_problem(path)
+    assert problem.size_constants() == {"M": 2048, "K": 8192, "N": 4096}
+    small = problem.shrink(CPU_MAX_ELEMENTS)
+    a, b = small.module().get_inputs()
+    assert a.numel() + b.numel() <= CPU_MAX_ELEMENTS
+    assert a.shape[1] == b.shape[0] and set(small.size_overrides) == {"M", "K", "N"}
+
+
+def test_eval_and_run_shrink_by_one_rule():
+    """The graph (run, bench, the server) and `eval` shrink a problem alike, so `eval` accepts
+    the kernel a run wrote."""
+    from pathlib import Path
+
+    from kernelwright.api import optimize
+    from kernelwright.config import RunConfig
+    from kernelwright.core.results import EvalSettings
+    from kernelwright.tools.evaluate import evaluate
+
+    path = Path(__file__).resolve().parents[2] / "examples/problems/level1/03_softmax.py"
+    assert RunConfig().cpu_max_elements == EvalSettings().cpu_max_elements
+    run = optimize(path, RunConfig(candidates=1, iterations=1))
+    assert run.best is not None and run.best.source
+    checked = evaluate(load_problem(path), run.best.source, EvalSettings(device="cpu"))
+    assert checked.status == "correct", checked.message
