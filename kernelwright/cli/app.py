@@ -121,6 +121,10 @@ def run_command(
     if result.best is not None and result.best.source:
         (folder / "best.py").write_text(result.best.source)
         console.print(f"best: #{result.best.id} ({result.best.change}) -> {folder / 'best.py'}")
+    if result.size_overrides:
+        console.print("[yellow]shrunk for the CPU:[/] the candidates were checked at "
+                      + ", ".join(f"{k}={v}" for k, v in sorted(result.size_overrides.items()))
+                      + f", not at {problem.name}'s sizes (run on a GPU for those)")
     console.print(f"stopped: {result.stop}\nthread {result.thread_id} (resume with "
                   f"--resume {result.thread_id}); summary in {folder / 'summary.json'}")
     if result.mlflow_run_id:

@@ -147,6 +147,9 @@ class Result(BaseModel):
     seconds: float = Field(0.0, description="time spent coding and evaluating")
     log: list[str]
     mlflow_run_id: str | None = Field(None, description="where the run is tracked, if it is")
+    size_overrides: dict[str, int] = Field(
+        default_factory=dict, description="module-level sizes shrunk where there is no GPU "
+        "(name -> value): the candidates were checked at these sizes, not the file's")
 
 
 class Observer(Protocol):

@@ -139,4 +139,4 @@ def _drive(graph: Any, inputs: dict[str, Any] | None, config: RunConfig,
     return Result(problem=Path(state.get("problem_path", "")).stem, thread_id=thread_id,
                   best=best, tree=tree, stop=state.get("stop"), tokens=state.get("tokens", 0),
                   seconds=state.get("seconds", 0.0),
-                  log=state.get("log", []))
+                  log=state.get("log", []), size_overrides=state.get("size_overrides", {}))

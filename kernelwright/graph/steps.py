@@ -41,7 +41,9 @@ def analyze(state: State, runtime: Any) -> dict[str, Any]:
             "signature": signature_of(problem, cfg).model_dump(),
             "hardware": device_name(device), "device": device, "round": 0, "stale_rounds": 0,
             "tree": [], "best_id": None, "stop": None, "failure": None,
-            "log": [f"analyze: {problem.name}, {cfg.backend} backend on {device}"]}
+            "log": [f"analyze: {problem.name}, {cfg.backend} backend on {device}"
+                    + (f" (sizes shrunk for the CPU: {problem.size_overrides})"
+                       if problem.size_overrides else "")]}
 
 
 def evaluate(state: State, runtime: Any) -> dict[str, Any]:

@@ -115,6 +115,7 @@ def test_run_writes_the_best_kernel_and_shows_the_summary_line(tmp_path):
     summary = json.loads((folder / "summary.json").read_text())
     assert summary["best"]["status"] == "correct"
     assert "round 1/6" in run.stdout and "1 evaluated" in run.stdout  # the live status line
+    assert summary["size_overrides"] and "shrunk for the CPU" in run.stdout  # said, not hidden
 
 
 def test_run_refuses_a_backend_this_machine_cannot_run(tmp_path):
