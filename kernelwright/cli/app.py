@@ -49,6 +49,9 @@ def run_command(
     problem: Annotated[Path, typer.Argument(help="KernelBench-format problem file")],
     config: Annotated[Path | None, typer.Option(help="RunConfig YAML (see mlflow/configs/)")]
     = None,
+    precision: Annotated[str | None, typer.Option(help="fp32 | tf32 | bf16 | fp16")] = None,
+    guard: Annotated[str | None, typer.Option(help="strict | library (GEMM/conv stay vendor)")]
+    = None,
     iterations: Annotated[int | None, typer.Option(help="rounds of plan, code, evaluate")] = None,
     candidates: Annotated[int | None, typer.Option(help="candidates coded per round")] = None,
     device: Annotated[str | None, typer.Option(help="auto | cuda | cpu (Triton interpreter)")]
@@ -74,7 +77,8 @@ def run_command(
     from kernelwright.core.problem import load_problem
 
     overrides = {k: v for k, v in dict(iterations=iterations, candidates=candidates,
-                                       device=device, backend=backend).items() if v is not None}
+                                       device=device, backend=backend, precision=precision,
+                                       guard=guard).items() if v is not None}
     try:
         load_problem(problem)  # a clear error now rather than inside the graph
         base = RunConfig.from_yaml(config) if config else RunConfig()
@@ -148,6 +152,8 @@ def bench_command(
     iterations: Annotated[int | None, typer.Option(help="rounds per problem")] = None,
     device: Annotated[str | None, typer.Option(help="auto | cuda | cpu (Triton interpreter)")]
     = None,
+    backend: Annotated[str | None, typer.Option(
+        help="triton | cuda (CUDA C++, GPU) | cpu (C++ timed on the CPU)")] = None,
     out: Annotated[Path | None, typer.Option(help="results folder (default runs/bench/SUITE)")]
     = None,
     eval_only: Annotated[Path | None, typer.Option(
@@ -175,7 +181,7 @@ def bench_command(
         raise _fail(f"{suite}: no KernelBench-format problem (a .py file with `class Model` "
                     "and `get_inputs`) under this folder")
     overrides = {k: v for k, v in dict(precision=precision, guard=guard, iterations=iterations,
-                                       device=device).items() if v is not None}
+                                       device=device, backend=backend).items() if v is not None}
     try:
         base = RunConfig.from_yaml(config) if config else RunConfig()
         settings = RunConfig(**{**base.model_dump(), **overrides})
@@ -239,8 +245,17 @@ def compare_command(
     out: Annotated[Path, typer.Option(help="folder for each configuration's records")]
     = Path("runs/compare"),
     iterations: Annotated[int | None, typer.Option(help="override every config's rounds")] = None,
+    precision: Annotated[str | None, typer.Option(help="fp32 | tf32 | bf16 | fp16")] = None,
+    guard: Annotated[str | None, typer.Option(help="strict | library (GEMM/conv stay vendor)")]
+    = None,
+    device: Annotated[str | None, typer.Option(help="auto | cuda | cpu (Triton interpreter)")]
+    = None,
+    backend: Annotated[str | None, typer.Option(
+        help="triton | cuda (CUDA C++, GPU) | cpu (C++ timed on the CPU)")] = None,
 ) -> None:
-    """Run a suite once per configuration; MLflow gets a parent run, one child per config."""
+    """Run a suite once per configuration; MLflow gets a parent run, one child per config.
+    --precision, --guard, --device and --backend override every configuration's."""
+    from pydantic import ValidationError
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
     from kernelwright.suite.compare import compare, load_configs, markdown, rows
@@ -251,8 +266,15 @@ def compare_command(
         settings = load_configs(configs)
     except KernelwrightError as exc:
         raise _fail(str(exc)) from None
-    if iterations is not None:
-        settings = {k: v.model_copy(update={"iterations": iterations}) for k, v in settings.items()}
+    overrides = {k: v for k, v in dict(iterations=iterations, precision=precision, guard=guard,
+                                       device=device, backend=backend).items() if v is not None}
+    try:
+        from kernelwright.config import RunConfig
+
+        settings = {k: RunConfig(**{**v.model_dump(), **overrides}) for k, v in settings.items()}
+    except ValidationError as exc:
+        bad = "; ".join(f"--{e['loc'][0]}: {e['msg']}" for e in exc.errors())
+        raise _fail(f"invalid option: {bad}") from None
     from kernelwright.suite.runner import find_problems
 
     total = len(find_problems(suite)) * len(settings)
@@ -302,6 +324,8 @@ def eval_command(
     guard: Annotated[str, typer.Option(help="strict (no torch compute) | library (GEMM/conv)")]
     = "strict",
     device: Annotated[str, typer.Option(help="auto | cuda | cpu (Triton interpreter)")] = "auto",
+    backend: Annotated[str, typer.Option(
+        help="triton | cuda (CUDA C++, GPU) | cpu (C++ timed on the CPU)")] = "triton",
     timeout: Annotated[float, typer.Option(help="wall-clock limit in seconds")] = 600.0,
     as_json: Annotated[bool, typer.Option("--json", help="print the result as JSON")] = False,
     no_sandbox: Annotated[bool, typer.Option(
@@ -324,7 +348,7 @@ def eval_command(
         raise _fail("give a PROBLEM file and a CANDIDATE file (or --explain-sandbox)")
 
     try:
-        settings = EvalSettings(precision=precision, guard=guard, device=device,
+        settings = EvalSettings(precision=precision, guard=guard, device=device, backend=backend,
                                 timeout_s=timeout, sandbox=not no_sandbox)
     except ValidationError as exc:
         bad = "; ".join(f"--{e['loc'][0]}: {e['msg']}" for e in exc.errors())
@@ -372,6 +396,9 @@ def analyze_command(
     = "fp32",
     device: Annotated[str, typer.Option(help="auto | cuda | cpu (no timings on the CPU)")]
     = "auto",
+    backend: Annotated[str, typer.Option(
+        help="triton | cuda | cpu (the baselines timed on the CPU, as the cpu backend is)")]
+    = "triton",
     hardware: Annotated[str | None, typer.Option(
         help="datasheet profile to use instead of this device's (see `kernelwright hw show`)")]
     = None,
@@ -386,6 +413,8 @@ def analyze_command(
         raise _fail(f"--precision {precision!r}: use fp32, tf32, bf16 or fp16")
     if device not in {"auto", "cuda", "cpu"}:
         raise _fail(f"--device {device!r}: use auto, cuda or cpu")
+    if backend not in {"triton", "cuda", "cpu"}:
+        raise _fail(f"--backend {backend!r}: use triton, cuda or cpu")
     if hardware is not None and hardware not in DATASHEETS:
         raise _fail(f"--hardware {hardware!r}: unknown profile; choose from "
                     f"{', '.join(sorted(DATASHEETS))}")
@@ -397,7 +426,7 @@ def analyze_command(
                 if status is not None:
                     status.update(f"analysing {label} ({i}/{len(files)})")
                 analysis = analyze(load_problem(file), precision, device,  # type: ignore[arg-type]
-                                   hardware)
+                                   hardware, backend=backend)  # type: ignore[arg-type]
                 results.append(analysis.model_copy(update={"problem": label}))
     except KernelwrightError as exc:
         raise _fail(str(exc)) from None

@@ -80,11 +80,18 @@ def show_profile(profile: Any) -> None:
     table.add_row("memory bandwidth", f"{profile.memory_bandwidth_gbps:.0f} GB/s")
     for kind in ("fp32", "tf32", "bf16", "fp16", "fp8"):
         rate = getattr(profile, f"{kind}_tflops")
-        table.add_row(f"{kind} peak", f"{rate:.1f} TFLOP/s" if rate else "-")
-    table.add_row("L2", f"{profile.l2_bytes / 2**20:.0f} MiB")
+        table.add_row(f"{kind} peak", _rate(rate))
+    table.add_row("L2", f"{profile.l2_bytes / 2**20:.0f} MiB" if profile.l2_bytes else "-")
     table.add_row("SMs / CUs / cores", str(profile.sm_count))
     console.print(table)
     console.print(f"[dim]source: {escape(profile.source)}[/]")
+
+
+def _rate(tflops: float | None) -> str:
+    """A peak in the unit that shows it: a CPU's is GFLOP/s, a GPU's TFLOP/s."""
+    if not tflops:
+        return "-"
+    return f"{tflops:.1f} TFLOP/s" if tflops >= 1 else f"{tflops * 1e3:.0f} GFLOP/s"
 
 
 def show_result(result) -> None:

@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field
 
 from kernelwright.core.errors import KernelwrightError
 from kernelwright.core.problem import Problem
-from kernelwright.core.results import Precision, SolAnalysis, TimingStats
+from kernelwright.core.results import Backend, Precision, SolAnalysis, TimingStats
 
 NO_GPU_NOTE = "no GPU: baselines are not timed on the CPU (its timings would not be meaningful)"
 
@@ -24,6 +24,7 @@ class AnalyzeJob(BaseModel):
     problem_source: str
     precision: Precision
     device: str  # "cuda" or "cpu"
+    backend: Backend = Field("triton", description="cpu: the baselines are timed on the CPU")
     hardware: str | None = Field(None, description="datasheet key to use instead of this device")
     reps: int = 100
     warmup_ms: float = 25.0
@@ -50,13 +51,15 @@ class Analysis(BaseModel):
 
 
 def analyze(problem: Problem, precision: Precision = "fp32", device: str = "auto",
-            hardware: str | None = None, timeout_s: float = 900.0) -> Analysis:
+            hardware: str | None = None, timeout_s: float = 900.0,
+            backend: Backend = "triton") -> Analysis:
     """Time the baselines and compute the floor of `problem` in a spawned process."""
     from kernelwright.tools.evaluate import resolve_device
     from kernelwright.tools.process import spawn
 
     job = AnalyzeJob(problem_path=problem.path, problem_source=problem.source,
-                     precision=precision, device=resolve_device(device), hardware=hardware)
+                     precision=precision, device=resolve_device(device, backend), hardware=hardware,
+                     backend=backend)
     done = spawn("kernelwright.tools.analyze:serve", job.model_dump_json(), timeout_s,
                  "kernelwright-analyze")
     if done.payload is None:
@@ -92,7 +95,7 @@ def run(job: AnalyzeJob) -> Analysis:
         torch_version=torch.__version__, triton_version=triton.__version__,
         note=None if profile else f"no profile for {torch.cuda.get_device_name()}: run "
                                   "`kernelwright hw calibrate` to get a SOL floor")
-    if job.device != "cuda":
+    if job.device != "cuda" and job.backend != "cpu":  # the interpreter: nothing to time
         analysis.note = NO_GPU_NOTE
         return analysis
     _time_baselines(job, problem, module, analysis)
@@ -105,7 +108,7 @@ def _time_baselines(job: AnalyzeJob, problem: Problem, module: Any, analysis: An
     from kernelwright.core.precision import prepare_inputs, prepare_module
     from kernelwright.tools.timing import cycled_inputs, time_baselines
 
-    device = torch.device("cuda")
+    device = torch.device(job.device)
     torch.manual_seed(0)
     model = prepare_module(module.Model(*problem.init_inputs(module)), job.precision, device)
     sets = []
@@ -114,7 +117,7 @@ def _time_baselines(job: AnalyzeJob, problem: Problem, module: Any, analysis: An
         sets.append(prepare_inputs(list(module.get_inputs()), job.precision, device))
 
     analysis.eager, analysis.compiled, note = time_baselines(
-        model, cycled_inputs(sets), job.reps, job.warmup_ms, job.compile_baseline)
+        model, cycled_inputs(sets), job.reps, job.warmup_ms, job.compile_baseline, job.device)
     analysis.eager_us = analysis.eager.median_us
     analysis.compile_us = analysis.compiled.median_us if analysis.compiled else None
     analysis.note = note or analysis.note

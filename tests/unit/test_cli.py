@@ -74,6 +74,7 @@ def test_hw_show_lists_the_datasheets(tmp_path):
                          env={**os.environ, "KERNELWRIGHT_CACHE_DIR": str(tmp_path)})
     assert run.returncode == 0, run.stderr
     assert "nominal per-core estimate" in run.stdout
+    assert "GFLOP/s" in run.stdout and "0.0 TFLOP/s" not in run.stdout  # a CPU's peak, readable
     assert "h100-sxm" in run.stdout and "mi300x" in run.stdout and "ascend910b" in run.stdout
 
 
@@ -187,3 +188,19 @@ def test_saved_candidates_load_without_the_unregistered_type_warning(caplog):
     assert loaded["tree"][0] == Candidate(id=3, stage="draft", change="first draft", source="x = 1")
     said = [str(w.message) for w in caught] + [r.getMessage() for r in caplog.records]
     assert not [s for s in said if "unregistered" in s.lower() or "blocked" in s.lower()], said
+
+
+def test_the_options_are_the_same_across_commands():
+    """--precision, --guard, --device and --backend wherever they apply."""
+    from typer.testing import CliRunner
+
+    from kernelwright.cli.app import app
+
+    def options(*command):
+        return CliRunner().invoke(app, [*command, "--help"]).stdout
+
+    for command in (["run"], ["bench"], ["compare"]):
+        text = options(*command)
+        assert all(f"--{o}" in text for o in ("precision", "guard", "device", "backend")), command
+    assert all(f"--{o}" in options("eval") for o in ("precision", "guard", "device", "backend"))
+    assert all(f"--{o}" in options("analyze") for o in ("precision", "device", "backend"))
