@@ -70,3 +70,20 @@ def test_runs_stream_progress_and_run_side_by_side(server):
     outputs = [client.runs.join(t["thread_id"], r["run_id"]) for t, r in zip(threads, runs, strict=True)]
     assert [o["best"]["status"] for o in outputs] == ["correct", "correct"]
     assert len({r["run_id"] for r in runs}) == 2
+
+
+def test_a_client_reads_why_a_run_failed(server):
+    """A mistake in what the client sent reaches it with its message, not as "An internal error
+    occurred" (the server passes on a ValueError's message; KernelwrightError is one)."""
+    from langgraph_sdk import get_sync_client
+
+    client = get_sync_client(url=server)
+    [assistant] = client.assistants.search(graph_id="kernelwright")
+    broken = client.threads.create()
+    chunks = list(client.runs.stream(
+        broken["thread_id"], assistant["assistant_id"],
+        input={"problem_source": "import torch\n\nclass Model:\n    pass\n", "problem_name": "bad"},
+        context={"candidates": 1}, stream_mode="updates"))
+    [error] = [c.data for c in chunks if c.event == "error"]
+    assert error["error"] == "ProblemError" and "internal error" not in error["message"]
+    assert error["message"].startswith("bad.py: no `class Model(nn.Module)` found. Fix:")
