@@ -74,7 +74,7 @@ def round_metrics(tree: list[Candidate], tokens: int) -> dict[str, float]:
         return out  # no timing (the CPU interpreter): no speedups are logged, none invented
     out["best_us"] = best.runtime_us
     compiled = next((c.compile_us for c in tree if c.compile_us), None)
-    if best.eager_us:
+    if best.eager_us and not best.within_noise:  # within the noise: no speedup is claimed
         out["best_speedup_eager"] = best.eager_us / best.runtime_us
     if compiled:
         out["best_speedup_compile"] = compiled / best.runtime_us

@@ -27,14 +27,16 @@ def bench_table(records: list[Any]) -> Table:
     for r in records:
         style = STATUS_STYLE.get(r.status, "bold red")
         table.add_row(r.problem, f"[{style}]{escape(r.verdict())}[/]", num(r.eager_us),
-                      num(r.compile_us), num(r.best_us), fmt(r.speedup_eager, "x"),
+                      num(r.compile_us), num(r.best_us),
+                      "no difference" if r.within_noise else fmt(r.speedup_eager, "x"),
                       fmt(r.speedup_compile, "x"), fmt(r.sol_fraction), str(r.evaluations))
     return table
 
 
 def record_line(record: Any) -> str:
     if record.correct:
-        speed = f", {record.speedup_eager:.2f}x eager" if record.speedup_eager else " (not timed)"
+        against = record.versus_eager(record.best_us)
+        speed = f", {against}" if against else " (not timed)"
         return f"correct{speed}, {record.evaluations} evaluations"
     return record.verdict()
 
@@ -117,7 +119,12 @@ def show_result(result) -> None:
             ("eager", fmt(result.eager_us, " us")),
             ("torch.compile", fmt(result.compile_us, " us")),
             ("speedup vs eager / compile",
-             f"{fmt(result.speedup_eager, 'x')} / {fmt(result.speedup_compile, 'x')}")]
+             f"{fmt(result.speedup_eager, 'x')} / {fmt(result.speedup_compile, 'x')}"
+             if not result.within_noise else "no measurable difference from eager")]
+    if result.timing is not None and result.eager_timing is not None:  # the spreads behind it
+        rows.append(("p20-p80, candidate / eager",
+                     f"{result.timing.p20_us:.4g}-{result.timing.p80_us:.4g} / "
+                     f"{result.eager_timing.p20_us:.4g}-{result.eager_timing.p80_us:.4g} us"))
     if result.own_kernel_fraction is not None:
         rows.append(("GPU time in own kernels", f"{result.own_kernel_fraction:.0%}"))
     if result.sol is not None and result.sol_fraction is not None:

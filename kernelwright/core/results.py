@@ -126,6 +126,19 @@ class TimingStats(BaseModel):
     times_us: list[float] = Field(default_factory=list, exclude=True,
                                   description="every rep, in order (not serialised with results)")
 
+    def speedup_over(self, baseline: TimingStats) -> float | None:
+        """baseline / this, where the two are told apart: their p20-p80 spreads do not
+        overlap. None when they do (the difference is within the noise: no measurable
+        difference, whichever median is lower)."""
+        if self.p80_us < baseline.p20_us or baseline.p80_us < self.p20_us:
+            return baseline.median_us / self.median_us
+        return None
+
+    @property
+    def spread(self) -> str:
+        """The middle 60% of the reps, in words."""
+        return f"{self.median_us:.4g} us (p20-p80 {self.p20_us:.4g}-{self.p80_us:.4g})"
+
 
 class SolAnalysis(BaseModel):
     """The floor of one problem on one device under one precision policy."""
@@ -181,6 +194,17 @@ class Figures(BaseModel):
     speedup_eager: float | None = Field(None, description="eager_us / the kernel's time")
     speedup_compile: float | None = Field(None, description="compile_us / the kernel's time")
     sol_fraction: float | None = Field(None, description="floor / runtime; 1.0 is the SOL")
+    within_noise: bool = Field(False, description="the kernel's and eager's times cannot be told "
+                               "apart (their p20-p80 spreads overlap): no speedup is claimed")
+
+    def versus_eager(self, runtime_us: float | None) -> str:
+        """The kernel against eager in words: a speedup, a plain "slower", or no difference."""
+        if self.within_noise:
+            return "no measurable difference from eager"
+        if not runtime_us or not self.eager_us:
+            return ""
+        ratio = self.eager_us / runtime_us
+        return f"{ratio:.2f}x eager" if ratio >= 1 else f"slower than eager ({ratio:.2f}x)"
 
 
 class EvalResult(Figures):
@@ -203,6 +227,8 @@ class EvalResult(Figures):
     )
     runtime_us: float | None = None
     timing: TimingStats | None = None
+    eager_timing: TimingStats | None = Field(None, description="the eager reference's reps, "
+                                             "timed like the candidate's")
     timing_note: str | None = Field(None, description="why timings are missing, when they are")
     own_kernel_fraction: float | None = Field(
         None, description="share of GPU kernel time spent in the candidate's own kernels"

@@ -113,7 +113,8 @@ def summary(state: dict[str, Any], config: RunConfig) -> str:
     timed = [c for c in tree if c.correct and c.runtime_us]
     best = min(timed, key=lambda c: c.runtime_us or 0.0, default=None)
     if best is not None and best.runtime_us:
-        speedup = f", {best.eager_us / best.runtime_us:.2f}x eager" if best.eager_us else ""
+        against = best.versus_eager(best.runtime_us)
+        speedup = f", {against}" if against else ""
         sol = f", {best.sol_fraction:.2f} of SOL" if best.sol_fraction else ""
         what = f"best #{best.id} {best.runtime_us:.1f} us{speedup}{sol}"
     else:

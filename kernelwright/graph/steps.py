@@ -59,7 +59,7 @@ def evaluate(state: State, runtime: Any) -> dict[str, Any]:
         status=CandidateStatus(result.status.value), reason=result.reason or "", message=result.message,
         runtime_us=result.runtime_us, eager_us=result.eager_us, compile_us=result.compile_us,
         sol_fraction=result.sol_fraction, speedup_eager=result.speedup_eager,
-        speedup_compile=result.speedup_compile,
+        speedup_compile=result.speedup_compile, within_noise=result.within_noise,
         facts=facts(result) if result.ok else ""))
     return {"tree": [done], "seconds": result.wall_s or 0.0,
             "log": [f"  #{c.id} {c.change}: {done.status}"

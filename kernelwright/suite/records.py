@@ -91,9 +91,12 @@ def record_of(name: str, result: Result, wall_s: float) -> ProblemRecord:
         return ProblemRecord(**base, status="incorrect" if evaluated else "uncovered",
                              reason=reason)
     timed = best.runtime_us
+    eager = best.eager_us or eager  # the best's own eager figure: the one its verdict holds
+    base["eager_us"] = eager
     return ProblemRecord(
         **base, status="correct", best_us=timed, sol_fraction=best.sol_fraction if timed else None,
-        speedup_eager=eager / timed if eager and timed else None,
+        within_noise=best.within_noise,
+        speedup_eager=eager / timed if eager and timed and not best.within_noise else None,
         speedup_compile=compiled / timed if compiled and timed else None)
 
 
@@ -107,21 +110,26 @@ def read_records(path: Path) -> list[ProblemRecord]:
 def summarize(records: list[ProblemRecord]) -> SuiteSummary:
     n = max(len(records), 1)
     correct = [r for r in records if r.correct]
-    timed = [r for r in correct if r.speedup_eager is not None]
+    timed = [r for r in correct if r.speedup_eager is not None or r.within_noise]
+
+    def ratio(r: ProblemRecord, key: str) -> float | None:
+        """A speedup for the metrics: one within the noise of eager counts as parity."""
+        return 1.0 if key == "speedup_eager" and r.within_noise else getattr(r, key)
 
     def fast(key: str) -> dict[str, float | None]:
         """fast_p: correct and more than p times faster, over all problems; None if untimed."""
-        values = [getattr(r, key) for r in correct]
+        values = [ratio(r, key) for r in correct]
         known = all(v is not None for v in values)
         return {f"fast_{p:g}": len(correct) / n if p == 0 else
-                (sum(1 for v in values if v > p) / n if known else None) for p in FAST_P}
+                (sum(1 for v in values if v is not None and v > p) / n if known else None)
+                for p in FAST_P}
 
     def geomean(values: list[float | None]) -> float | None:
         if not values or any(v is None for v in values):
             return None
         return math.exp(sum(math.log(v) for v in values if v) / len(values))
 
-    eager = [(r.speedup_eager if r.correct else 1.0) for r in records]
+    eager = [(ratio(r, "speedup_eager") if r.correct else 1.0) for r in records]
     compiled = [(r.speedup_compile if r.correct else
                  (r.compile_us / r.eager_us if r.compile_us and r.eager_us else None))
                 for r in records]

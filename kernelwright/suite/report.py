@@ -60,7 +60,8 @@ def markdown(records: list[ProblemRecord], summary: SuiteSummary, title: str) ->
         status = r.verdict().replace("|", "/")
         lines.append("| " + " | ".join([
             r.problem, status, _us(r.eager_us), _us(r.compile_us), _us(r.best_us),
-            _x(r.speedup_eager), _x(r.speedup_compile), _x(r.sol_fraction, ""),
+            "no measurable difference" if r.within_noise else _x(r.speedup_eager),
+            _x(r.speedup_compile), _x(r.sol_fraction, ""),
             str(r.evaluations), str(r.tokens), f"{r.wall_s:.0f}"]) + " |")
     return "\n".join(lines + [""] + [f"- {line}" for line in summary_lines(summary)]) + "\n"
 

@@ -496,13 +496,26 @@ def _measure(job: WorkerJob, result: EvalResult, remote: Remote, module: Any, re
     if settings.compile_baseline and gpu:
         compiled, note = _compiled_once(job, result.device, lambda: compile_baseline(
             model, make, reps, settings.warmup_ms, job.device))
-    result.eager_us = eager.median_us
-    result.speedup_eager = eager.median_us / stats.median_us
-    result.timing_note = note if gpu else \
-        "cpu backend: wall-clock times on the CPU; no torch.compile baseline"
+    _figures(result, stats, eager, compiled, note if gpu else "cpu backend: wall-clock times on "
+             "the CPU; no torch.compile baseline")
+
+
+def _figures(result: EvalResult, stats: Any, eager: Any, compiled: Any, note: str | None) -> None:
+    """The speedups of a verdict, where the times can be told apart (TimingStats.speedup_over:
+    the p20-p80 spreads do not overlap); otherwise "no measurable difference", not a number."""
+    result.eager_us, result.eager_timing = eager.median_us, eager
+    result.speedup_eager = stats.speedup_over(eager)
+    notes = [note]
+    result.within_noise = result.speedup_eager is None
+    if result.within_noise:
+        notes.append(f"no measurable difference from eager: {stats.spread} against "
+                     f"{eager.spread}")
     if compiled is not None:
         result.compile_us = compiled.median_us
-        result.speedup_compile = compiled.median_us / stats.median_us
+        result.speedup_compile = stats.speedup_over(compiled)
+        if result.speedup_compile is None:
+            notes.append("no measurable difference from torch.compile")
+    result.timing_note = "; ".join(n for n in notes if n) or None
 
 
 def _compiled_once(job: WorkerJob, device_name: str, measure: Any) -> tuple[Any, str | None]:

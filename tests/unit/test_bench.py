@@ -229,3 +229,15 @@ def test_ctrl_c_on_a_bench_ends_every_process_and_says_how_to_resume(tmp_path):
     assert "interrupted:" in err and "resume by running the same command again" in err
     alive = [p.pid for p in started.values() if p.is_running() and p.status() != "zombie"]
     assert not alive, f"left running: {alive}"
+
+
+def test_a_problem_within_the_noise_of_eager_counts_as_parity():
+    """The suite's metrics count a kernel that cannot be told from eager as 1.0x (fast_1 is
+    not reached), not as a gap that hides every figure."""
+    parity = ProblemRecord(problem="a", status="correct", eager_us=250.0, best_us=240.0,
+                           within_noise=True, speedup_eager=None, speedup_compile=1.2)
+    twice = ProblemRecord(problem="b", status="correct", eager_us=200.0, best_us=100.0,
+                          speedup_eager=2.0, speedup_compile=1.5)
+    s = summarize([parity, twice])
+    assert s.timed == 2 and s.geomean_speedup_eager == pytest.approx(2.0 ** 0.5)
+    assert s.fast_eager["fast_1"] == 0.5

@@ -138,3 +138,24 @@ def test_a_census_that_does_not_fit_the_measured_time_is_refused(sol):
         with pytest.raises(worker.Verdict) as refused:
             judged(forged)
         assert refused.value.reason == "implausible_census"
+
+
+def test_a_speedup_within_the_noise_is_reported_as_such():
+    """Times whose p20-p80 spreads overlap are not told apart: no speedup number, the verdict
+    says "no measurable difference" and shows both spreads; disjoint spreads give the ratio,
+    and a kernel slower than eager is said plainly."""
+    noisy_eager = summarize([200.0, 260.0, 320.0, 240.0, 300.0] * 10)  # a CPU's wall clock
+    close = summarize([230.0, 250.0, 280.0, 240.0, 270.0] * 10)
+    out = result()
+    worker._figures(out, close, noisy_eager, None, "cpu backend: wall-clock times")
+    assert out.speedup_eager is None and out.within_noise and out.eager_us == noisy_eager.median_us
+    assert "no measurable difference from eager" in out.timing_note
+    assert out.versus_eager(close.median_us) == "no measurable difference from eager"
+    fast = summarize([100.0, 101.0, 99.0, 100.5] * 10)
+    out = result()
+    worker._figures(out, fast, noisy_eager, None, None)
+    assert out.speedup_eager == noisy_eager.median_us / fast.median_us and not out.within_noise
+    slow = summarize([900.0, 910.0, 905.0] * 10)
+    out = result()
+    worker._figures(out, slow, noisy_eager, None, None)
+    assert out.versus_eager(slow.median_us).startswith("slower than eager (0.")
