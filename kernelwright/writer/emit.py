@@ -9,6 +9,8 @@ checks the shapes it was written for.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 from kernelwright.writer.fuse import view_base
@@ -19,7 +21,8 @@ from kernelwright.writer.schedule import KernelConfig
 
 
 def write_module(title: str, graph: Graph, groups: list[Group], configs: list[KernelConfig],
-                 param_names: list[str], buffer_names: set[str], precision: str = "fp32") -> str:
+                 param_names: list[str], buffer_names: set[str], precision: str = "fp32",
+                 init_inputs: list[Any] | None = None) -> str:
     """The candidate source: kernels, launchers, a forward and ModelNew holding the parameters.
     Each group's kernels come from its kind's writer (writer/kinds/)."""
     pointer_of: dict[int, str] = {}
@@ -58,7 +61,7 @@ def write_module(title: str, graph: Graph, groups: list[Group], configs: list[Ke
     for k in kernels:
         lines += [k, "", ""]
     lines += forward_impl(graph, groups, partials, launches)
-    lines += ["", ""] + model_class(graph, param_names, buffer_names)
+    lines += ["", ""] + model_class(graph, param_names, buffer_names, init_inputs)
     return "\n".join(lines) + "\n"
 
 
@@ -70,9 +73,10 @@ def forward_impl(graph: Graph, groups: list[Group], partials: list[str], launche
              f'    """Run the {len(groups)} kernel(s); inputs: parameters, then forward arguments."""']
     for v in graph.inputs:
         i = v.input_index
-        lines.append(f"    assert tuple(in{i}.shape) == {tuple(v.shape)!r}, "
-                     f'f"{graph.input_names[i]}: expected shape {tuple(v.shape)}, got '
-                     f'{{tuple(in{i}.shape)}}"')
+        lines += [f"    if tuple(in{i}.shape) != {tuple(v.shape)!r}:",
+                  f'        raise ValueError(f"{graph.input_names[i]}: these kernels were written '
+                  f'for shape {tuple(v.shape)}, got {{tuple(in{i}.shape)}}; write them for this '
+                  f'size (kernelwright run at it)")']
         lines.append(f"    in{i} = in{i}.contiguous()")
     device = "in" + str(graph.n_params if graph.n_params < n_in else 0)
     outs = {view_base(o).id for o in graph.outputs}  # an output's dtype, even through a view
@@ -88,13 +92,23 @@ def forward_impl(graph: Graph, groups: list[Group], partials: list[str], launche
     return lines
 
 
-def model_class(graph: Graph, param_names: list[str], buffer_names: set[str]) -> list[str]:
-    """ModelNew with the reference's parameter and buffer names, so its state dict loads."""
+def model_class(graph: Graph, param_names: list[str], buffer_names: set[str],
+                init_inputs: list[Any] | None = None) -> list[str]:
+    """ModelNew with the reference's parameter and buffer names, so its state dict loads. The
+    kernels were written for the problem's constructor arguments (get_init_inputs()): other
+    arguments are refused with the reason, never silently computed with the old ones."""
     lists = {name.rsplit(".", 1)[0] for name in _prefixes(param_names)
              if "." in name and name.rsplit(".", 1)[1].isdigit()}  # nn.Sequential and friends
     lines = ["class ModelNew(nn.Module):",
              '    """Same parameters (names and shapes) as the reference; the kernels do the work."""',
              "", "    def __init__(self, *args, **kwargs):", "        super().__init__()"]
+    written_for = _plain(init_inputs or [])
+    if written_for:
+        lines += ["        if [list(a) if isinstance(a, tuple) else a for a in args] != "
+                  f"{written_for!r} or kwargs:",
+                  '            raise ValueError(f"these kernels were written for the constructor '
+                  f'arguments {written_for!r}, "',
+                  '                             f"not {args!r} {kwargs!r}: write them for these")']
     for prefix in _prefixes(param_names):
         container = "nn.ModuleDict()" if prefix in lists else "nn.Module()"
         lines.append(f"        {_attr(prefix)} = {container}")
@@ -111,6 +125,19 @@ def model_class(graph: Graph, param_names: list[str], buffer_names: set[str]) ->
     lines += ["", f"    def forward(self, {', '.join(args)}):",
               f"        return forward_impl({', '.join(params + args)})"]
     return lines
+
+
+def _plain(values: list[Any]) -> list[Any] | None:
+    """The constructor arguments as the harness passes them (JSON: tuples become lists), or
+    None when one is not a plain value (a tensor, a dtype): then nothing is checked."""
+    plain = (int, float, bool, str, type(None))
+
+    def ok(v: Any) -> bool:
+        return isinstance(v, plain) or isinstance(v, list | tuple) and all(ok(x) for x in v)
+
+    if not all(ok(v) for v in values):
+        return None
+    return [list(v) if isinstance(v, tuple) else v for v in values]
 
 
 def _prefixes(names: list[str]) -> list[str]:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+from typing import Any
 
 import torch
 
@@ -253,7 +254,8 @@ __device__ __forceinline__ void kw_warp_argmin(float& v, int64_t& i) { kw_warp_a
 
 
 def write_cpp_module(title: str, graph: Graph, groups: list[Group], configs: list[KernelConfig],
-                     param_names: list[str], buffer_names: set[str], backend: CppBackend) -> str:
+                     param_names: list[str], buffer_names: set[str], backend: CppBackend,
+                     init_inputs: list[Any] | None = None) -> str:
     """The candidate source: C++ (or CUDA C++) kernels built by load_inline, a forward that
     allocates the buffers and calls them, and ModelNew holding the reference's parameters."""
     pointer_of: dict[int, str] = {v.id: f"in{v.input_index}" for v in graph.inputs}
@@ -285,6 +287,6 @@ def write_cpp_module(title: str, graph: Graph, groups: list[Group], configs: lis
              f"EXT = load_inline(name='kw_{backend}_{digest}',", *build,
              f"                 functions={functions!r})", "", ""]
     lines += forward_impl(graph, groups, [], launches)
-    lines += ["", ""] + model_class(graph, param_names, buffer_names)
+    lines += ["", ""] + model_class(graph, param_names, buffer_names, init_inputs)
     return "\n".join(lines) + "\n"
 

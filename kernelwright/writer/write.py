@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from kernelwright.core.problem import Problem
 from kernelwright.core.results import Backend, GuardMode, Precision
@@ -31,6 +32,7 @@ class Plan:
     buffer_names: set[str]
     configs: list[KernelConfig] = field(default_factory=list)
     backend: Backend = "triton"
+    init_inputs: list[Any] = field(default_factory=list)  # get_init_inputs(): what it was written for
 
     def source(self, configs: list[KernelConfig] | None = None) -> str:
         configs = configs or self.configs
@@ -40,9 +42,9 @@ class Plan:
                  f"Kernels: {kinds}.")
         if self.backend == "triton":
             return write_module(title, self.graph, self.groups, configs, self.param_names,
-                                self.buffer_names, self.precision)
+                                self.buffer_names, self.precision, self.init_inputs)
         return write_cpp_module(title, self.graph, self.groups, configs, self.param_names,
-                                self.buffer_names, self.backend)
+                                self.buffer_names, self.backend, self.init_inputs)
 
     def safe_configs(self) -> list[KernelConfig]:
         """Every kernel at its kind's safest configuration (a repair after a wrong answer)."""
@@ -90,7 +92,7 @@ def _plan(problem: Problem, precision: Precision, guard: GuardMode, backend: Bac
     configs = [default_config(g, backend) for g in groups]
     made = Plan(problem=problem, precision=precision, guard=guard, graph=graph, groups=groups,
                 param_names=captured.param_names, buffer_names=captured.buffer_names,
-                configs=configs, backend=backend)
+                configs=configs, backend=backend, init_inputs=captured.init_inputs)
     if backend != "triton":
         made.source()  # what the C++ writer cannot do (Unsupported) shows now, not at evaluation
     return made

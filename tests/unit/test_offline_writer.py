@@ -107,3 +107,28 @@ def test_library_mode_adds_a_bias_in_the_vendor_gemm():
     source = made.source()
     assert "torch.addmm(" in source and "torch.mm(" not in source
     assert [g.kind for g in made.groups][-1] == "extern"  # the last layer: bias and nothing else
+
+
+def test_other_constructor_arguments_or_sizes_are_refused_with_the_reason(tmp_path):
+    """The kernels are written for the problem's get_init_inputs() and shapes: a ModelNew
+    built with other arguments, or called on another size, says so instead of computing with
+    the old ones."""
+    import importlib.util
+
+    import torch
+
+    problem = load_problem(SUITE / "level2" / "01_linear_bias_relu_scale.py").shrink(1 << 13)
+    source = plan(problem).source()
+    assert evaluate(problem, source, SETTINGS).status == "correct"  # the harness's arguments pass
+    path = tmp_path / "written.py"
+    path.write_text(source)
+    spec = importlib.util.spec_from_file_location("written", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    init = problem.module().get_init_inputs()
+    with pytest.raises(ValueError, match="written for the constructor arguments"):
+        module.ModelNew(*init[:-1], init[-1] * 2)
+    model = module.ModelNew(*init)
+    [x] = problem.module().get_inputs()
+    with pytest.raises(ValueError, match="written for shape"):
+        model(torch.randn(x.shape[0] + 1, x.shape[1]))
