@@ -309,10 +309,18 @@ def _reachable(uri: str) -> None:
         pass
 
 
+def no_catalog_download() -> None:
+    """MLflow prices traced LLM calls from a model catalog it downloads from GitHub, once per
+    provider; its bundled copy prices them as well without the network (offline, each attempt
+    printed a warning). A catalog the user points MLflow at (MLFLOW_MODEL_CATALOG_URI) is kept."""
+    os.environ.setdefault("MLFLOW_MODEL_CATALOG_URI", "")
+
+
 def _autolog_traces(uri: str, experiment_id: str) -> None:
     import mlflow
     import mlflow.langchain
 
+    no_catalog_download()
     mlflow.set_tracking_uri(uri)
     mlflow.set_experiment(experiment_id=experiment_id)
     mlflow.langchain.autolog(log_traces=True, silent=True)

@@ -3,6 +3,7 @@ metrics, tags, artifacts and LLM traces; `compare`'s parent and child runs and i
 unreachable server that leaves the optimisation intact."""
 
 import json
+import os
 import re
 import shutil
 import socket
@@ -183,3 +184,24 @@ def test_compare_two_configurations_over_two_problems(server, monkeypatch, tmp_p
         assert all(r.info.status == "FINISHED" for r in runs)
     table = Path(client.download_artifacts(parent, "comparison.md")).read_text()
     assert "| geomean speedup vs eager | 2.00x | 4.00x |" in table
+
+
+def test_tracing_llm_calls_downloads_no_model_catalog(monkeypatch):
+    """Traces of LLM calls are priced from MLflow's bundled model catalog: no attempt to reach
+    GitHub for the latest one (offline, each attempt was a warning)."""
+    from mlflow.utils import providers
+
+    from kernelwright.tracking import no_catalog_download
+
+    monkeypatch.delenv("MLFLOW_MODEL_CATALOG_URI", raising=False)
+    monkeypatch.setattr(providers, "_remote_cache", None)
+
+    def no_network(provider, url):
+        raise AssertionError(f"tried to download {url}")
+
+    monkeypatch.setattr(providers, "_fetch_http_provider", no_network)
+    no_catalog_download()
+    assert providers._fetch_remote_provider("openai") is None
+    monkeypatch.setenv("MLFLOW_MODEL_CATALOG_URI", "file:///mirror")  # a user's own is kept
+    no_catalog_download()
+    assert os.environ["MLFLOW_MODEL_CATALOG_URI"] == "file:///mirror"
