@@ -83,9 +83,8 @@ def _plan(problem: Problem, precision: Precision, guard: GuardMode, backend: Bac
     graph = lower(captured, library=guard == "library")
     renumber(graph)
     groups = partition(graph)
-    if backend == "triton":  # specialised kinds (writer/kinds/) take the groups they claim
-        for g in groups:
-            g.kind = classify(g)
+    for g in groups:  # specialised kinds (writer/kinds/) take the groups they claim
+        g.kind = classify(g, backend)
     if all(kind_of(g).writer.vendor for g in groups):
         raise Unsupported([g.values[0].op for g in groups],
                           "only vendor calls: nothing around them for a kernel of its own")

@@ -69,11 +69,12 @@ KINDS: dict[str, Kind] = {
 }
 
 
-def classify(group: Group) -> str:
-    """The kind a group is written as: the first registered kind that claims it, else the
-    kind fuse.py gave it."""
-    return next((name for name, kind in KINDS.items() if kind.claims and kind.claims(group)),
-                group.kind)
+def classify(group: Group, backend: Backend = "triton") -> str:
+    """The kind a group is written as: the first registered kind that claims it and whose
+    writer covers the backend (the C++ writer covers kinds with `cpp`), else the kind fuse.py
+    gave it."""
+    return next((name for name, kind in KINDS.items() if kind.claims and kind.claims(group)
+                 and (backend == "triton" or kind.writer.cpp)), group.kind)
 
 
 def kind_of(group: Group) -> Kind:
