@@ -123,6 +123,28 @@ class Problem:
         return current
 
 
+    def second_size(self) -> Problem | None:
+        """The same problem at other sizes, for a second correctness check on the CPU: every
+        size that the constructor's arguments do not depend on is halved (where the problem
+        still validates), so a kernel with one shape baked in cannot pass both. None when no
+        size can move."""
+        sizes = {**self.size_constants(), **self.size_overrides}
+        init = repr(self.init_inputs(self.module()))
+        moved = dict(self.size_overrides)
+        for name in sorted(sizes):
+            if sizes[name] < 4:
+                continue
+            trial = replace(self, size_overrides={**moved, name: sizes[name] // 2})
+            try:
+                _validate(trial)
+                if repr(trial.init_inputs(trial.module())) != init:
+                    continue  # a constructor argument: the kernels may be written for it
+            except ProblemError:
+                continue
+            moved = trial.size_overrides
+        return replace(self, size_overrides=moved) if moved != self.size_overrides else None
+
+
 def load_problem(path: str | Path) -> Problem:
     """Read and check a KernelBench-format problem file; raise ProblemError with the fix."""
     file = Path(path)

@@ -43,8 +43,10 @@ def evaluate(problem: Problem | str | Path, candidate_source: str,
         problem = problem.shrink(get_backend(settings.backend).cpu_elements(
             settings.cpu_max_elements, settings.cpu_backend_max_elements))
     box = sandbox_for(settings, cuda=device == "cuda")
+    second = problem.second_size() if device == "cpu" else None
     job = WorkerJob(problem_path=problem.path, problem_source=problem.source,
                     size_overrides=problem.size_overrides, candidate_source=candidate_source,
+                    second_sizes=second.size_overrides if second else None,
                     settings=settings, device=device, limits=box.limits if box else None,
                     cuda_confinement=box.cuda if box else False)
     result = run_worker(job, base)

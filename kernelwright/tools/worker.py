@@ -47,6 +47,8 @@ class WorkerJob(BaseModel):
     problem_path: str
     problem_source: str
     size_overrides: dict[str, int]
+    second_sizes: dict[str, int] | None = None  # the CPU's second check: the same kernels at
+    # these sizes too (Problem.second_size), so a shape baked into a kernel fails
     candidate_source: str
     settings: EvalSettings
     device: Device
@@ -399,6 +401,53 @@ def _judge(job: WorkerJob, result: EvalResult, remote: Remote, module: Any, refe
     timed = get_backend(settings.backend).timed(job.device)
     with _exclusive(settings.timing_lock if timed else None):
         _measure(job, result, remote, module, run_reference, reference, trial_inputs, timed)
+    if job.second_sizes is not None:
+        _second_size(job, result, remote, init_inputs)
+
+
+def _second_size(job: WorkerJob, result: EvalResult, remote: Remote, init_inputs: list[Any]
+                 ) -> None:
+    """Build the candidate again and check it at the second sizes (a fresh reference, two
+    trials): the kernels that matched at the first sizes must match there too."""
+    import torch
+
+    from kernelwright.core.precision import prepare_inputs, prepare_module
+    from kernelwright.tools import correctness, exchange
+
+    settings, device = job.settings, torch.device(job.device)
+    problem = Problem(job.problem_path, job.problem_source, job.second_sizes or {})
+    (Path.cwd() / "ref2").mkdir(exist_ok=True)
+    module = problem.module(str(Path.cwd() / "ref2"))
+    torch.manual_seed(settings.seed)
+    reference = module.Model(*init_inputs)
+    correctness.reinit_parameters(reference, settings.seed)
+    state = {k: v.detach().cpu() for k, v in reference.state_dict().items()}
+    reference = prepare_module(reference, settings.precision, device)
+
+    def run_reference(*args: Any) -> Any:
+        with torch.no_grad():
+            return reference(*args)
+
+    def trial_inputs(trial: int) -> list[Any]:
+        torch.manual_seed(settings.seed + trial)
+        return prepare_inputs(list(module.get_inputs()), settings.precision, device)
+
+    sizes = ", ".join(f"{k}={v}" for k, v in problem.size_overrides.items())
+    names = list(state)
+    slots = [s.model_dump() for s in exchange.write(remote.fd, [state[n] for n in names])]
+    remote.drop()  # the first sizes' input sets: their buffers have the old shapes
+    remote.expected = correctness.as_outputs(run_reference(*trial_inputs(0)))
+    try:
+        remote.ask("build", source=job.candidate_source, settings=settings.model_dump(),
+                   device=job.device, init_inputs=init_inputs, names=names, state=slots)
+        correctness.check(run_reference, remote, trial_inputs, 2, settings.tol(), 2)
+    except correctness.Mismatch as exc:
+        raise Verdict(Status.INCORRECT, "size_specific", f"matches at the first sizes but not at "
+                      f"{sizes}: {exc}. A kernel must read its sizes from its inputs.") from None
+    except Verdict as verdict:
+        raise Verdict(verdict.status, verdict.reason, f"at the second sizes ({sizes}): "
+                      f"{verdict.message}") from None
+    result.message += f"; and at other sizes ({sizes})"
 
 
 def check_record(ops: set[str]) -> None:

@@ -261,7 +261,8 @@ def _mark_dead(node: Any, match: Match, users: set[Node]) -> None:
     """`node` and what only it reads, when nothing but `users` (dead ones) reads it."""
     if not isinstance(node, Node) or node.op != "call_function":
         return
-    if not set(node.users) <= users | match.dead:
+    readers = {u for u in node.users if name(u) != "sym_size"}  # a size read is no use of data
+    if not readers <= users | match.dead:
         return
     match.dead.add(node)
     for a in args(node):

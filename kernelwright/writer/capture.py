@@ -51,8 +51,9 @@ def capture(module: types.ModuleType, precision: Precision) -> Captured:
         own = dict(zip(names, flat[:len(names)], strict=True))
         return torch.func.functional_call(model, own, tuple(flat[len(names):]))
 
-    with _TRACING, torch.no_grad(), meta:  # tensors the forward makes (a mask) are meta too
-        graph = make_fx(forward, tracing_mode="fake")(*state.values(), *inputs)
+    from torch.fx.experimental import _config as shape_config
+    with _TRACING, torch.no_grad(), meta, shape_config.patch(use_duck_shape=False):
+        graph = make_fx(forward, tracing_mode="symbolic")(*state.values(), *inputs)
     return Captured(graph=graph, param_names=names, buffer_names=set(dict(model.named_buffers())),
                     param_shapes=[tuple(t.shape) for t in state.values()],
                     n_args=len(inputs), init_inputs=init)

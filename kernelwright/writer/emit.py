@@ -3,8 +3,8 @@
 Each group's kernel is written by its kind's writer (writer/kinds/: pointwise, pool, row
 reductions and scans, GEMMs, attention; vendor calls in `library` mode); this module puts them
 in one file with the forward that allocates the buffers and launches them, and a ModelNew
-holding the reference's parameters. Sizes and strides are baked in as constants: the launcher
-checks the shapes it was written for.
+holding the reference's parameters. Sizes are arguments (writer/sizes.py): the launcher reads
+them off the inputs and checks what the kernels assume of them.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from kernelwright.writer.ir import Graph, Group
 from kernelwright.writer.kinds import kind_of
 from kernelwright.writer.kinds.base import tensor_expr
 from kernelwright.writer.schedule import KernelConfig
+from kernelwright.writer.sizes import guards, hint
 
 
 def write_module(title: str, graph: Graph, groups: list[Group], configs: list[KernelConfig],
@@ -67,17 +68,13 @@ def write_module(title: str, graph: Graph, groups: list[Group], configs: list[Ke
 
 def forward_impl(graph: Graph, groups: list[Group], partials: list[str], launches: list[str]
                  ) -> list[str]:
-    """The module's forward_impl: check shapes, allocate each group's buffers, run the launches."""
+    """The module's forward_impl: read the sizes off the inputs, check what the kernels assume
+    of them, allocate each group's buffers, run the launches."""
     n_in = len(graph.inputs)
     lines = [f"def forward_impl({', '.join(f'in{i}' for i in range(n_in))}):",
              f'    """Run the {len(groups)} kernel(s); inputs: parameters, then forward arguments."""']
-    for v in graph.inputs:
-        i = v.input_index
-        lines += [f"    if tuple(in{i}.shape) != {tuple(v.shape)!r}:",
-                  f'        raise ValueError(f"{graph.input_names[i]}: these kernels were written '
-                  f'for shape {tuple(v.shape)}, got {{tuple(in{i}.shape)}}; write them for this '
-                  f'size (kernelwright run at it)")']
-        lines.append(f"    in{i} = in{i}.contiguous()")
+    lines += size_checks(graph)
+    lines += [f"    in{v.input_index} = in{v.input_index}.contiguous()" for v in graph.inputs]
     device = "in" + str(graph.n_params if graph.n_params < n_in else 0)
     outs = {view_base(o).id for o in graph.outputs}  # an output's dtype, even through a view
     for g in (g for g in groups if not kind_of(g).writer.vendor):
@@ -89,6 +86,38 @@ def forward_impl(graph: Graph, groups: list[Group], partials: list[str], launche
     lines += launches
     results = [tensor_expr(o) for o in graph.outputs]
     lines.append(f"    return {results[0] if len(results) == 1 else '(' + ', '.join(results) + ')'}")
+    return lines
+
+
+def size_checks(graph: Graph) -> list[str]:
+    """Bind the size arguments (`in2_size0 = in2.shape[0]`), then check every input's shape
+    against what the kernels were written for and every guard torch recorded while they were
+    written (a size the writer specialised on, two sizes it took as equal)."""
+    lines, bound = [], set()
+    for v in graph.inputs:
+        i, name = v.input_index, graph.input_names[v.input_index]
+        lines += [f"    if in{i}.dim() != {len(v.shape)}:",
+                  f'        raise ValueError(f"{name}: these kernels take {len(v.shape)} dims, '
+                  f'got {{in{i}.dim()}}")']
+        for d in range(len(v.shape)):
+            arg = f"in{i}_size{d}"
+            if arg in graph.size_names.values() and arg not in bound:
+                bound.add(arg)
+                lines.append(f"    {arg} = in{i}.shape[{d}]")
+    for v in graph.inputs:
+        i, name = v.input_index, graph.input_names[v.input_index]
+        expected = repr(tuple(v.shape))
+        lines += [f"    if tuple(in{i}.shape) != {expected}:",
+                  f'        raise ValueError(f"{name}: these kernels take shape {expected} '
+                  f'(inN_sizeD: input N\'s dim D), got {{tuple(in{i}.shape)}}")']
+    for arg in sorted(bound):
+        lines += [f"    if {arg} < 2:",
+                  f'        raise ValueError(f"{arg} is {{{arg}}}: these kernels were written for '
+                  f'sizes of 2 or more; write them for this size (kernelwright run at it)")']
+    for cond in guards(graph):
+        lines += [f"    if not ({cond}):",
+                  f'        raise ValueError("these kernels were written for sizes where {cond}; '
+                  f'write them for these (kernelwright run at them)")']
     return lines
 
 
@@ -115,7 +144,7 @@ def model_class(graph: Graph, param_names: list[str], buffer_names: set[str],
     for i, name in enumerate(param_names):
         parent, _, leaf = name.rpartition(".")
         owner = _attr(parent) if parent else "self"
-        init = f"torch.zeros({tuple(graph.inputs[i].shape)!r}, dtype={graph.inputs[i].dtype})"
+        init = f"torch.zeros({hint(tuple(graph.inputs[i].shape))!r}, dtype={graph.inputs[i].dtype})"
         if name in buffer_names:
             lines.append(f"        {owner}.register_buffer({leaf!r}, {init})")
         else:

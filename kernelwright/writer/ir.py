@@ -65,6 +65,9 @@ class Graph:
     outputs: list[Value]
     input_names: list[str]  # parameter/buffer names ("norm.weight") or "arg0", "arg1", ...
     n_params: int
+    size_names: dict = field(default_factory=dict)  # each input size's symbol -> its
+    # launcher name ("in2_size0"), filled by lower.symbolic_sizes
+    shape_env: object = None  # torch's record of the guards on those sizes
 
     def topo(self) -> list[Value]:
         """Every value reachable from the outputs, arguments before users."""

@@ -17,6 +17,7 @@ import operator
 from collections.abc import Callable
 from typing import Any
 
+import sympy
 import torch
 from torch.fx import Node
 
@@ -24,6 +25,7 @@ from kernelwright.writer import attention
 from kernelwright.writer.capture import Captured
 from kernelwright.writer.ir import Graph, Kind, Unsupported, Value, reshape_strides, view_layout
 from kernelwright.writer.ops import OPS
+from kernelwright.writer.sizes import simplified, wrap
 
 F32 = torch.float32
 
@@ -171,6 +173,8 @@ def lower(captured: Captured, library: bool = False) -> Graph:
             v = Value("input", tuple(val.shape), val.dtype, input_index=len(inputs))
             inputs.append(v)
             env[node] = v
+        elif node.op == "call_function" and isinstance(node.meta.get("val"), SYMBOLIC):
+            env[node] = node.meta["val"]  # a size computed from sizes (x.size(0) * 2)
         elif node.op == "call_function" and (not node.users or node in dead):
             continue  # dead: an unused allocation, an in-place update of running statistics,
             # or a causal mask that the attention kernel computes from indices
@@ -201,8 +205,38 @@ def lower(captured: Captured, library: bool = False) -> Graph:
     if missing:
         raise Unsupported(missing)
     names = captured.param_names + [f"arg{i}" for i in range(captured.n_args)]
-    return Graph(inputs=inputs, outputs=outputs, input_names=names,
-                 n_params=len(captured.param_names))
+    graph = Graph(inputs=inputs, outputs=outputs, input_names=names,
+                  n_params=len(captured.param_names))
+    symbolic_sizes(graph)
+    return graph
+
+
+SYMBOLIC = int | float | torch.SymInt | torch.SymFloat | torch.SymBool
+
+
+def symbolic_sizes(graph: Graph) -> None:
+    """Name each input size after where the launcher reads it (`in2_size0`: input 2's first
+    dim) and make every size of the graph a `Size` over those names."""
+    names = graph.size_names
+    for v in graph.inputs:
+        for d, s in enumerate(v.shape):
+            if isinstance(s, torch.SymInt):
+                expr = simplified(s)
+                graph.shape_env = s.node.shape_env
+                if isinstance(expr, sympy.Symbol) and expr not in names:
+                    names[expr] = f"in{v.input_index}_size{d}"
+    seen: set[int] = set()
+    todo = graph.inputs + graph.outputs
+    while todo:  # every value, an attention's score chain (its body) included
+        u = todo.pop()
+        if u.id in seen:
+            continue
+        seen.add(u.id)
+        todo += u.args + u.body
+        u.shape = tuple(wrap(s, names) for s in u.shape)
+        u.scalar = wrap(u.scalar, names)
+        u.attrs = {k: tuple(wrap(x, names) for x in a) if isinstance(a, tuple) else wrap(a, names)
+                   for k, a in u.attrs.items()}
 
 
 def _attention(m: attention.Match, env: dict[Node, Any]) -> Any:

@@ -63,6 +63,8 @@ OPS: dict[str, Op] = {
 
 
 def triton_literal(x: float | int | bool | None) -> str:
+    if not isinstance(x, float | int | bool | None):  # a Size: code over the launcher's sizes
+        return f"{x}"
     if isinstance(x, bool):
         return "True" if x else "False"
     if isinstance(x, float) and (math.isinf(x) or math.isnan(x)):
@@ -71,6 +73,8 @@ def triton_literal(x: float | int | bool | None) -> str:
 
 
 def cpp_literal(x: float | int | bool | None) -> str:
+    if not isinstance(x, float | int | bool | None):  # a Size: code over the launcher's sizes
+        return f"{x}".replace("//", "/")
     if isinstance(x, bool):
         return "true" if x else "false"
     if isinstance(x, float):

@@ -14,13 +14,14 @@ from dataclasses import dataclass
 from typing import Literal
 
 from kernelwright.writer.ir import Group, Value
+from kernelwright.writer.sizes import hint
 
 SM_TARGET = 512  # programs that fill a large GPU (H100: 132 SMs, several programs each)
 
 
 def few_long_rows(g: Group) -> bool:
     """A reduction domain too narrow for one program per row to fill the GPU."""
-    return g.kind == "reduction" and g.rows * 4 < SM_TARGET and g.cols >= 32768
+    return g.kind == "reduction" and hint(g.rows) * 4 < SM_TARGET and hint(g.cols) >= 32768
 
 
 @dataclass(frozen=True)
@@ -68,7 +69,7 @@ def flat_space(group: Group) -> list[KernelConfig]:
 
 def rows_safe(group: Group) -> KernelConfig:
     """One row a program, looped in chunks of at most 1024 columns, never split."""
-    return KernelConfig(block_r=1, block_c=min(1024, triton_next_pow2(group.cols)), num_warps=4)
+    return KernelConfig(block_r=1, block_c=min(1024, triton_next_pow2(hint(group.cols))), num_warps=4)
 
 
 def matmul_safe(group: Group) -> KernelConfig:
@@ -78,7 +79,7 @@ def matmul_safe(group: Group) -> KernelConfig:
 
 def attention_safe(group: Group) -> KernelConfig:
     """32 queries by 32 keys a step, no software pipelining."""
-    *_, m, n = group.shape
+    *_, m, n = hint(group.shape)
     return KernelConfig(block_r=max(16, min(32, triton_next_pow2(m))),
                         block_c=max(16, min(32, triton_next_pow2(n))), num_warps=4, num_stages=1)
 
@@ -97,7 +98,7 @@ def transpose_space(group: Group) -> list[KernelConfig]:
 
 def matmul_default(group: Group) -> KernelConfig:
     """128 x 128 tiles; split K where too few tiles fill the GPU and K is long."""
-    batch, m, n, k = matmul_dims(group)
+    batch, m, n, k = hint(matmul_dims(group))
     tiles = batch * -(-m // 128) * -(-n // 128)
     split = min(16, SM_TARGET // (4 * tiles)) if tiles * 4 < SM_TARGET and k >= 4096 else 1
     return matmul_config(group, 128, 128, 32, 8, split=split)
@@ -105,7 +106,7 @@ def matmul_default(group: Group) -> KernelConfig:
 
 def attention_default(group: Group) -> KernelConfig:
     """BLOCK_M queries, BLOCK_N keys a step: 64 x 64, clamped to the problem."""
-    *_, m, n = group.shape
+    *_, m, n = hint(group.shape)
     return KernelConfig(block_r=max(16, min(64, triton_next_pow2(m))),
                         block_c=max(16, min(64, triton_next_pow2(n))), num_warps=4,
                         num_stages=2)
@@ -114,19 +115,19 @@ def attention_default(group: Group) -> KernelConfig:
 def rows_default(group: Group) -> KernelConfig:
     """Reductions and scans: a whole row in registers where it fits, several short rows per
     program, long rows looped; too few rows for the GPU are split across programs."""
-    cols = triton_next_pow2(group.cols)
+    cols = triton_next_pow2(hint(group.cols))
     if rows_are_contiguous(group):  # reduce over a non-last dim: a program reads many rows
-        block_r = min(128, triton_next_pow2(group.rows))
+        block_r = min(128, triton_next_pow2(hint(group.rows)))
         if cols * block_r <= 8192:
             return KernelConfig(block_r=block_r, block_c=cols, num_warps=4, persistent=True)
-        programs = -(-group.rows // block_r)
+        programs = -(-hint(group.rows) // block_r)
         split = 1
         if splittable(group) and programs * 4 < SM_TARGET:  # too few programs: split columns
-            split = max(1, min(1024, SM_TARGET // programs, -(-group.cols // 256)))
+            split = max(1, min(1024, SM_TARGET // programs, -(-hint(group.cols) // 256)))
         return KernelConfig(block_r=block_r, block_c=max(1, 4096 // block_r), num_warps=4,
                             split=split)
     if splittable(group) and few_long_rows(group):
-        split = min(1024, SM_TARGET // group.rows, -(-group.cols // 4096))
+        split = min(1024, SM_TARGET // hint(group.rows), -(-hint(group.cols) // 4096))
         return KernelConfig(block_r=1, block_c=2048, num_warps=8, split=split)
     if cols <= 16384:
         block_r = max(1, min(64, 2048 // cols))
@@ -150,7 +151,7 @@ def matmul_config(group: Group, bm: int, bn: int, bk: int, warps: int, stages: i
                   group_m: int = 8, split: int = 1) -> KernelConfig:
     """A GEMM tile clamped to the problem (tl.dot needs 16 or more on each side); `split` > 1
     divides K among that many programs per tile (split-K: partial sums, then a combine)."""
-    _, m, n, k = matmul_dims(group)
+    _, m, n, k = hint(matmul_dims(group))
 
     def fit(block: int, size: int) -> int:
         return max(16, min(block, triton_next_pow2(size)))
@@ -165,7 +166,7 @@ def matmul_config(group: Group, bm: int, bn: int, bk: int, warps: int, stages: i
 def rows_are_contiguous(group: Group) -> bool:
     """True when the reduced dims are not the innermost: neighbouring rows are adjacent."""
     return group.kind == "reduction" and bool(group.axes) and \
-        group.axes[-1] != len(group.shape) - 1 and group.shape[-1] > 1
+        group.axes[-1] != len(group.shape) - 1 and hint(group.shape[-1]) > 1
 
 
 def splittable(group: Group) -> bool:
@@ -183,13 +184,13 @@ def splittable(group: Group) -> bool:
 
     per_col = [v for v in group.values if v.kind != "reduce" and any(
         k in group.axes for k, s in zip(group.dmap[v.id], v.shape, strict=True)
-        if k is not None and s > 1)]
+        if k is not None and hint(s) > 1)]
     return not any(after_reduction(v) for v in per_col) and \
         not any(after_reduction(r.args[0]) for r in reds)
 
 
 def triton_next_pow2(n: int) -> int:
-    return 1 << max(0, (n - 1).bit_length())
+    return 1 << max(0, (hint(n) - 1).bit_length())
 
 
 MAX_PERSISTENT_COLS = 32768  # fp32 elements of one row held in registers across a program
@@ -206,7 +207,7 @@ ATTENTION_TILES = [(64, 64, 4, 2), (128, 64, 8, 2), (64, 32, 4, 3), (128, 32, 4,
 
 def attention_space(group: Group) -> list[KernelConfig]:
     """Queries and keys per block, warps, pipeline stages."""
-    *_, m, n = group.shape
+    *_, m, n = hint(group.shape)
     space: list[KernelConfig] = []
     for bm, bn, warps, stages in ATTENTION_TILES:
         cfg = KernelConfig(block_r=max(16, min(bm, triton_next_pow2(m))),
@@ -220,7 +221,7 @@ def attention_space(group: Group) -> list[KernelConfig]:
 def matmul_space(group: Group) -> list[KernelConfig]:
     """Tiles (M, N, K), warps, pipeline stages; skinny GEMMs with a long K also split K."""
     out: list[KernelConfig] = []
-    batch, m, n, k = matmul_dims(group)
+    batch, m, n, k = hint(matmul_dims(group))
     few_tiles = batch * -(-m // 64) * -(-n // 64) * 4 < SM_TARGET
     for bm, bn, bk, warps, stages in MATMUL_TILES:
         for split in (1, 4, 16) if few_tiles and k >= 2048 else (1,):
@@ -233,15 +234,15 @@ def matmul_space(group: Group) -> list[KernelConfig]:
 def rows_space(group: Group) -> list[KernelConfig]:
     """Splits of few long rows, coalesced tiles over adjacent rows, rows held in registers,
     then looped chunks."""
-    cols = triton_next_pow2(group.cols)
+    cols = triton_next_pow2(hint(group.cols))
     out = []
-    if splittable(group) and group.cols >= 8192:  # few long rows: spread each over programs
+    if splittable(group) and hint(group.cols) >= 8192:  # few long rows: spread each over programs
         shapes = [(128, 32, 4), (64, 64, 4)] if rows_are_contiguous(group) else \
             [(1, 2048, 8), (1, 1024, 4)]
         for programs in (SM_TARGET, SM_TARGET // 2, SM_TARGET * 2):
             for block_r, block_c, warps in shapes:
-                rows = -(-group.rows // block_r)
-                split = min(1024, max(2, programs // rows), -(-group.cols // block_c))
+                rows = -(-hint(group.rows) // block_r)
+                split = min(1024, max(2, programs // rows), -(-hint(group.cols) // block_c))
                 cfg = KernelConfig(block_r=block_r, block_c=block_c, num_warps=warps, split=split)
                 if split > 1 and cfg not in out:
                     out.append(cfg)
@@ -250,7 +251,7 @@ def rows_space(group: Group) -> list[KernelConfig]:
         return out + [KernelConfig(block_r=r, block_c=c, num_warps=w) for r, c, w in tiles]
     if cols <= MAX_PERSISTENT_COLS:
         for block_r in (1, 2, 4, 8, 16):
-            if block_r * cols > MAX_PERSISTENT_COLS or block_r > group.rows:
+            if block_r * cols > MAX_PERSISTENT_COLS or block_r > hint(group.rows):
                 continue
             for warps in (4, 8, 16):
                 if block_r * cols >= warps * 32:
@@ -273,7 +274,7 @@ def cpp_default_config(group: Group, backend: CppBackend) -> KernelConfig:
         return KernelConfig(block_r=256 if group.kind == "pointwise" else 4)
     if group.kind == "pointwise":
         return KernelConfig(block_r=32768)
-    return KernelConfig(block_r=max(1, 32768 // max(1, group.cols)))
+    return KernelConfig(block_r=max(1, 32768 // max(1, hint(group.cols))))
 
 
 def cpp_config_space(group: Group, backend: CppBackend) -> list[KernelConfig]:

@@ -17,6 +17,7 @@ from kernelwright.writer.kinds.base import (
     with_offset,
 )
 from kernelwright.writer.schedule import KernelConfig, triton_next_pow2
+from kernelwright.writer.sizes import divides
 
 
 class AttentionKernel(KernelWriter):
@@ -43,8 +44,8 @@ class AttentionKernel(KernelWriter):
         cfg = self.cfg
         causal: int | None = att.attrs.get("causal")  # type: ignore[assignment]
         scale: float = att.attrs.get("scale", 1.0)  # type: ignore[assignment]
-        m_in = f"(rm < {m})" if m % cfg.block_r else ""
-        n_in = f"(rn < {n})" if n % cfg.block_c else ""
+        m_in = "" if divides(m, cfg.block_r) else f"(rm < {m})"
+        n_in = "" if divides(n, cfg.block_c) else f"(rn < {n})"
         d_in, e_in = (f"(rd < {d})" if d != dp else ""), (f"(re < {dv})" if dv != dvp else "")
         def load(ptr: str, rows: tuple[str, int, str], cols: tuple[str, int, str]) -> str:
             (ri, rs, rmk), (ci, cs, cmk) = rows, cols

@@ -17,6 +17,7 @@ from kernelwright.writer.fuse import leaf_map, view_base
 from kernelwright.writer.ir import DMap, Graph, Group, Unsupported, Value, contiguous_strides, view_layout
 from kernelwright.writer.ops import OPS, triton_literal
 from kernelwright.writer.schedule import KernelConfig, matmul_dims
+from kernelwright.writer.sizes import size_args
 
 StageName = Literal["whole", "partial", "combine"]
 
@@ -81,7 +82,7 @@ class KernelWriter:
                  stage: StageName = "whole", grid: str = ""):
         self.g, self.name, self.cfg, self.stage, self.grid = group, name, config, stage, grid
         self.pointer_of = pointer_of  # buffer value id -> pointer argument name
-        self.params: list[str] = []  # pointer arguments in order
+        self.params: list[str] = []  # pointer arguments in order, then the sizes the body uses
         self.rows_dims = [k for k in range(len(group.shape)) if k not in group.axes]
         self.col_dims = list(group.axes)
         self.lines: list[str] = []
@@ -184,6 +185,7 @@ class KernelWriter:
     def write(self, precision: str = "fp32") -> list[str]:
         """The @triton.jit kernel: pointer arguments, then the kind's constexpr meta-parameters."""
         body = self.body(precision)
+        self.params += [a for a in size_args("\n".join(body)) if a not in self.params]
         sig = ", ".join(self.params + [f"{m}: tl.constexpr" for m in self.meta(precision)])
         return ["@triton.jit", f"def {self.name}({sig}):"] + body
 

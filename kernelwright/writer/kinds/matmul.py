@@ -13,6 +13,7 @@ from kernelwright.writer.fuse import view_base
 from kernelwright.writer.ir import Group, Value
 from kernelwright.writer.kinds.base import KernelWriter, Stage, dot_lines, tile_mask, view_strides, with_offset
 from kernelwright.writer.schedule import KernelConfig, matmul_dims
+from kernelwright.writer.sizes import divides
 
 
 class MatmulKernel(KernelWriter):
@@ -34,7 +35,9 @@ class MatmulKernel(KernelWriter):
         za = f"z * {sa[0]} + " if len(a.shape) == 3 else ""
         zb = f"z * {sb[0]} + " if len(b.shape) == 3 else ""
         cfg = self.cfg
-        edge_m, edge_n, edge_k = m % cfg.block_r, n % cfg.block_c, k % cfg.block_k
+        # a tile's edge is masked unless a constant size divides it (a symbolic one never counts)
+        edge_m, edge_n, edge_k = (not divides(m, cfg.block_r), not divides(n, cfg.block_c),
+                                  not divides(k, cfg.block_k))
         # an operand whose K is its contiguous dim is read as a K-contiguous tile (coalesced)
         # and transposed in registers: weight.t(), b.transpose(1, 2), a.t() @ b
         a_k_inner, b_k_inner = sa[-1] == 1 or sa[-2] != 1, sb[-2] == 1 and sb[-1] != 1
@@ -112,15 +115,15 @@ class MatmulKernel(KernelWriter):
     def split_k_chunk(self) -> int:
         """K per program of a split-K GEMM: a multiple of BLOCK_K, so slices never overlap."""
         k = matmul_dims(self.g)[3]
-        per = -(-k // self.cfg.split)
-        return -(-per // self.cfg.block_k) * self.cfg.block_k
+        per = (k + self.cfg.split - 1) // self.cfg.split  # no negative floor division: Triton
+        return (per + self.cfg.block_k - 1) // self.cfg.block_k * self.cfg.block_k  # truncates
 
     def conv_rows(self, conv: Value) -> list[str]:
         """Before the K loop of an implicit-GEMM convolution: each GEMM row's (n, oh, ow)."""
         _, _, ho, wo = conv.shape
         return [f"    n_img, oh, ow = rm // {ho * wo}, (rm // {wo}) % {ho}, rm % {wo}"]
 
-    def conv_gather(self, conv: Value, ptr: str, edge_m: int, edge_k: int) -> list[str]:
+    def conv_gather(self, conv: Value, ptr: str, edge_m: bool, edge_k: bool) -> list[str]:
         """In the K loop: the [BLOCK_M, BLOCK_K] tile of the unfolded input (im2col, never
         stored), zero outside the padded image."""
         x = conv.args[0]

@@ -11,6 +11,7 @@ from kernelwright.writer.fuse import leaf_map
 from kernelwright.writer.ir import Group, Value
 from kernelwright.writer.kinds.base import NEUTRAL, PROD_COMBINE, KernelWriter, Stage
 from kernelwright.writer.schedule import KernelConfig, splittable, triton_next_pow2
+from kernelwright.writer.sizes import Size
 
 
 class RowKernel(KernelWriter):
@@ -218,5 +219,8 @@ class RowKernel(KernelWriter):
 
     def launch(self, precision: str) -> str:
         args = ", ".join(p.removesuffix("_ptr") for p in self.params)
+        block_c: object = self.cfg.block_c
+        if self.cfg.persistent and self.stage != "combine" and isinstance(self.g.cols, Size):
+            block_c = f"triton.next_power_of_2({self.g.cols})"  # the whole row, at any size
         return (f"    {self.name}[{self.grid}]({args}, BLOCK_R={self.cfg.block_r}, "
-                f"BLOCK_C={self.cfg.block_c}, num_warps={self.cfg.num_warps})")
+                f"BLOCK_C={block_c}, num_warps={self.cfg.num_warps})")
