@@ -1,8 +1,9 @@
 """Capture the reference's forward as an aten graph with shapes, strides and dtypes.
 
 The model is built on the meta device (no memory, any size) and traced with make_fx over fake
-tensors, its parameters and buffers lifted to graph inputs (first, in `named_parameters` then
-`named_buffers` order), so generated code can read them from ModelNew's own copies.
+tensors with symbolic shapes, its parameters and buffers lifted to graph inputs (first, in
+`named_parameters` then `named_buffers` order), so generated code can read them from ModelNew's
+own copies.
 """
 
 from __future__ import annotations
@@ -52,7 +53,11 @@ def capture(module: types.ModuleType, precision: Precision) -> Captured:
         return torch.func.functional_call(model, own, tuple(flat[len(names):]))
 
     from torch.fx.experimental import _config as shape_config
-    with _TRACING, torch.no_grad(), meta, shape_config.patch(use_duck_shape=False):
+
+    # symbolic: every size an expression over the inputs' dims (writer/sizes.py); duck sizing
+    # off, so two sizes equal at this size are not taken as equal at every size
+    no_duck = shape_config.patch(use_duck_shape=False)  # type: ignore[attr-defined]
+    with _TRACING, torch.no_grad(), meta, no_duck:
         graph = make_fx(forward, tracing_mode="symbolic")(*state.values(), *inputs)
     return Captured(graph=graph, param_names=names, buffer_names=set(dict(model.named_buffers())),
                     param_shapes=[tuple(t.shape) for t in state.values()],

@@ -73,16 +73,16 @@ class Size:
     def __mod__(self, o: Any) -> Any: return self._op(o, lambda a, b: a % b)
     def __truediv__(self, o: Any) -> Any: return self._op(o, lambda a, b: a / b)
     def __rtruediv__(self, o: Any) -> Any: return self._op(o, lambda a, b: b / a)
-    def __neg__(self) -> Any: return wrap(-self.sym, self.names)
+    def __neg__(self) -> Any: return self._op(-1, lambda a, b: a * b)
 
     # decisions: each one is a guard the launcher checks ------------------------------------
     def _cmp(self, other: Any, op: Any) -> bool:
         return bool(op(self.sym, other.sym if isinstance(other, Size) else other))
 
-    def __eq__(self, o: object) -> bool:  # type: ignore[override]
+    def __eq__(self, o: object) -> bool:
         return isinstance(o, int | float | Size) and self._cmp(o, lambda a, b: a == b)
 
-    def __ne__(self, o: object) -> bool:  # type: ignore[override]
+    def __ne__(self, o: object) -> bool:
         return not self == o
 
     def __lt__(self, o: Any) -> bool: return self._cmp(o, lambda a, b: a < b)

@@ -4,6 +4,7 @@ the `cuda` and `cpu` backends: writer/emit_cpp.py)."""
 from __future__ import annotations
 
 import functools
+import threading
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -17,6 +18,8 @@ from kernelwright.writer.ir import Graph, Group, Unsupported
 from kernelwright.writer.kinds import classify, default_config, describe, kind_of, safe_config
 from kernelwright.writer.lower import lower
 from kernelwright.writer.schedule import KernelConfig
+
+_WRITING = threading.Lock()
 
 
 @dataclass
@@ -35,7 +38,10 @@ class Plan:
     init_inputs: list[Any] = field(default_factory=list)  # get_init_inputs(): what it was written for
 
     def source(self, configs: list[KernelConfig] | None = None) -> str:
-        configs = configs or self.configs
+        with _WRITING:  # writing records guards in the plan's shape environment, shared by
+            return self._source(configs or self.configs)  # the run's coders (threads)
+
+    def _source(self, configs: list[KernelConfig]) -> str:
         kinds = ", ".join(f"{g.kind}{list(g.shape)}" for g in self.groups)
         title = (f"{self.problem.name}: written by kernelwright's offline policy "
                  f"(guard {self.guard}, precision {self.precision}).\n\n"
