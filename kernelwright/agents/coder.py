@@ -22,6 +22,7 @@ from kernelwright.hardware.backends import get_backend
 from kernelwright.writer.kinds import describe, kind_of
 from kernelwright.writer.schedule import KernelConfig, matmul_config, triton_next_pow2
 from kernelwright.writer.search import neighbours, refine
+from kernelwright.writer.sizes import hint
 from kernelwright.writer.write import Unsupported, plan
 
 
@@ -184,7 +185,7 @@ def transfer(made, remembered: list[dict]):  # (Plan, ...) -> list[KernelConfig]
 
     out, matched = [], False
     for group, default in zip(made.groups, made.configs, strict=True):
-        cols = group.cols if group.kind in {"reduction", "scan"} else 0
+        cols = hint(group.cols) if group.kind in {"reduction", "scan"} else 0
         same = [r for r in remembered if r["kind"] == group.kind and r["config"].get("split", 1) == 1
                 and (cols == 0) == (r["cols"] == 0)
                 and (cols == 0 or 0.25 <= r["cols"] / cols <= 4)]

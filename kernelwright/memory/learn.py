@@ -21,6 +21,7 @@ from kernelwright.memory.experience import (
     refine_reward,
 )
 from kernelwright.memory.store import open_store
+from kernelwright.writer.sizes import hint
 from kernelwright.writer.write import Unsupported, plan
 
 EVALUATED = {"correct", "incorrect", "build_error", "runtime_error", "rejected", "timeout",
@@ -37,8 +38,9 @@ def signature_of(problem: Any, config: RunConfig) -> Signature:
         return Signature(ops=exc.ops)
     return Signature(ops=[g.kind + (f":{g.values[0].op}" if g.kind == "extern" else "")
                           for g in made.groups],
-                     shapes=[list(g.shape) for g in made.groups],
-                     cols=[g.cols if g.kind in {"reduction", "scan"} else 0 for g in made.groups])
+                     shapes=[list(hint(g.shape)) for g in made.groups],  # the sizes planned
+                     cols=[hint(g.cols) if g.kind in {"reduction", "scan"} else 0  # at: a read
+                           for g in made.groups])  # of a Size itself would specialise the plan
 
 
 def recall(config: RunConfig, stage: Stage, signature: Signature, hardware: str

@@ -22,6 +22,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+import torch
 from torch.fx import Graph, Node
 
 PASS = {"view", "_unsafe_view", "reshape", "expand", "clone", "contiguous", "alias", "detach",
@@ -61,6 +62,11 @@ def args(node: Node) -> tuple[Any, ...]:
     return tuple(node.args)
 
 
+def users(node: Node) -> list[Node]:
+    """The nodes that read `node`'s data (a read of its size, `sym_size`, is none)."""
+    return [u for u in node.users if name(u) != "sym_size"]
+
+
 def shape(node: Node) -> tuple[int, ...]:
     return tuple(getattr(node.meta.get("val"), "shape", ()))
 
@@ -88,10 +94,10 @@ def _match(softmax: Node) -> Match | None:
     match = Match(out=out, q=node, k=node, v=node, qk=node, scores=node,
                   safe=name(softmax) == "_safe_softmax")
     while True:  # down the score chain to the first GEMM
-        if len(node.users) != 1:
+        if len(users(node)) != 1:
             return None
         source, scale = _back(node)
-        if name(source) == "bmm" and scale == 1.0 and len(source.users) == 1:
+        if name(source) == "bmm" and scale == 1.0 and len(users(source)) == 1:
             if shape(node) != (*batch, m, n):
                 return None
             match.qk = node
@@ -122,13 +128,13 @@ def _match(softmax: Node) -> Match | None:
 
 def _heads_merged(out: Node, four_d: tuple[int, ...]) -> bool:
     """The GEMM's only user views it as [B, H, M, Dv], whose only user swaps H and M."""
-    if len(out.users) != 1:
+    if len(users(out)) != 1:
         return False
-    view = next(iter(out.users))
+    view = users(out)[0]
     if name(view) not in {"view", "_unsafe_view", "reshape"} or shape(view) != four_d \
-            or len(view.users) != 1:
+            or len(users(view)) != 1:
         return False
-    swap = next(iter(view.users))
+    swap = users(view)[0]
     if name(swap) == "transpose":
         return sorted(d % 4 for d in args(swap)[1:3]) == [1, 2]
     return name(swap) == "permute" and [d % 4 for d in args(swap)[1]] == [0, 2, 1, 3]
@@ -136,8 +142,8 @@ def _heads_merged(out: Node, four_d: tuple[int, ...]) -> bool:
 
 def _forward(node: Node) -> Node | None:
     """Along single users through PASS ops: the first other node."""
-    while len(node.users) == 1:
-        node = next(iter(node.users))
+    while len(users(node)) == 1:
+        node = users(node)[0]
         if name(node) not in PASS:
             return node
     return None
@@ -147,15 +153,18 @@ def _step(node: Node) -> tuple[Any, float] | None:
     """One step back through a PASS op or a scalar multiply: (its input, the factor)."""
     if name(node) in PASS and _same_order(node):
         return args(node)[0], 1.0
-    if name(node) == "mul" and isinstance(args(node)[1], int | float):
-        return args(node)[0], float(args(node)[1])
+    factor = args(node)[1] if name(node) == "mul" else None
+    if isinstance(factor, Node) and isinstance(factor.meta.get("val"), torch.SymFloat | torch.SymInt):
+        factor = factor.meta["val"]  # a scale computed from a size (SDPA's 1/sqrt(sqrt(E)))
+    if isinstance(factor, int | float | torch.SymFloat | torch.SymInt):
+        return args(node)[0], float(factor)  # a symbolic one: a guard on the size it reads
     return None
 
 
 def _back(node: Any) -> tuple[Any, float]:
     """Back through PASS ops and scalar multiplies (each with one user): (source, scale)."""
     scale = 1.0
-    while isinstance(node, Node) and len(node.users) == 1 and (step := _step(node)) is not None:
+    while isinstance(node, Node) and len(users(node)) == 1 and (step := _step(node)) is not None:
         node, factor = step
         scale *= factor
     return node, scale
@@ -176,7 +185,7 @@ def _operand(node: Node, tail: tuple[int | None, ...]) -> tuple[Node | None, flo
         have = shape(node)
         if len(have) >= 2 and have[-2:] == want and math.prod(have) == numel:
             best, best_scale = node, scale
-        step = _step(node) if len(node.users) == 1 else None
+        step = _step(node) if len(users(node)) == 1 else None
         if step is None:
             break
         node, factor = step
@@ -257,13 +266,12 @@ def _scalar(x: Any) -> float | None:
     return None
 
 
-def _mark_dead(node: Any, match: Match, users: set[Node]) -> None:
-    """`node` and what only it reads, when nothing but `users` (dead ones) reads it."""
+def _mark_dead(node: Any, match: Match, readers: set[Node]) -> None:
+    """`node` and what only it reads, when nothing but `readers` (dead ones) reads it."""
     if not isinstance(node, Node) or node.op != "call_function":
         return
-    readers = {u for u in node.users if name(u) != "sym_size"}  # a size read is no use of data
-    if not readers <= users | match.dead:
+    if not set(users(node)) <= readers | match.dead:
         return
     match.dead.add(node)
     for a in args(node):
-        _mark_dead(a, match, users)
+        _mark_dead(a, match, readers)

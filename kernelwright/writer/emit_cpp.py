@@ -31,6 +31,7 @@ from kernelwright.writer.kinds.extern import vendor_call
 from kernelwright.writer.kinds.rows import RowKernel
 from kernelwright.writer.ops import OPS, cpp_literal
 from kernelwright.writer.schedule import CppBackend, KernelConfig, cpp_describe
+from kernelwright.writer.sizes import ceil_div, size_args
 
 CPP_TYPE = {torch.float32: "float", torch.float16: "at::Half", torch.bfloat16: "at::BFloat16",
             torch.int64: "int64_t", torch.int32: "int32_t", torch.bool: "bool"}
@@ -52,15 +53,12 @@ class CppKernelWriter(RowKernel):
         super().__init__(group, name, config, pointer_of)
         self.backend = backend
         self.dtypes: dict[str, torch.dtype] = {}  # pointer argument -> element type
+        self.sizes: list[str] = []  # the size arguments the kernel reads (write_cpp fills it)
 
     def pointer(self, buffer: Value) -> str:
         name = super().pointer(buffer)
         self.dtypes.setdefault(name, buffer.dtype)
         return name
-
-    def offset(self, shape, strides, dmap):
-        off, mask = super().offset(shape, strides, dmap)
-        return off.replace("//", "/"), mask
 
     def define_leaf(self, name: str, leaf: Value, lmap: DMap) -> str:
         off, _ = self.offset(leaf.shape, view_strides(leaf), lmap)
@@ -166,11 +164,15 @@ class CppKernelWriter(RowKernel):
         """The kernel and its host function. On the CPU the grain is the host function's last
         argument, `block`, so every configuration shares one build and refining it never
         recompiles; CUDA kernels take their launch configuration as constants."""
-        body = self.body()
-        args = ", ".join(f"torch::Tensor t_{p}" for p in self.params)
+        body = [line.replace("//", "/") for line in self.body()]  # sizes: C's division
+        count = math.prod(self.g.shape) if self.g.kind == "pointwise" else self.g.rows
+        n = f"{count}".replace("//", "/")
+        blocks = f"{ceil_div(count, self.cfg.block_r)}".replace("//", "/")
+        self.sizes = size_args("\n".join([*body, n]))
+        sizes = [f"int64_t {a}" for a in self.sizes]
+        args = ", ".join([f"torch::Tensor t_{p}" for p in self.params] + sizes)
         ptrs = [f"{'' if self.is_output(p) else 'const '}{CPP_TYPE[self.dtypes[p]]}* "
                 f"__restrict__ {p}" for p in self.params]
-        n = math.prod(self.g.shape) if self.g.kind == "pointwise" else self.g.rows
         unpack = [f"    {ptr} = t_{p}.data_ptr<{CPP_TYPE[self.dtypes[p]]}>();"
                   for ptr, p in zip(ptrs, self.params, strict=True)]
         if self.backend == "cpu":
@@ -181,19 +183,19 @@ class CppKernelWriter(RowKernel):
         if self.g.kind == "pointwise":  # one element per thread
             index = ["    const int64_t r = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;",
                      "    constexpr int LANE = 0, LANES = 1;"]
-            threads, blocks = self.cfg.block_r, -(-n // self.cfg.block_r)
+            threads = self.cfg.block_r
         else:  # one row per warp
             index = [f"    const int64_t r = (int64_t)blockIdx.x * {self.cfg.block_r} + "
                      "threadIdx.x / 32;",
                      "    const int LANE = threadIdx.x % 32;", "    constexpr int LANES = 32;"]
-            threads, blocks = 32 * self.cfg.block_r, -(-n // self.cfg.block_r)
-        return [f"__global__ void {self.name}_cuda({', '.join(ptrs)}) {{", *index,
+            threads = 32 * self.cfg.block_r
+        return [f"__global__ void {self.name}_cuda({', '.join(ptrs + sizes)}) {{", *index,
                 f"    if (r >= {n}) return;", "    {", *body, "    }", "}", "",
                 f"void {self.name}({args}) {{",
                 f"    {self.name}_cuda<<<{blocks}, {threads}, 0, "
                 "at::cuda::getCurrentCUDAStream()>>>(",
-                "        " + ", ".join(f"t_{p}.data_ptr<{CPP_TYPE[self.dtypes[p]]}>()"
-                                       for p in self.params) + ");",
+                "        " + ", ".join([f"t_{p}.data_ptr<{CPP_TYPE[self.dtypes[p]]}>()"
+                                        for p in self.params] + self.sizes) + ");",
                 "    C10_CUDA_KERNEL_LAUNCH_CHECK();", "}"]
 
     def is_output(self, pointer: str) -> bool:
@@ -269,10 +271,10 @@ def write_cpp_module(title: str, graph: Graph, groups: list[Group], configs: lis
             continue
         writer = CppKernelWriter(g, f"kw_kernel{i}", cfg, pointer_of, backend)
         code += [f"// kernel{i}: {g.kind} over {list(g.shape)}", *writer.write_cpp(), ""]
-        declarations.append(f"void {writer.name}("
-                            f"{', '.join(['torch::Tensor'] * len(writer.params))});")
+        types = ["torch::Tensor"] * len(writer.params) + ["int64_t"] * len(writer.sizes)
+        declarations.append(f"void {writer.name}({', '.join(types)});")
         grain = f", {cfg.block_r}" if backend == "cpu" else ""
-        launches.append(f"    EXT.{writer.name}({', '.join(writer.params)}{grain})"
+        launches.append(f"    EXT.{writer.name}({', '.join(writer.params + writer.sizes)}{grain})"
                         f"  # {cpp_describe(g, cfg, backend)}")
     source = "\n".join(code)
     digest = hashlib.sha1(source.encode()).hexdigest()[:16]

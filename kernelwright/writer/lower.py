@@ -25,7 +25,7 @@ from kernelwright.writer import attention
 from kernelwright.writer.capture import Captured
 from kernelwright.writer.ir import Graph, Kind, Unsupported, Value, reshape_strides, view_layout
 from kernelwright.writer.ops import OPS
-from kernelwright.writer.sizes import simplified, wrap
+from kernelwright.writer.sizes import ceil_div, simplified, wrap
 
 F32 = torch.float32
 
@@ -378,7 +378,7 @@ def _slice(x: Value, dim: int, start: int, end: int | None, step: int = 1) -> Va
     size = x.shape[dim]
     start = max(0, min(size, start + size if start < 0 else start))
     end = size if end is None else max(start, min(size, end + size if end < 0 else end))
-    shape = x.shape[:dim] + (-(-(end - start) // step),) + x.shape[dim + 1:]
+    shape = x.shape[:dim] + (ceil_div(end - start, step),) + x.shape[dim + 1:]
     return Value("view", shape, x.dtype, [x], op="slice", attrs=dict(dim=dim, start=start,
                                                                        step=step))
 
@@ -426,7 +426,7 @@ def _pool(b: Builder, kind: str, a: list[Any], nd: int) -> Value | tuple[Value, 
         size = x.shape[-nd + i]
         span = dilation[i] * (kernel[i] - 1) + 1
         num = size + 2 * padding[i] - span
-        out = (-(-num // stride[i]) if ceil_mode else num // stride[i]) + 1
+        out = (ceil_div(num, stride[i]) if ceil_mode else num // stride[i]) + 1
         if ceil_mode and (out - 1) * stride[i] >= size + padding[i]:
             out -= 1
         spatial.append(out)
@@ -456,8 +456,10 @@ def _group_norm(b: Builder, a: list[Any], kw: dict[str, Any]) -> tuple[Value, Va
 
 
 def _batch_norm(b: Builder, a: list[Any], kw: dict[str, Any]) -> tuple[Value, Any, Any]:
-    """native_batch_norm: batch statistics in training mode, running ones in eval mode."""
-    x, weight, bias, training, eps = a[0], a[1], a[2], a[5], a[7]
+    """native_batch_norm: batch statistics in training mode, running ones in eval mode
+    (`_native_batch_norm_legit.no_stats` has no running statistics: two arguments fewer)."""
+    x, weight, bias = a[0], a[1], a[2]
+    training, eps = (a[3], a[5]) if len(a) == 6 else (a[5], a[7])
     if not training:
         return _batch_norm_eval(b, a, kw)
     shape = (1, x.shape[1]) + (1,) * (len(x.shape) - 2)
@@ -622,6 +624,7 @@ RULES: dict[str, Callable[[Builder, list[Any], dict[str, Any]], Any]] = {
     "native_group_norm": _group_norm,
     "_native_batch_norm_legit_no_training": _batch_norm_eval,
     "native_batch_norm": _batch_norm,
+    "_native_batch_norm_legit": _batch_norm,  # the same arguments; symbolic tracing picks it
     "max_pool2d_with_indices": lambda b, a, kw: _pool(b, "max", a, 2),
     "max_pool1d_with_indices": lambda b, a, kw: _pool(b, "max", a, 1),
     "max_pool2d": lambda b, a, kw: _pool(b, "max", a, 2)[0],  # type: ignore[index]

@@ -74,7 +74,7 @@ def triton_literal(x: float | int | bool | None) -> str:
 
 def cpp_literal(x: float | int | bool | None) -> str:
     if not isinstance(x, float | int | bool | None):  # a Size: code over the launcher's sizes
-        return f"{x}".replace("//", "/")
+        return f"{x}"  # (emit_cpp makes its `//` C's `/`)
     if isinstance(x, bool):
         return "true" if x else "false"
     if isinstance(x, float):

@@ -127,6 +127,12 @@ def hint(x: Any) -> Any:
     return x
 
 
+def ceil_div(a: Any, b: Any) -> Any:
+    """a / b rounded up, written without a negative floor division: rendered into a kernel,
+    `//` truncates in Triton and C++ (sizes are never negative, so this form agrees)."""
+    return (a + b - 1) // b
+
+
 def divides(size: Any, block: int) -> bool:
     """True only when `size` is a constant that `block` divides: a symbolic size is masked,
     whatever it was captured at, so no kernel depends on a divisibility it was not given."""

@@ -1,51 +1,82 @@
 """Kernels take their sizes as arguments: the kernel written (and verified) at a shrunk size is
-the one that runs at the real size; a kernel with a shape baked in fails the CPU's second check."""
-
-import importlib.util
+the one that runs at the real size and at a third size, judged by the harness each time; a
+kernel with a shape baked in fails the CPU's second check."""
 
 import pytest
-import torch
 
-from kernelwright.core.problem import load_problem
-from kernelwright.core.results import Status
+from kernelwright.core.problem import Problem, parse_problem
+from kernelwright.core.results import EvalSettings, Status
 from kernelwright.tools.evaluate import evaluate
 from kernelwright.writer.write import plan
 
-
-def _module(source, tmp_path, name):
-    file = tmp_path / f"{name}.py"
-    file.write_text(source)
-    spec = importlib.util.spec_from_file_location(name, file)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+ROWS = '''import torch
+import torch.nn as nn
 
 
-@pytest.mark.parametrize("name", ["level1/03_softmax.py", "level1/08_matmul_transposed_b.py",
-                                  "level1/10_cumsum.py"])
-def test_a_kernel_written_small_runs_at_other_sizes(name, tmp_path, monkeypatch):
-    monkeypatch.setenv("TRITON_INTERPRET", "1")
-    problem = load_problem(f"examples/problems/{name}")
-    source = plan(problem.shrink(1 << 12)).source()
-    candidate = _module(source, tmp_path, "candidate")
-    for limit in (1 << 10, 1 << 14):  # one size below the written one, one above
-        sized = problem.shrink(limit)
-        module = sized.module(str(tmp_path))
-        torch.manual_seed(0)
-        reference = module.Model(*module.get_init_inputs())
-        model = candidate.ModelNew(*module.get_init_inputs())
-        model.load_state_dict(reference.state_dict())
-        inputs = module.get_inputs()
-        torch.testing.assert_close(model(*inputs), reference(*inputs), rtol=1e-4, atol=1e-4)
+class Model(nn.Module):
+    def forward(self, x):
+        return torch.softmax(x, dim=-1) * x.cumsum(dim=-1)
 
 
-def test_a_baked_shape_fails_the_second_size(tmp_path):
-    problem = load_problem("examples/problems/level1/03_softmax.py")
-    source = plan(problem.shrink(1 << 14)).source()
-    sizes = problem.shrink(1 << 14).size_overrides
+batch_size = 96
+dim = 200
+
+
+def get_inputs():
+    return [torch.randn(batch_size, dim)]
+
+
+def get_init_inputs():
+    return []
+'''
+
+GEMM = '''import torch
+import torch.nn as nn
+
+
+class Model(nn.Module):
+    def forward(self, a, b):
+        return torch.relu(a @ b.t())
+
+
+M = 72
+K = 136
+N = 100
+
+
+def get_inputs():
+    return [torch.randn(M, K), torch.randn(N, K)]
+
+
+def get_init_inputs():
+    return []
+'''
+
+REAL = EvalSettings(device="cpu", cpu_max_elements=1 << 16)  # the real size: no shrink
+
+
+@pytest.mark.parametrize("source", [ROWS, GEMM], ids=["rows", "gemm"])
+def test_a_kernel_written_small_runs_at_the_real_size_and_a_third(source):
+    problem = parse_problem(source, "generic.py")
+    small = problem.shrink(1 << 12)
+    assert small.size_overrides  # written at a shrunk size
+    kernel = plan(small).source()
+    at_real = evaluate(problem, kernel, REAL)
+    assert at_real.status == Status.CORRECT, at_real.message
+    assert "at other sizes" in at_real.message  # and the second size on the CPU
+    third = {name: value // 3 + 5 for name, value in problem.size_constants().items()}
+    at_third = evaluate(Problem(problem.path, problem.source, third), kernel, REAL)
+    assert at_third.status == Status.CORRECT, at_third.message
+
+
+def test_a_baked_shape_fails_the_second_size():
+    problem = parse_problem(ROWS, "generic.py")
+    small = problem.shrink(1 << 14)
+    source = plan(small).source()
+    sizes = {**problem.size_constants(), **small.size_overrides}
     baked = source.replace("    in0_size0 = in0.shape[0]\n    in0_size1 = in0.shape[1]\n",
                            f"    in0_size0, in0_size1 = {sizes['batch_size']}, {sizes['dim']}\n")
     assert baked != source
-    assert evaluate(problem, source).status == Status.CORRECT
-    result = evaluate(problem, baked)
-    assert result.status != Status.CORRECT and "second sizes" in result.message
+    assert evaluate(small, source).status == Status.CORRECT
+    result = evaluate(small, baked)
+    assert result.status != Status.CORRECT and "second sizes" in result.message, result.message

@@ -13,7 +13,7 @@ from kernelwright.writer.fuse import view_base
 from kernelwright.writer.ir import Group, Value
 from kernelwright.writer.kinds.base import KernelWriter, Stage, dot_lines, tile_mask, view_strides, with_offset
 from kernelwright.writer.schedule import KernelConfig, matmul_dims
-from kernelwright.writer.sizes import divides
+from kernelwright.writer.sizes import ceil_div, divides
 
 
 class MatmulKernel(KernelWriter):
@@ -115,8 +115,8 @@ class MatmulKernel(KernelWriter):
     def split_k_chunk(self) -> int:
         """K per program of a split-K GEMM: a multiple of BLOCK_K, so slices never overlap."""
         k = matmul_dims(self.g)[3]
-        per = (k + self.cfg.split - 1) // self.cfg.split  # no negative floor division: Triton
-        return (per + self.cfg.block_k - 1) // self.cfg.block_k * self.cfg.block_k  # truncates
+        per = ceil_div(k, self.cfg.split)
+        return ceil_div(per, self.cfg.block_k) * self.cfg.block_k
 
     def conv_rows(self, conv: Value) -> list[str]:
         """Before the K loop of an implicit-GEMM convolution: each GEMM row's (n, oh, ow)."""

@@ -11,7 +11,7 @@ from kernelwright.writer.fuse import leaf_map
 from kernelwright.writer.ir import Group, Value
 from kernelwright.writer.kinds.base import NEUTRAL, PROD_COMBINE, KernelWriter, Stage
 from kernelwright.writer.schedule import KernelConfig, splittable, triton_next_pow2
-from kernelwright.writer.sizes import Size
+from kernelwright.writer.sizes import Size, ceil_div
 
 
 class RowKernel(KernelWriter):
@@ -108,8 +108,8 @@ class RowKernel(KernelWriter):
 
     def split_chunk(self) -> int:
         """Columns per program of a split row: a multiple of BLOCK_C, so slices never overlap."""
-        per = -(-self.g.cols // self.cfg.split)
-        return -(-per // self.cfg.block_c) * self.cfg.block_c
+        per = ceil_div(self.g.cols, self.cfg.split)
+        return ceil_div(per, self.cfg.block_c) * self.cfg.block_c
 
     def is_full(self, v: Value) -> bool:
         return any(k in self.g.axes for k, s in zip(self.g.dmap[v.id], v.shape, strict=True)
