@@ -193,6 +193,18 @@ class Tracker(MlflowRun):
         if ended:
             self._guard(self._log_rounds, ended)
 
+    def round_ended(self, state: dict[str, Any]) -> None:
+        """Log the round that `state` ends (the served graph's `observe` node calls this; a
+        tracker there lives for one call, so it cannot wait for the next round to begin)."""
+        current = state.get("round", 0)
+        if self.run_id is None or not current:
+            return
+        if not self.tagged and state.get("hardware"):
+            self._guard(self._tag_device, state)
+        self.rounds[current] = round_metrics(state.get("tree", []), state.get("tokens", 0))
+        if current not in self.logged:
+            self._guard(self._log_rounds, [current])
+
     def finish(self, result: Result) -> None:
         self._stop_tracing()
         if self.run_id is None:

@@ -1,15 +1,17 @@
 """The whole optimisation flow on one page.
 
     analyze -> plan -> code (x K, Send) -> queue -> evaluate (x pending, Send) -> queue
-                 ^                                |
-                 |                                +-> fix -> queue   (failures to repair)
+                 ^    |                           |
+                 |    +-> observe (stopped)       +-> fix -> queue   (failures to repair)
                  |                                +-> profile -> critique   (all evaluated)
                  |                                                     |
-                 +------- while the critic says go on <------- remember <-+
+                 +---- while the critic says go on <---- observe <---- remember <-+
 
 This file only wires the nodes and routes between them. Each role's node (with its offline and
 LLM policy) is in its file under agents/; analyze and evaluate are in steps.py, remember is the
-memory's (memory/learn.py). The planner recalls experiences for each round's coders; remember
+memory's (memory/learn.py). `observe` hands each ended round, and the end, to whoever built the
+graph (the served graph's MLflow tracker, api.py; nothing for the CLI, which watches the stream).
+The planner recalls experiences for each round's coders; remember
 scores the round, moves the Q-values of what the coders saw and stores what the round taught.
 Each pending candidate is evaluated by its own task, in parallel on the configured evaluator
 (tools/evaluators.py); LangGraph saves each finished task's result, so a resumed run neither
@@ -18,6 +20,7 @@ loses nor repeats an evaluation.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Literal
 
 from langgraph.graph import END, START, StateGraph
@@ -50,13 +53,21 @@ def dispatch(state: State, runtime: Runtime[RunConfig]) -> list[Send] | Literal[
     return "fix" if fixer.to_fix(state, run_config(runtime)) else "profile"
 
 
-def after_remember(state: State) -> Literal["plan", "__end__"]:
+def after_round(state: State) -> Literal["plan", "__end__"]:
     return "__end__" if state.get("stop") else "plan"  # "__end__" is END
 
 
-def build_graph(checkpointer: Any = None) -> Any:
-    """The compiled graph; the CLI passes a SQLite checkpointer, the server none."""
-    g = StateGraph(State, input_schema=Inputs, output_schema=Outputs, context_schema=RunConfig)
+def unobserved(state: State, runtime: Runtime[RunConfig]) -> dict[str, Any]:
+    return {}
+
+
+def build_graph(checkpointer: Any = None, context_schema: type[RunConfig] = RunConfig,
+                observe: Callable[..., dict[str, Any]] = unobserved
+                ) -> Any:
+    """The compiled graph; the CLI passes a SQLite checkpointer, the server none (and its
+    tracker as `observe`)."""
+    g = StateGraph(State, input_schema=Inputs, output_schema=Outputs,
+                   context_schema=context_schema)
     g.add_node("analyze", analyze)
     g.add_node("plan", planner.node)
     g.add_node("code", coder.node)
@@ -66,19 +77,16 @@ def build_graph(checkpointer: Any = None) -> Any:
     g.add_node("profile", profiler.node)
     g.add_node("critique", critic.node)
     g.add_node("remember", learn.node)
+    g.add_node("observe", observe)
     g.add_edge(START, "analyze")
     g.add_edge("analyze", "plan")
-    g.add_conditional_edges("plan", fan_out, ["code", END])
+    g.add_conditional_edges("plan", fan_out, {"code": "code", END: "observe"})
     g.add_edge("code", "queue")
     g.add_edge("fix", "queue")
     g.add_edge("evaluate", "queue")
     g.add_conditional_edges("queue", dispatch, ["evaluate", "fix", "profile"])
     g.add_edge("profile", "critique")
     g.add_edge("critique", "remember")
-    g.add_conditional_edges("remember", after_remember, ["plan", END])
+    g.add_edge("remember", "observe")
+    g.add_conditional_edges("observe", after_round, ["plan", END])
     return g.compile(checkpointer=checkpointer)
-
-
-def server_graph() -> Any:
-    """The graph langgraph.json serves (the server persists threads itself)."""
-    return build_graph()

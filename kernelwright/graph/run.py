@@ -135,6 +135,11 @@ def _drive(graph: Any, inputs: dict[str, Any] | None, config: RunConfig,
         state = update
         status(summary(state, config))
         observer.step(state)
+    return result_of(state, thread_id)
+
+
+def result_of(state: dict[str, Any], thread_id: str) -> Result:
+    """A run's Result from its (last) state."""
     tree = state.get("tree", [])
     best = next((c for c in tree if c.id == state.get("best_id")), None)
     return Result(problem=Path(state.get("problem_path", "")).stem, thread_id=thread_id,

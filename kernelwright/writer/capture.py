@@ -33,12 +33,14 @@ class Captured:
     init_inputs: list[Any]
 
 
-def capture(module: types.ModuleType, precision: Precision) -> Captured:
-    """Trace `module.Model(*get_init_inputs())` on `get_inputs()` into an aten graph."""
+def capture(module: types.ModuleType, precision: Precision, init: list[Any] | None = None
+            ) -> Captured:
+    """Trace `module.Model(*init)` (by default `get_init_inputs()`) on `get_inputs()` into an
+    aten graph."""
     from torch.fx.experimental.proxy_tensor import make_fx
 
-
-    init = list(module.get_init_inputs()) if hasattr(module, "get_init_inputs") else []
+    if init is None:
+        init = list(module.get_init_inputs()) if hasattr(module, "get_init_inputs") else []
     meta = torch.device("meta")
     with meta:
         model = module.Model(*init)

@@ -23,7 +23,7 @@ from kernelwright.writer.sizes import guards, hint
 
 def write_module(title: str, graph: Graph, groups: list[Group], configs: list[KernelConfig],
                  param_names: list[str], buffer_names: set[str], precision: str = "fp32",
-                 init_inputs: list[Any] | None = None) -> str:
+                 init_inputs: list[Any] | None = None, init_taken: set[int] | None = None) -> str:
     """The candidate source: kernels, launchers, a forward and ModelNew holding the parameters.
     Each group's kernels come from its kind's writer (writer/kinds/)."""
     pointer_of: dict[int, str] = {}
@@ -61,17 +61,19 @@ def write_module(title: str, graph: Graph, groups: list[Group], configs: list[Ke
         lines += [h, ""]
     for k in kernels:
         lines += [k, "", ""]
-    lines += forward_impl(graph, groups, partials, launches)
-    lines += ["", ""] + model_class(graph, param_names, buffer_names, init_inputs)
+    lines += forward_impl(graph, groups, partials, launches, init_taken)
+    lines += ["", ""] + model_class(graph, param_names, buffer_names, init_inputs, init_taken)
     return "\n".join(lines) + "\n"
 
 
-def forward_impl(graph: Graph, groups: list[Group], partials: list[str], launches: list[str]
-                 ) -> list[str]:
+def forward_impl(graph: Graph, groups: list[Group], partials: list[str], launches: list[str],
+                 init_taken: set[int] | None = None) -> list[str]:
     """The module's forward_impl: read the sizes off the inputs, check what the kernels assume
-    of them, allocate each group's buffers, run the launches."""
+    of them, allocate each group's buffers, run the launches. The constructor arguments the
+    kernels take at run time (`init2`) come after the inputs."""
     n_in = len(graph.inputs)
-    lines = [f"def forward_impl({', '.join(f'in{i}' for i in range(n_in))}):",
+    names = [f"in{i}" for i in range(n_in)] + [f"init{i}" for i in sorted(init_taken or ())]
+    lines = [f"def forward_impl({', '.join(names)}):",
              f'    """Run the {len(groups)} kernel(s); inputs: parameters, then forward arguments."""']
     lines += size_checks(graph)
     lines += [f"    in{v.input_index} = in{v.input_index}.contiguous()" for v in graph.inputs]
@@ -122,18 +124,25 @@ def size_checks(graph: Graph) -> list[str]:
 
 
 def model_class(graph: Graph, param_names: list[str], buffer_names: set[str],
-                init_inputs: list[Any] | None = None) -> list[str]:
+                init_inputs: list[Any] | None = None, init_taken: set[int] | None = None
+                ) -> list[str]:
     """ModelNew with the reference's parameter and buffer names, so its state dict loads. The
-    kernels were written for the problem's constructor arguments (get_init_inputs()): other
-    arguments are refused with the reason, never silently computed with the old ones."""
+    constructor arguments the kernels take at run time (`init_taken`, floats such as a scale)
+    are kept and passed to them; for the others the kernels were written for the problem's
+    values (get_init_inputs()): other values are refused with the reason, never silently
+    computed with the old ones."""
+    taken = sorted(init_taken or ())
     lists = {name.rsplit(".", 1)[0] for name in _prefixes(param_names)
              if "." in name and name.rsplit(".", 1)[1].isdigit()}  # nn.Sequential and friends
     lines = ["class ModelNew(nn.Module):",
              '    """Same parameters (names and shapes) as the reference; the kernels do the work."""',
              "", "    def __init__(self, *args, **kwargs):", "        super().__init__()"]
     written_for = _plain(init_inputs or [])
+    if written_for is not None:
+        written_for = [a if i not in taken else "any" for i, a in enumerate(written_for)]
     if written_for:
-        lines += ["        if [list(a) if isinstance(a, tuple) else a for a in args] != "
+        lines += ["        given = [list(a) if isinstance(a, tuple) else a for a in args]",
+                  f"        if [a if i not in {taken!r} else 'any' for i, a in enumerate(given)] != "
                   f"{written_for!r} or kwargs:",
                   '            raise ValueError(f"these kernels were written for the constructor '
                   f'arguments {written_for!r}, "',
@@ -151,8 +160,9 @@ def model_class(graph: Graph, param_names: list[str], buffer_names: set[str],
             lines.append(f"        {owner}.register_parameter({leaf!r}, nn.Parameter({init}))")
     args = [f"a{i}" for i in range(len(graph.inputs) - graph.n_params)]
     params = [_attr(name) for name in param_names]
+    lines += [f"        self.init{i} = float(args[{i}])" for i in taken]
     lines += ["", f"    def forward(self, {', '.join(args)}):",
-              f"        return forward_impl({', '.join(params + args)})"]
+              f"        return forward_impl({', '.join(params + args + [f'self.init{i}' for i in taken])})"]
     return lines
 
 

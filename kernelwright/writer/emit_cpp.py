@@ -169,7 +169,7 @@ class CppKernelWriter(RowKernel):
         n = f"{count}".replace("//", "/")
         blocks = f"{ceil_div(count, self.cfg.block_r)}".replace("//", "/")
         self.sizes = size_args("\n".join([*body, n]))
-        sizes = [f"int64_t {a}" for a in self.sizes]
+        sizes = [f"{'double' if a.startswith('init') else 'int64_t'} {a}" for a in self.sizes]
         args = ", ".join([f"torch::Tensor t_{p}" for p in self.params] + sizes)
         ptrs = [f"{'' if self.is_output(p) else 'const '}{CPP_TYPE[self.dtypes[p]]}* "
                 f"__restrict__ {p}" for p in self.params]
@@ -257,7 +257,8 @@ __device__ __forceinline__ void kw_warp_argmin(float& v, int64_t& i) { kw_warp_a
 
 def write_cpp_module(title: str, graph: Graph, groups: list[Group], configs: list[KernelConfig],
                      param_names: list[str], buffer_names: set[str], backend: CppBackend,
-                     init_inputs: list[Any] | None = None) -> str:
+                     init_inputs: list[Any] | None = None, init_taken: set[int] | None = None
+                     ) -> str:
     """The candidate source: C++ (or CUDA C++) kernels built by load_inline, a forward that
     allocates the buffers and calls them, and ModelNew holding the reference's parameters."""
     pointer_of: dict[int, str] = {v.id: f"in{v.input_index}" for v in graph.inputs}
@@ -271,7 +272,8 @@ def write_cpp_module(title: str, graph: Graph, groups: list[Group], configs: lis
             continue
         writer = CppKernelWriter(g, f"kw_kernel{i}", cfg, pointer_of, backend)
         code += [f"// kernel{i}: {g.kind} over {list(g.shape)}", *writer.write_cpp(), ""]
-        types = ["torch::Tensor"] * len(writer.params) + ["int64_t"] * len(writer.sizes)
+        types = ["torch::Tensor"] * len(writer.params) + [
+            "double" if a.startswith("init") else "int64_t" for a in writer.sizes]
         declarations.append(f"void {writer.name}({', '.join(types)});")
         grain = f", {cfg.block_r}" if backend == "cpu" else ""
         launches.append(f"    EXT.{writer.name}({', '.join(writer.params + writer.sizes)}{grain})"
@@ -288,7 +290,7 @@ def write_cpp_module(title: str, graph: Graph, groups: list[Group], configs: lis
              "# built on import; torch caches the build under a name hashed from the source",
              f"EXT = load_inline(name='kw_{backend}_{digest}',", *build,
              f"                 functions={functions!r})", "", ""]
-    lines += forward_impl(graph, groups, [], launches)
-    lines += ["", ""] + model_class(graph, param_names, buffer_names, init_inputs)
+    lines += forward_impl(graph, groups, [], launches, init_taken)
+    lines += ["", ""] + model_class(graph, param_names, buffer_names, init_inputs, init_taken)
     return "\n".join(lines) + "\n"
 

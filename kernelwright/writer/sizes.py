@@ -98,6 +98,21 @@ class Size:
         return hash(str(simplified(self.sym)))
 
 
+class InitValue:
+    """A float constructor argument the kernels take at run time (`init2`: the third), found
+    by writer/write.py where a graph constant is that argument itself."""
+
+    __slots__ = ("index",)
+
+    def __init__(self, index: int):
+        self.index = index
+
+    def __format__(self, spec: str) -> str:
+        return f"init{self.index}"
+
+    __str__ = __repr__ = lambda self: format(self)  # noqa: E731
+
+
 def simplified(sym: torch.SymInt | torch.SymFloat) -> sympy.Expr:
     """The expression with the shape environment's substitutions applied (after a guard
     `a == b`, `b` reads as `a`)."""

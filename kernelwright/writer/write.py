@@ -18,6 +18,7 @@ from kernelwright.writer.ir import Graph, Group, Unsupported
 from kernelwright.writer.kinds import classify, default_config, describe, kind_of, safe_config
 from kernelwright.writer.lower import lower
 from kernelwright.writer.schedule import KernelConfig
+from kernelwright.writer.sizes import InitValue
 
 _WRITING = threading.Lock()
 
@@ -36,6 +37,8 @@ class Plan:
     configs: list[KernelConfig] = field(default_factory=list)
     backend: Backend = "triton"
     init_inputs: list[Any] = field(default_factory=list)  # get_init_inputs(): what it was written for
+    init_taken: set[int] = field(default_factory=set)  # constructor arguments the kernels take
+    # at run time (InitValue); the others they were written for
 
     def source(self, configs: list[KernelConfig] | None = None) -> str:
         with _WRITING:  # writing records guards in the plan's shape environment, shared by
@@ -48,9 +51,11 @@ class Plan:
                  f"Kernels: {kinds}.")
         if self.backend == "triton":
             return write_module(title, self.graph, self.groups, configs, self.param_names,
-                                self.buffer_names, self.precision, self.init_inputs)
+                                self.buffer_names, self.precision, self.init_inputs,
+                                self.init_taken)
         return write_cpp_module(title, self.graph, self.groups, configs, self.param_names,
-                                self.buffer_names, self.backend, self.init_inputs)
+                                self.buffer_names, self.backend, self.init_inputs,
+                                self.init_taken)
 
     def safe_configs(self) -> list[KernelConfig]:
         """Every kernel at its kind's safest configuration (a repair after a wrong answer)."""
@@ -85,9 +90,11 @@ def _cached_plan(source: str, sizes: tuple[tuple[str, int], ...], path: str, pre
 
 
 def _plan(problem: Problem, precision: Precision, guard: GuardMode, backend: Backend) -> Plan:
-    captured = capture(problem.module(), precision)
+    module = problem.module()
+    captured = capture(module, precision)
     graph = lower(captured, library=guard == "library")
     renumber(graph)
+    taken = init_values(graph, module, captured.init_inputs, precision, guard)
     groups = partition(graph)
     for g in groups:  # specialised kinds (writer/kinds/) take the groups they claim
         g.kind = classify(g, backend)
@@ -97,10 +104,55 @@ def _plan(problem: Problem, precision: Precision, guard: GuardMode, backend: Bac
     configs = [default_config(g, backend) for g in groups]
     made = Plan(problem=problem, precision=precision, guard=guard, graph=graph, groups=groups,
                 param_names=captured.param_names, buffer_names=captured.buffer_names,
-                configs=configs, backend=backend, init_inputs=captured.init_inputs)
+                configs=configs, backend=backend, init_inputs=captured.init_inputs,
+                init_taken=taken)
     if backend != "triton":
         made.source()  # what the C++ writer cannot do (Unsupported) shows now, not at evaluation
     return made
+
+
+def init_values(graph: Graph, module: Any, init: list[Any], precision: Precision,
+                guard: GuardMode) -> set[int]:
+    """Make the graph's constants that are float constructor arguments themselves (`x *
+    self.scale`) InitValues, so the kernels take them at run time; the indices of those
+    arguments. Each float argument is traced again at another value: the constants that moved
+    from it to exactly the new value are it. An argument that moved anything else (a constant
+    computed from it, a shape) stays one the kernels were written for."""
+    taken: set[int] = set()
+    consts = _constants(graph)
+    for i, value in enumerate(init):
+        if type(value) is not float:
+            continue
+        other = value * 1.7 + 0.31  # any other value: the constants that follow it move
+        moved = lower(capture(module, precision, [*init[:i], other, *init[i + 1:]]),
+                      library=guard == "library")
+        renumber(moved)
+        again = _constants(moved)
+        if [(v.kind, v.op, repr(v.shape)) for v in consts] != \
+                [(v.kind, v.op, repr(v.shape)) for v in again]:
+            continue  # it changes the graph itself
+        pairs = [(v, w.scalar) for v, w in zip(consts, again, strict=True)
+                 if repr(v.scalar) != repr(w.scalar)]  # (sizes of two traces: compared as text)
+        if pairs and all(v.scalar == value and new == other for v, new in pairs):
+            for v, _ in pairs:
+                v.scalar = InitValue(i)
+            taken.add(i)
+    return taken
+
+
+def _constants(graph: Graph) -> list[Any]:
+    """Every value of the graph in graph order (attention score chains included), for
+    comparing two traces of one problem value by value."""
+    out, seen = [], set()
+    todo = list(reversed(graph.inputs + graph.topo()))
+    while todo:
+        v = todo.pop()
+        if v.id in seen:
+            continue
+        seen.add(v.id)
+        out.append(v)
+        todo += reversed(v.args + v.body)
+    return out
 
 
 def renumber(graph: Graph) -> None:

@@ -7,7 +7,7 @@ import pytest
 from kernelwright.agents.llm import PROMPTS, prompt
 from kernelwright.config import RunConfig
 from kernelwright.core.records import Candidate
-from kernelwright.graph.graph import after_remember, dispatch, fan_out
+from kernelwright.graph.graph import after_round, dispatch, fan_out
 
 
 def tree(*statuses, fixes=0):
@@ -30,7 +30,7 @@ def test_fan_out_sends_one_coder_per_task_unless_stopped():
     sends = fan_out({"tasks": tasks, "stop": None})
     assert [s.arg["task"] for s in sends] == tasks and {s.node for s in sends} == {"code"}
     assert fan_out({"tasks": [], "stop": "planner failed"}) == "__end__"
-    assert after_remember({"stop": "done"}) == "__end__" and after_remember({"stop": None}) == "plan"
+    assert after_round({"stop": "done"}) == "__end__" and after_round({"stop": None}) == "plan"
 
 
 @pytest.mark.parametrize("name", sorted(p.stem for p in PROMPTS.glob("*.md")))

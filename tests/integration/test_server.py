@@ -22,7 +22,9 @@ def server(tmp_path, private_memory):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     env = {**os.environ, "LANGGRAPH_CLI_NO_ANALYTICS": "1", "LANGGRAPH_NO_VERSION_CHECK": "1",
-           "KERNELWRIGHT_MEMORY__PATH": str(private_memory)}
+           "KERNELWRIGHT_MEMORY__PATH": str(private_memory),
+           "KERNELWRIGHT_TRACKING__ENABLED": "true",  # (the tests turn it off elsewhere)
+           "KERNELWRIGHT_TRACKING__URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
     log = (tmp_path / "server.log").open("w")
     process = subprocess.Popen(
         [sys.executable, "-m", "langgraph_cli", "dev", "--no-browser", "--no-reload",
@@ -46,7 +48,7 @@ def server(tmp_path, private_memory):
         log.close()
 
 
-def test_runs_stream_progress_and_run_side_by_side(server):
+def test_runs_stream_progress_and_run_side_by_side(server, tmp_path):
     from langgraph_sdk import get_sync_client
 
     client = get_sync_client(url=server)
@@ -62,6 +64,15 @@ def test_runs_stream_progress_and_run_side_by_side(server):
     values = client.threads.get_state(thread["thread_id"])["values"]  # read back from the server
     assert values["best"]["status"] == "correct" and "class ModelNew" in values["best"]["source"]
     assert values["problem_path"] == "relu.py" and "not meaningful" in values["stop"]
+    # tracked in MLflow like a CLI run: one run for the thread, its round, its best kernel
+    from mlflow import MlflowClient
+
+    mlflow = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    [run] = mlflow.search_runs([mlflow.get_experiment_by_name("kernelwright").experiment_id],
+                               f"tags.thread_id = '{thread['thread_id']}'")
+    assert run.info.status == "FINISHED" and run.data.tags["problem"] == "relu"
+    assert [m.step for m in mlflow.get_metric_history(run.info.run_id, "tokens")] == [1]
+    assert "best.py" in [f.path for f in mlflow.list_artifacts(run.info.run_id)]
     # two threads at once, the problem given by path
     threads = [client.threads.create() for _ in range(2)]
     runs = [client.runs.create(t["thread_id"], assistant["assistant_id"],
@@ -87,3 +98,18 @@ def test_a_client_reads_why_a_run_failed(server):
     [error] = [c.data for c in chunks if c.event == "error"]
     assert error["error"] == "ProblemError" and "internal error" not in error["message"]
     assert error["message"].startswith("bad.py: no `class Model(nn.Module)` found. Fix:")
+
+
+def test_an_unknown_context_setting_is_refused_by_name(server):
+    """The server drops context keys its schema does not list; kernelwright's schema lists
+    none, so RunConfig sees a misspelt setting and refuses it instead of ignoring it."""
+    from langgraph_sdk import get_sync_client
+
+    client = get_sync_client(url=server)
+    [assistant] = client.assistants.search(graph_id="kernelwright")
+    thread = client.threads.create()
+    chunks = list(client.runs.stream(
+        thread["thread_id"], assistant["assistant_id"], input={"problem_path": str(RELU)},
+        context={"candidats": 1}, stream_mode="updates"))
+    [error] = [c.data for c in chunks if c.event == "error"]
+    assert "candidats" in error["message"] and "xtra" in error["message"], error

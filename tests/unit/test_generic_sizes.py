@@ -80,3 +80,44 @@ def test_a_baked_shape_fails_the_second_size():
     assert evaluate(small, source).status == Status.CORRECT
     result = evaluate(small, baked)
     assert result.status != Status.CORRECT and "second sizes" in result.message, result.message
+
+
+SCALED = '''import torch
+import torch.nn as nn
+
+
+class Model(nn.Module):
+    def __init__(self, features, scale):
+        super().__init__()
+        self.norm = nn.LayerNorm(features)
+        self.scale = scale
+
+    def forward(self, x):
+        return torch.relu(self.norm(x)) * self.scale
+
+
+batch_size = 40
+features = 48
+
+
+def get_inputs():
+    return [torch.randn(batch_size, features)]
+
+
+def get_init_inputs():
+    return [features, 2.5]
+'''
+
+
+def test_a_float_constructor_value_is_an_argument_of_the_kernels():
+    problem = parse_problem(SCALED, "scaled.py")
+    made = plan(problem)
+    assert made.init_taken == {1}  # the scale; the width shapes the parameters: written for it
+    source = made.source()
+    assert "* init1" in source  # the kernel multiplies by its argument, not by 2.5
+    other = parse_problem(SCALED.replace("[features, 2.5]", "[features, -0.75]"), "scaled.py")
+    result = evaluate(other, source, REAL)  # the harness builds ModelNew(48, -0.75)
+    assert result.status == Status.CORRECT, result.message
+    wider = parse_problem(SCALED.replace("features = 48", "features = 56"), "scaled.py")
+    refused = evaluate(wider, source, REAL)
+    assert refused.status != Status.CORRECT and "constructor arguments" in refused.message

@@ -110,8 +110,8 @@ def test_library_mode_adds_a_bias_in_the_vendor_gemm():
 
 
 def test_other_constructor_arguments_or_sizes_are_refused_with_the_reason(tmp_path):
-    """The kernels are written for the problem's get_init_inputs(): a ModelNew built with
-    other arguments says so instead of computing with the old ones; an input whose shape the
+    """The kernels are written for the problem's integer constructor arguments: a ModelNew
+    built with others says so instead of computing with the old ones; an input whose shape the
     kernels cannot take (features other than the weight's) is refused with the shape they take
     (another batch size runs: tests/unit/test_generic_sizes.py)."""
     import importlib.util
@@ -128,7 +128,8 @@ def test_other_constructor_arguments_or_sizes_are_refused_with_the_reason(tmp_pa
     spec.loader.exec_module(module)
     init = problem.module().get_init_inputs()
     with pytest.raises(ValueError, match="written for the constructor arguments"):
-        module.ModelNew(*init[:-1], init[-1] * 2)
+        module.ModelNew(init[0] * 2, *init[1:])  # the width (a float, the scale, is taken:
+        # tests/unit/test_generic_sizes.py)
     model = module.ModelNew(*init)
     [x] = problem.module().get_inputs()
     with pytest.raises(ValueError, match="these kernels take shape"):
