@@ -13,7 +13,7 @@ from __future__ import annotations
 import itertools
 import math
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 
@@ -40,7 +40,7 @@ class Value:
     # v [.., N, Dv])
     dims: tuple[int, ...] = ()  # reduce/scan: real dims of args[0] consumed
     keepdim: bool = False
-    scalar: float | int | bool | None = None  # const
+    scalar: Any = None  # const: a number, a Size (1/N) or an InitValue (a scale taken at run time)
     input_index: int = -1  # input: position among the graph's inputs
     attrs: dict[str, tuple[int, ...] | int | float | bool | None] = field(default_factory=dict)
     # pool, extern, slice (dim, start, step); attention: causal (key j is kept where
@@ -68,6 +68,22 @@ class Graph:
     size_names: dict = field(default_factory=dict)  # each input size's symbol -> its
     # launcher name ("in2_size0"), filled by lower.symbolic_sizes
     shape_env: object = None  # torch's record of the guards on those sizes
+
+    def every_value(self) -> list[Value]:
+        """Every value of the graph, an attention's score chain (its body) included, in a fixed
+        order (inputs, then depth first from the outputs): two traces of one problem list
+        their values alike."""
+        out: list[Value] = []
+        seen: set[int] = set()
+        todo = list(reversed(self.inputs + self.outputs))
+        while todo:
+            v = todo.pop()
+            if id(v) in seen:
+                continue
+            seen.add(id(v))
+            out.append(v)
+            todo += reversed(v.args + v.body)
+        return out
 
     def topo(self) -> list[Value]:
         """Every value reachable from the outputs, arguments before users."""

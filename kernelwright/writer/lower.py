@@ -225,14 +225,7 @@ def symbolic_sizes(graph: Graph) -> None:
                 graph.shape_env = s.node.shape_env
                 if isinstance(expr, sympy.Symbol) and expr not in names:
                     names[expr] = f"in{v.input_index}_size{d}"
-    seen: set[int] = set()
-    todo = graph.inputs + graph.outputs
-    while todo:  # every value, an attention's score chain (its body) included
-        u = todo.pop()
-        if u.id in seen:
-            continue
-        seen.add(u.id)
-        todo += u.args + u.body
+    for u in graph.every_value():
         u.shape = tuple(wrap(s, names) for s in u.shape)
         u.scalar = wrap(u.scalar, names)
         u.attrs = {k: tuple(wrap(x, names) for x in a) if isinstance(a, tuple) else wrap(a, names)

@@ -119,40 +119,25 @@ def init_values(graph: Graph, module: Any, init: list[Any], precision: Precision
     from it to exactly the new value are it. An argument that moved anything else (a constant
     computed from it, a shape) stays one the kernels were written for."""
     taken: set[int] = set()
-    consts = _constants(graph)
+    values = graph.every_value()
     for i, value in enumerate(init):
         if type(value) is not float:
             continue
         other = value * 1.7 + 0.31  # any other value: the constants that follow it move
         moved = lower(capture(module, precision, [*init[:i], other, *init[i + 1:]]),
                       library=guard == "library")
-        renumber(moved)
-        again = _constants(moved)
-        if [(v.kind, v.op, repr(v.shape)) for v in consts] != \
+        again = moved.every_value()
+        if [(v.kind, v.op, repr(v.shape)) for v in values] != \
                 [(v.kind, v.op, repr(v.shape)) for v in again]:
             continue  # it changes the graph itself
-        pairs = [(v, w.scalar) for v, w in zip(consts, again, strict=True)
+        pairs = [(v, w.scalar) for v, w in zip(values, again, strict=True)
                  if repr(v.scalar) != repr(w.scalar)]  # (sizes of two traces: compared as text)
-        if pairs and all(v.scalar == value and new == other for v, new in pairs):
+        if pairs and all(type(v.scalar) is float and v.scalar == value and new == other
+                         for v, new in pairs):
             for v, _ in pairs:
                 v.scalar = InitValue(i)
             taken.add(i)
     return taken
-
-
-def _constants(graph: Graph) -> list[Any]:
-    """Every value of the graph in graph order (attention score chains included), for
-    comparing two traces of one problem value by value."""
-    out, seen = [], set()
-    todo = list(reversed(graph.inputs + graph.topo()))
-    while todo:
-        v = todo.pop()
-        if v.id in seen:
-            continue
-        seen.add(v.id)
-        out.append(v)
-        todo += reversed(v.args + v.body)
-    return out
 
 
 def renumber(graph: Graph) -> None:
