@@ -155,15 +155,17 @@ def test_the_remember_node_writes_experiences_and_updates_what_was_recalled(priv
 def test_the_offline_coder_starts_from_a_remembered_configuration():
     from kernelwright.agents.coder import offline_code, transfer
     from kernelwright.core.problem import load_problem
+    from kernelwright.writer.sizes import hint
     from kernelwright.writer.write import plan
 
     problem = load_problem(ROOT / "examples" / "problems" / "level1" / "03_softmax.py").shrink(1 << 14)
     made = plan(problem)
     [group] = made.groups
-    wide = {"block_r": 1, "block_c": 4 * group.cols, "num_warps": 16, "persistent": True}
-    remembered = [{"kind": "reduction", "cols": 2 * group.cols, "config": wide}]
+    cols = hint(group.cols)  # the row length it was planned at, as memory records it
+    wide = {"block_r": 1, "block_c": 4 * cols, "num_warps": 16, "persistent": True}
+    remembered = [{"kind": "reduction", "cols": 2 * cols, "config": wide}]
     [mapped] = transfer(made, remembered)
-    assert mapped.persistent and mapped.block_c == group.cols and mapped.num_warps == 16
+    assert mapped.persistent and mapped.block_c == cols and mapped.num_warps == 16
     assert transfer(made, [{"kind": "pointwise", "cols": 0, "config": {"block_r": 64}}]) is None
     first = offline_code(problem, "draft", 0, None, [], remembered=[remembered])
     assert first.change == "remembered from a similar task"

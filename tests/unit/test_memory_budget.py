@@ -1,5 +1,6 @@
 """The harness's memory does not grow with an output's size beyond a bounded slice."""
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -23,8 +24,11 @@ print(compare([x], [r], 1e-4, chunk=int(sys.argv[1])))
 def compare_under_a_cap(chunk: int) -> subprocess.CompletedProcess:
     """Compare two 64 MiB outputs in a process whose address space may grow by 3 such outputs
     (the old comparison made float64 copies of both: 4 outputs' worth, and masks besides)."""
+    # one thread and few malloc arenas: each extra thread's arena reserves 64 MiB of address
+    # space, which under a loaded machine's scheduling made the cap fail on noise
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MALLOC_ARENA_MAX": "2"}
     return subprocess.run([sys.executable, "-c", CAPPED, str(chunk)], capture_output=True,
-                          text=True, cwd=ROOT, timeout=300)
+                          text=True, cwd=ROOT, timeout=300, env=env)
 
 
 def test_outputs_are_compared_in_slices_within_a_memory_cap():
