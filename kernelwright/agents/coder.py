@@ -196,7 +196,8 @@ def transfer(made, remembered: list[dict]):  # (Plan, ...) -> list[KernelConfig]
         config = KernelConfig(**best["config"])
         if group.kind == "matmul" and made.backend == "triton":  # the tile, fitted to this GEMM
             config = matmul_config(group, config.block_r, config.block_c, config.block_k,
-                                   config.num_warps, config.num_stages, config.group_m)
+                                   config.num_warps, config.num_stages, config.group_m,
+                                   dot=config.dot)
         if config.persistent and made.backend == "triton":
             config = KernelConfig(**{**best["config"], "block_c": triton_next_pow2(cols)})
         out.append(config)

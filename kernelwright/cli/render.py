@@ -53,7 +53,8 @@ def analysis_table(results: list[Any]) -> Table:
     first = results[0] if results else None
     title = (f"{first.device}, precision {first.precision}, profile "
              f"{first.sol.profile + (' (calibrated)' if first.sol.calibrated else ' (datasheet)')}"
-             if first and first.sol else None)
+             f", matmul peak {first.sol.tensor_peak_tflops:.4g} TFLOP/s "
+             f"({first.sol.tensor_peak_kind})" if first and first.sol else None)
     table = Table(title=title, caption="times in us; headroom = compile / floor", box=box.SIMPLE,
                   pad_edge=False, collapse_padding=True)
     for name in ["problem", "eager", "compile", "GFLOP", "MB", "floor", "bound", "headroom"]:
@@ -115,6 +116,10 @@ def show_result(result) -> None:
     rows = [("trials passed", str(result.trials_passed)),
             ("max abs / rel error", f"{fmt(result.max_abs_err)} / {fmt(result.max_rel_err)}"),
             ("tolerance (rel)", fmt(result.tolerance)),
+            ("error vs float64, candidate / reference",
+             f"{fmt(result.exact_error)} / {fmt(result.reference_exact_error)}"
+             + (f" (at most {result.parity_factor:g}x)" if result.parity_factor else "")
+             if result.parity_note is None else result.parity_note),
             ("candidate", fmt(result.runtime_us, " us")),
             ("eager", fmt(result.eager_us, " us")),
             ("torch.compile", fmt(result.compile_us, " us")),
@@ -130,6 +135,9 @@ def show_result(result) -> None:
     if result.sol is not None and result.sol_fraction is not None:
         rows.append(("SOL floor / fraction", f"{result.sol.floor_us:.4g} us ({result.sol.bound}"
                      f" bound, {result.sol.profile}) / {result.sol_fraction:.2f}"))
+        if result.sol.tensor_flops:
+            rows.append(("matmul peak of the floor", f"{result.sol.tensor_peak_tflops:.4g} "
+                         f"TFLOP/s, {result.sol.tensor_peak_kind}"))
     if result.profile is not None:
         rows.append(("diagnosis", result.profile.diagnosis))
     for name, value in rows:

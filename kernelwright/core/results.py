@@ -151,6 +151,8 @@ class SolAnalysis(BaseModel):
     calibrated: bool
     precision: Precision
     tensor_peak_tflops: float = Field(description="rate charged for matmul-class FLOPs")
+    tensor_peak_kind: str = Field("", description="what that rate is: under fp32 the faster of "
+                                  "the FP32 FMA rate and 3xTF32's; else the policy's tensor rate")
     vector_peak_tflops: float = Field(description="rate charged for pointwise/reduction FLOPs")
     bandwidth_gbps: float
     compute_floor_us: float
@@ -222,6 +224,14 @@ class EvalResult(Figures):
     max_abs_err: float | None = None
     max_rel_err: float | None = Field(None, description="max |cand - ref| / (rms(ref) + |ref|)")
     tolerance: float | None = None
+    exact_error: float | None = Field(None, description="accuracy parity: the candidate's "
+                                      "norm-wise error against the reference evaluated in float64 "
+                                      "(||cand - exact|| / ||exact||, worst output and trial)")
+    reference_exact_error: float | None = Field(None, description="the eager reference's own "
+                                                "error against that float64 evaluation")
+    parity_factor: float | None = Field(None, description="the most exact_error may be, in units "
+                                        "of reference_exact_error (floored at the dtype's epsilon)")
+    parity_note: str | None = Field(None, description="why parity was not measured, when not")
     size_overrides: dict[str, int] = Field(
         default_factory=dict, description="module-level sizes shrunk for CPU mode (name -> value)"
     )

@@ -2,7 +2,9 @@
 
 Bandwidth is the better of a large device copy (bytes read plus written) and a large sum (bytes
 read), since read-mostly kernels go a little faster than a copy; each rate is the better of two
-large square matmuls per precision: what a good kernel reaches here, not a vendor peak. The
+large square matmuls per precision: what a good kernel reaches here, not a vendor peak. On a GPU
+a 3xTF32 Triton GEMM is measured beside cuBLAS fp32 (fp32 accuracy on the tensor cores: the
+fp32 policy's SOL floor charges GEMMs at the faster of the two, DeviceProfile.fp32_accurate). The
 profile is cached per device name in the user cache dir and wins over the datasheet.
 """
 
@@ -87,6 +89,8 @@ def calibrate(device: str, progress: Callable[[str], None] = lambda _: None) -> 
         progress(f"{kind} matmuls of {' and '.join(map(str, sizes))}")
         rates[kind] = max(_matmul_tflops(kind, size, device, timer) for size in sizes)
     if device == "cuda":
+        progress(f"3xTF32 Triton GEMMs of {' and '.join(map(str, sizes))}")
+        rates["tf32x3"] = max(_matmul_tflops("tf32x3", size, device, timer) for size in sizes)
         props = torch.cuda.get_device_properties(0)
         l2, units = int(getattr(props, "L2_cache_size", 0)), props.multi_processor_count
     else:
@@ -96,6 +100,7 @@ def calibrate(device: str, progress: Callable[[str], None] = lambda _: None) -> 
         vendor=base.vendor if base else "unknown", memory_bandwidth_gbps=bandwidth,
         fp32_tflops=rates["fp32"] or 0.0, tf32_tflops=rates.get("tf32"),
         bf16_tflops=rates.get("bf16"), fp16_tflops=rates.get("fp16"),
+        tf32x3_tflops=rates.get("tf32x3"),
         fp8_tflops=base.fp8_tflops if base else None,  # not measured: datasheet figure kept
         l2_bytes=l2 or (base.l2_bytes if base else 0), sm_count=units,
         source=f"measured by `kernelwright hw calibrate` on {time.strftime('%Y-%m-%d')} "
@@ -128,7 +133,13 @@ def _matmul_tflops(kind: str, size: int, device: str, timer: Callable[..., float
     try:
         a = torch.randn(size, size, device=device, dtype=dtype)
         b = torch.randn(size, size, device=device, dtype=dtype)
-        seconds = timer(lambda: torch.mm(a, b))
+        if kind == "tf32x3":  # fp32 accuracy on the tensor cores (hardware/tf32x3.py)
+            from kernelwright.hardware.tf32x3 import gemm
+
+            torch.testing.assert_close(gemm(a, b), a @ b, rtol=1e-4, atol=1e-3)
+            seconds = timer(lambda: gemm(a, b))
+        else:
+            seconds = timer(lambda: torch.mm(a, b))
     finally:
         apply_policy("fp32")
     return 2 * size**3 / seconds / 1e12

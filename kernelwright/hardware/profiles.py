@@ -28,6 +28,9 @@ class DeviceProfile(BaseModel):
     bf16_tflops: float | None = Field(None, description="BF16 tensor rate, FP32 accumulate")
     fp16_tflops: float | None = Field(None, description="FP16 tensor rate, FP32 accumulate")
     fp8_tflops: float | None = Field(None, description="FP8 tensor rate (None: no FP8)")
+    tf32x3_tflops: float | None = Field(None, description="a 3xTF32 GEMM's rate (three TF32 "
+                                        "products per product: fp32 accuracy on the tensor "
+                                        "cores), as `hw calibrate` measured it; None: not measured")
     l2_bytes: int = Field(0, ge=0, description="last-level on-chip cache the L2 flush must beat")
     sm_count: int = Field(0, ge=0, description="SMs (NVIDIA), CUs (AMD), AI cores (Ascend), cores")
     source: str = Field(description="where the figures come from")
@@ -37,6 +40,17 @@ class DeviceProfile(BaseModel):
         """Peak rate for a precision; a precision the device lacks falls back to FP32 FMA."""
         rate = getattr(self, f"{kind}_tflops", None)
         return rate if rate else self.fp32_tflops
+
+    def fp32_accurate(self) -> tuple[float, str]:
+        """The fastest rate at fp32 accuracy, and what gives it: the FP32 FMA rate, or one third
+        of the TF32 tensor rate (3xTF32: each operand a TF32 value plus a TF32 residual, three
+        products), or a 3xTF32 GEMM measured faster than that."""
+        rates = [(self.fp32_tflops, "FP32 FMA")]
+        if self.tf32_tflops:
+            rates.append((self.tf32_tflops / 3, "3xTF32 (a third of the TF32 tensor rate)"))
+        if self.tf32x3_tflops:
+            rates.append((self.tf32x3_tflops, "3xTF32 (a measured 3xTF32 GEMM)"))
+        return max(rates, key=lambda r: r[0])
 
 
 # Vendor datasheets, dense figures. A sparse-only figure in a datasheet was halved.

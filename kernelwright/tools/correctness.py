@@ -9,6 +9,7 @@ work that is skipped or batched across calls.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -44,10 +45,41 @@ class ErrorStats:
         self.max_rel = max(self.max_rel, other.max_rel)
 
 
+# Accuracy parity: a candidate's error against a float64 evaluation of the reference may be at
+# most PARITY_FACTOR times the eager reference's own error against it, both norm-wise
+# (||out - exact|| / ||exact|| over an output), the reference's floored at its dtype's epsilon so
+# an exact answer is not punished. The factor comes from measurements (benchmarks/parity.md):
+# the writer's and the examples' kernels sit within a few times the reference, a GEMM on TF32
+# operands (10 mantissa bits) hundreds of times over it.
+PARITY_FACTOR = 16.0
+
+
+@dataclass
+class Parity:
+    """The worst output's errors against the float64 evaluation (norm-wise, relative)."""
+
+    candidate: float
+    reference: float
+    floor: float  # the reference dtype's epsilon: the least error ever charged to it
+    output: int = 0
+
+    @property
+    def ratio(self) -> float:
+        allowed = max(self.reference, self.floor)
+        return self.candidate / allowed if allowed else (0.0 if not self.candidate else math.inf)
+
+    def merge(self, other: Parity) -> None:
+        if other.ratio > self.ratio:
+            self.candidate, self.reference = other.candidate, other.reference
+            self.floor, self.output = other.floor, other.output
+
+
 @dataclass
 class CorrectnessReport:
     trials_passed: int = 0
     errors: ErrorStats = field(default_factory=ErrorStats)
+    parity: Parity | None = None  # None: not measured (see parity_note)
+    parity_note: str | None = None
 
 
 def as_outputs(value: Any) -> Outputs:
@@ -157,6 +189,52 @@ def _compare_values(i: int, c: torch.Tensor, r: torch.Tensor, tol: float, chunk:
     return stats
 
 
+def accuracy(cand: Outputs, ref: Outputs, exact: Outputs, chunk: int = CHUNK) -> Parity | None:
+    """The candidate's and the reference's norm-wise errors against the float64 evaluation, for
+    the floating output where the candidate stands worst against the reference. Elements where
+    any of the three is not finite are left out (the tolerance check judges those). Sums run a
+    slice at a time, so the memory this needs stays bounded like compare's. None where no
+    output is floating (integers are compared exactly)."""
+    worst: Parity | None = None
+    for i, (c, r, x) in enumerate(zip(cand, ref, exact, strict=True)):
+        if not r.is_floating_point() or c.shape != r.shape or x.shape != r.shape:
+            continue
+        c, r, x = c.reshape(-1), r.reshape(-1), x.reshape(-1)
+        cand_sq = ref_sq = exact_sq = 0.0
+        for start in range(0, r.numel(), chunk):
+            s = slice(start, start + chunk)
+            xp, rp, cp = x[s].double(), r[s].double(), c[s].double()
+            keep = torch.isfinite(xp) & torch.isfinite(rp) & torch.isfinite(cp)
+            xp, rp, cp = xp[keep], rp[keep], cp[keep]
+            cand_sq += float((cp - xp).square().sum())
+            ref_sq += float((rp - xp).square().sum())
+            exact_sq += float(xp.square().sum())
+        scale = math.sqrt(exact_sq)
+        if scale:
+            here = Parity(math.sqrt(cand_sq) / scale, math.sqrt(ref_sq) / scale,
+                          torch.finfo(r.dtype).eps, i)
+        else:  # an all-zero answer: only an exact one matches it
+            here = Parity(math.inf if cand_sq else 0.0, math.inf if ref_sq else 0.0,
+                          torch.finfo(r.dtype).eps, i)
+        if worst is None:
+            worst = here
+        else:
+            worst.merge(here)
+    return worst
+
+
+def parity_mismatch(parity: Parity, factor: float, precision: str) -> Mismatch | None:
+    """A Mismatch when the candidate's error passes `factor` times the reference's."""
+    if parity.ratio <= factor:
+        return None
+    return Mismatch("precision_parity", f"output {parity.output} is less accurate than the "
+                    f"{precision} reference: its error against a float64 evaluation is "
+                    f"{parity.candidate:.3g} (norm-wise), {parity.ratio:.3g}x the reference's own "
+                    f"{parity.reference:.3g} (floored at {parity.floor:.3g}); at most "
+                    f"{factor:g}x is allowed. A kernel computing below the policy (TF32 or 16-bit "
+                    "operands, a lossy approximation) fails this; 3xTF32 dots do not.")
+
+
 def poison(like: Outputs, copies: int = 4) -> None:
     """Fill freed allocator blocks of the outputs' sizes with NaN (or -1), so unwritten output
     memory handed back by the allocator fails the comparison instead of holding old results."""
@@ -235,16 +313,29 @@ def _print(outputs: Outputs) -> tuple[float, ...]:
     return tuple(float(x) for x in fingerprint(outputs))
 
 
+@dataclass
+class ParityCheck:
+    """What accuracy parity needs: the reference evaluated in float64 on a trial's inputs (None
+    where it cannot be), and the policy's name for the messages."""
+
+    exact: Callable[[list[Any]], Outputs | None]
+    precision: str = "fp32"
+    factor: float = PARITY_FACTOR
+
+
 def check(reference: Callable[..., Any], candidate: Candidate,
           make_inputs: Callable[[int], list[Any]], trials: int, tol: float,
-          sequence_checks: int) -> CorrectnessReport:
+          sequence_checks: int, parity: ParityCheck | None = None,
+          report: CorrectnessReport | None = None) -> CorrectnessReport:
     """Run the trials and the sequence check; raise Mismatch or GuardViolation on failure.
 
     Each trial runs the candidate on a persistent input buffer (same data_ptr, new contents),
     then the reference on a clone, then the candidate again on fresh memory. That order catches
     results cached by pointer, candidates that mutate their inputs, constant outputs and outputs
-    that were never written. Only fingerprints of earlier trials are kept (bounded memory)."""
-    report = CorrectnessReport()
+    that were never written. Only fingerprints of earlier trials are kept (bounded memory).
+    With `parity`, both of a trial's outputs are also held to the reference's accuracy against
+    float64 (`accuracy`); the worst is in `report.parity`, also when a check fails."""
+    report = report if report is not None else CorrectnessReport()
     deferred: Mismatch | None = None
     history: list[tuple[tuple[float, ...], list[tuple[tuple[float, ...], list[int]]]]] = []
     seen: dict[tuple[float, ...], int] = {}
@@ -261,6 +352,7 @@ def check(reference: Callable[..., Any], candidate: Candidate,
         (out_first,) = candidate.call(["buffer"])
         ref_in = clone_all(pristine)
         ref_out = as_outputs(reference(*ref_in))
+        exact = parity.exact(pristine) if parity is not None else None
         mutated = same(ref_in, pristine) and not same(candidate.read("buffer"), pristine)
         del ref_in
         if mutated:
@@ -269,15 +361,15 @@ def check(reference: Callable[..., Any], candidate: Candidate,
         # one candidate output alive at a time beside the reference's: compared, then only a
         # fingerprint of it is kept (the judge's memory stays a few times the problem's own)
         _check_types(out_first, ref_out)
-        first = _print(out_first), _compared(out_first, ref_out, tol)
+        first = _print(out_first), _judged(out_first, ref_out, tol, exact, parity, report)
         del out_first
         ptrs_second = candidate.load("fresh", pristine)
         (out_second,) = candidate.call(["fresh"])
         _check_types(out_second, ref_out)
-        second = _print(out_second), _compared(out_second, ref_out, tol)
+        second = _print(out_second), _judged(out_second, ref_out, tol, exact, parity, report)
         del out_second
         ref_print = _print(ref_out)
-        del ref_out
+        del ref_out, exact
         calls = [(second[0], ptrs_second), (first[0], ptrs_first)]
         for old_ref, old_calls in history:
             if old_ref == ref_print:
@@ -305,11 +397,25 @@ def check(reference: Callable[..., Any], candidate: Candidate,
     return report
 
 
-def _compared(cand: Outputs, ref: Outputs, tol: float) -> ErrorStats | Mismatch:
+def _judged(cand: Outputs, ref: Outputs, tol: float, exact: Outputs | None,
+            parity: ParityCheck | None, report: CorrectnessReport) -> ErrorStats | Mismatch:
+    """The tolerance check, then parity (measured either way, so a verdict has both errors)."""
     try:
-        return compare(cand, ref, tol)
+        stats: ErrorStats | Mismatch = compare(cand, ref, tol)
     except Mismatch as exc:
-        return exc
+        stats = exc
+    if exact is None or parity is None:
+        return stats
+    here = accuracy(cand, ref, exact)
+    if here is None:
+        return stats
+    if report.parity is None:
+        report.parity = here
+    else:
+        report.parity.merge(here)
+    if isinstance(stats, Mismatch):
+        return stats
+    return parity_mismatch(here, parity.factor, parity.precision) or stats
 
 
 def _check_types(cand: Outputs, ref: Outputs) -> None:

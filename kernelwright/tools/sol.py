@@ -4,8 +4,10 @@ FLOPs of matmuls, convolutions and attention come from torch's FlopCounterMode; 
 pointwise and reduction work, which a second dispatch mode counts by the rules below. Bytes are
 the fewest any implementation moves: each input, parameter and buffer read once, each output
 written once. The floor is max(compute time, memory time), where compute time charges
-matmul-class FLOPs at the precision policy's tensor rate (FP32 FMA under the fp32 policy, which
-also turns cuDNN's TF32 off on both sides) and pointwise/reduction FLOPs at the FP32 FMA rate.
+matmul-class FLOPs at the precision policy's tensor rate and pointwise/reduction FLOPs at the FP32
+FMA rate. Under the fp32 policy the matmul rate is the fastest at fp32 accuracy: the FP32 FMA
+rate or a third of the TF32 tensor rate (3xTF32), whichever is larger
+(DeviceProfile.fp32_accurate); the floor names which (`tensor_peak_kind`).
 
 Counting rules for what FlopCounterMode leaves out (per element; documented so tests can hold
 them to hand counts):
@@ -72,14 +74,18 @@ class SolCounts(BaseModel):
 
 def floor(counts: SolCounts, profile: DeviceProfile, precision: Precision) -> SolAnalysis:
     """The SOL floor: max(FLOPs over the policy's peaks, bytes over the bandwidth)."""
-    tensor_peak = profile.peak_tflops(TENSOR_RATE[precision])
+    if precision == "fp32":  # fp32-accurate matmuls may run on the tensor cores (3xTF32)
+        tensor_peak, kind = profile.fp32_accurate()
+    else:
+        tensor_peak, kind = profile.peak_tflops(TENSOR_RATE[precision]), f"{precision} tensor rate"
     vector_peak = profile.peak_tflops("fp32")
     compute_us = (counts.tensor_flops / tensor_peak + counts.vector_flops / vector_peak) / 1e6
     memory_us = counts.bytes / profile.memory_bandwidth_gbps / 1e3
     return SolAnalysis(
         flops=counts.flops, tensor_flops=counts.tensor_flops, vector_flops=counts.vector_flops,
         bytes=counts.bytes, profile=profile.name, calibrated=profile.calibrated,
-        precision=precision, tensor_peak_tflops=tensor_peak, vector_peak_tflops=vector_peak,
+        precision=precision, tensor_peak_tflops=tensor_peak, tensor_peak_kind=kind,
+        vector_peak_tflops=vector_peak,
         bandwidth_gbps=profile.memory_bandwidth_gbps, compute_floor_us=compute_us,
         memory_floor_us=memory_us, floor_us=max(compute_us, memory_us),
         bound="compute" if compute_us > memory_us else "memory",

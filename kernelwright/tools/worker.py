@@ -355,15 +355,68 @@ def _pipeline(job: WorkerJob, result: EvalResult) -> None:
     try:
         result.sandbox = remote.child.confinement.lines()
         _judge(job, result, remote, module, reference, state, init_inputs, trial_inputs,
-               run_reference)
+               run_reference, _float64(reference))
     finally:
         remote.close()
         result.log_tail = remote.child.log_tail()
 
 
+def _float64(reference: Any) -> Any:
+    """The reference evaluated in float64 (a copy of it with the same parameter values, run with
+    float64 as the default dtype, so tensors made inside its forward are float64 too), for
+    accuracy parity. Returns None, with the reason in its `note`, where it cannot run so."""
+    import copy
+
+    import torch
+
+    from kernelwright.tools import correctness
+
+    model: Any = None
+
+    def exact(inputs: list[Any]) -> Any:
+        nonlocal model
+        if exact.note is not None:
+            return None
+        previous = torch.get_default_dtype()
+        try:
+            torch.set_default_dtype(torch.float64)
+            with torch.no_grad():
+                if model is None:
+                    model = copy.deepcopy(reference).to(torch.float64)
+                args = [x.to(torch.float64) if isinstance(x, torch.Tensor) and x.is_floating_point()
+                        else x.clone() if isinstance(x, torch.Tensor) else x for x in inputs]
+                return correctness.as_outputs(model(*args))
+        except torch.cuda.OutOfMemoryError:
+            exact.note = "not measured: the float64 evaluation of the reference does not fit in " \
+                         "the device's free memory"
+        except Exception as exc:  # noqa: BLE001  (the reference's limits, not the candidate's)
+            exact.note = (f"not measured: the reference does not run in float64 "
+                          f"({type(exc).__name__}: {str(exc)[:200]})")
+        finally:
+            torch.set_default_dtype(previous)
+        model = None
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        return None
+
+    exact.note = None  # type: ignore[attr-defined]
+    return exact
+
+
+def _parity_figures(result: EvalResult, report: Any, parity: Any) -> None:
+    """Both errors against float64 into the verdict, whatever it is."""
+    result.parity_note = parity.exact.note
+    if report.parity is None and result.parity_note is None and report.trials_passed:
+        result.parity_note = "not needed: no floating-point output (compared exactly)"
+    if report.parity is not None:
+        result.exact_error = report.parity.candidate
+        result.reference_exact_error = report.parity.reference
+        result.parity_factor = parity.factor
+
+
 def _judge(job: WorkerJob, result: EvalResult, remote: Remote, module: Any, reference: Any,
            state: dict[str, Any], init_inputs: list[Any], trial_inputs: Any,
-           run_reference: Any) -> None:
+           run_reference: Any, exact: Any) -> None:
 
     from kernelwright.tools import correctness, exchange
     from kernelwright.tools.runtime_guard import GuardViolation
@@ -380,9 +433,11 @@ def _judge(job: WorkerJob, result: EvalResult, remote: Remote, module: Any, refe
                       f"without a counterpart in ModelNew (same name and shape): "
                       f"{', '.join(missing[:6])}. Fix: register them in ModelNew under the "
                       "reference's names, so the harness can give both the same values.")
+    report = correctness.CorrectnessReport()
+    parity = correctness.ParityCheck(exact, settings.precision)
     try:
-        report = correctness.check(run_reference, remote, trial_inputs, settings.trials,
-                                   settings.tol(), settings.sequence_checks)
+        correctness.check(run_reference, remote, trial_inputs, settings.trials, settings.tol(),
+                          settings.sequence_checks, parity, report)
     except GuardViolation as exc:
         raise Verdict(Status.REJECTED, exc.findings[0].rule, str(exc), exc.findings) from None
     except correctness.Mismatch as exc:
@@ -394,10 +449,15 @@ def _judge(job: WorkerJob, result: EvalResult, remote: Remote, module: Any, refe
                       "torch.randint) so that trials differ. The candidate was not judged.") from None
     finally:
         result.aten_ops = sorted(remote.ops)
+        _parity_figures(result, report, parity)
     check_record(remote.ops)
     result.trials_passed = report.trials_passed
     result.max_abs_err, result.max_rel_err = report.errors.max_abs, report.errors.max_rel
     result.message = f"matches the reference in {report.trials_passed} trials"
+    if result.exact_error is not None:
+        result.message += (f"; as accurate as it: error against float64 "
+                           f"{result.exact_error:.2g}, the reference's "
+                           f"{result.reference_exact_error:.2g}")
     timed = get_backend(settings.backend).timed(job.device)
     with _exclusive(settings.timing_lock if timed else None):
         _measure(job, result, remote, module, run_reference, reference, trial_inputs, timed)

@@ -36,18 +36,23 @@ class KernelConfig:
     block_k: int = 0  # matmul only (block_r, block_c are BLOCK_M, BLOCK_N): K per step
     group_m: int = 8  # matmul: tiles of M side by side in launch order (L2 reuse)
     num_stages: int = 3  # matmul: software-pipelining depth of the K loop
+    dot: str = "ieee"  # matmul and attention under the fp32 policy: "ieee" (fp32 FMA) or
+    # "tf32x3" (three TF32 tensor-core products of each operand's TF32 value and residual: as
+    # accurate as fp32, which accuracy parity checks); other policies use their own dots
 
     def describe(self) -> str:
+        dots = ", 3xTF32 dots" if self.dot == "tf32x3" else ""
         if self.block_k:
             return (f"BLOCK_M={self.block_r}, BLOCK_N={self.block_c}, BLOCK_K={self.block_k}, "
                     f"GROUP_M={self.group_m}, num_warps={self.num_warps}, "
                     f"num_stages={self.num_stages}" + (f", split-K {self.split}"
-                                                       if self.split > 1 else ""))
+                                                       if self.split > 1 else "") + dots)
         if self.block_c == 1:
             return f"BLOCK={self.block_r}, num_warps={self.num_warps}"
         mode = "persistent" if self.persistent else "looped" if self.split == 1 else \
             f"split {self.split}"
-        return f"{mode}, BLOCK_R={self.block_r}, BLOCK_C={self.block_c}, num_warps={self.num_warps}"
+        return (f"{mode}, BLOCK_R={self.block_r}, BLOCK_C={self.block_c}, "
+                f"num_warps={self.num_warps}{dots}")
 
 
 # Each kind's starting point (the refiner improves on it) and search space (most promising
@@ -96,20 +101,30 @@ def transpose_space(group: Group) -> list[KernelConfig]:
                             (64, 128, 8)]]
 
 
+# Under the fp32 policy a GEMM's dots are 3xTF32 from this K on: each output element then costs
+# enough multiply-adds (2K FLOPs per 8 bytes stored) for the tensor cores' rate (three TF32
+# products at a third of the TF32 peak is still about 2.4x the FP32 FMA peak on Hopper) to show.
+# Below it the GEMM is bound by its bytes and full-precision FMA dots are as fast.
+TF32X3_MIN_K = 128
+
+
 def matmul_default(group: Group) -> KernelConfig:
-    """128 x 128 tiles; split K where too few tiles fill the GPU and K is long."""
+    """128 x 128 tiles; split K where too few tiles fill the GPU and K is long; 3xTF32 dots
+    where K is long enough to pay (TF32X3_MIN_K)."""
     batch, m, n, k = hint(matmul_dims(group))
     tiles = batch * -(-m // 128) * -(-n // 128)
     split = min(16, SM_TARGET // (4 * tiles)) if tiles * 4 < SM_TARGET and k >= 4096 else 1
-    return matmul_config(group, 128, 128, 32, 8, split=split)
+    dot = "tf32x3" if k >= TF32X3_MIN_K else "ieee"
+    return matmul_config(group, 128, 128, 32, 8, split=split, dot=dot)
 
 
 def attention_default(group: Group) -> KernelConfig:
     """BLOCK_M queries, BLOCK_N keys a step: 64 x 64, clamped to the problem."""
     *_, m, n = hint(group.shape)
+    d = hint(group.values[0].args[0].shape[-1])
     return KernelConfig(block_r=max(16, min(64, triton_next_pow2(m))),
                         block_c=max(16, min(64, triton_next_pow2(n))), num_warps=4,
-                        num_stages=2)
+                        num_stages=2, dot="tf32x3" if d >= 64 else "ieee")
 
 
 def rows_default(group: Group) -> KernelConfig:
@@ -148,7 +163,7 @@ def matmul_dims(group: Group) -> tuple[int, int, int, int]:
 
 
 def matmul_config(group: Group, bm: int, bn: int, bk: int, warps: int, stages: int = 3,
-                  group_m: int = 8, split: int = 1) -> KernelConfig:
+                  group_m: int = 8, split: int = 1, dot: str = "ieee") -> KernelConfig:
     """A GEMM tile clamped to the problem (tl.dot needs 16 or more on each side); `split` > 1
     divides K among that many programs per tile (split-K: partial sums, then a combine)."""
     _, m, n, k = hint(matmul_dims(group))
@@ -160,7 +175,7 @@ def matmul_config(group: Group, bm: int, bn: int, bk: int, warps: int, stages: i
     warps = max(1, min(warps, bm * bn // 256))  # small tiles: fewer warps
     split = max(1, min(split, k // (2 * bk)))  # each slice at least two steps of K
     return KernelConfig(block_r=bm, block_c=bn, block_k=bk, num_warps=warps, num_stages=stages,
-                        group_m=group_m, split=split)
+                        group_m=group_m, split=split, dot=dot)
 
 
 def rows_are_contiguous(group: Group) -> bool:
@@ -200,6 +215,13 @@ MATMUL_TILES = [(128, 128, 32, 8, 3), (128, 64, 32, 4, 4), (64, 128, 32, 4, 4),
                 (128, 256, 32, 8, 3), (256, 128, 32, 8, 3), (64, 64, 32, 4, 4),
                 (128, 128, 64, 8, 3), (128, 128, 16, 8, 4), (32, 32, 32, 2, 4)]
 
+# 3xTF32 tiles for Hopper's tensor cores (wgmma: a warpgroup of 4 warps per 64 rows), most
+# promising first: each stage holds (BLOCK_M + BLOCK_N) x BLOCK_K fp32 operands in shared memory
+# (128 x 128 x 32: 32 KiB), so 3-4 stages fit in the 228 KiB of an SM.
+TF32X3_TILES = [(128, 128, 32, 8, 3), (128, 256, 32, 8, 3), (128, 128, 32, 4, 4),
+                (256, 128, 32, 8, 3), (128, 64, 32, 4, 4), (64, 128, 32, 4, 4),
+                (128, 128, 64, 8, 2), (64, 64, 32, 4, 4)]
+
 
 ATTENTION_TILES = [(64, 64, 4, 2), (128, 64, 8, 2), (64, 32, 4, 3), (128, 32, 4, 2),
                    (32, 64, 4, 2), (128, 128, 8, 2), (64, 128, 4, 2), (32, 32, 2, 3)]
@@ -209,12 +231,13 @@ def attention_space(group: Group) -> list[KernelConfig]:
     """Queries and keys per block, warps, pipeline stages."""
     *_, m, n = hint(group.shape)
     space: list[KernelConfig] = []
-    for bm, bn, warps, stages in ATTENTION_TILES:
-        cfg = KernelConfig(block_r=max(16, min(bm, triton_next_pow2(m))),
-                           block_c=max(16, min(bn, triton_next_pow2(n))), num_warps=warps,
-                           num_stages=stages)
-        if cfg not in space:
-            space.append(cfg)
+    for dot in ("tf32x3", "ieee"):  # both dots of each tile, 3xTF32 first (attention_default)
+        for bm, bn, warps, stages in ATTENTION_TILES:
+            cfg = KernelConfig(block_r=max(16, min(bm, triton_next_pow2(m))),
+                               block_c=max(16, min(bn, triton_next_pow2(n))), num_warps=warps,
+                               num_stages=stages, dot=dot)
+            if cfg not in space:
+                space.append(cfg)
     return space
 
 
@@ -223,9 +246,14 @@ def matmul_space(group: Group) -> list[KernelConfig]:
     out: list[KernelConfig] = []
     batch, m, n, k = hint(matmul_dims(group))
     few_tiles = batch * -(-m // 64) * -(-n // 64) * 4 < SM_TARGET
-    for bm, bn, bk, warps, stages in MATMUL_TILES:
+    tiles = [(t, "ieee") for t in MATMUL_TILES]
+    if k >= TF32X3_MIN_K:  # the tensor-core path, with the FMA path's default second so the
+        # search measures one against the other early
+        tiles = [(TF32X3_TILES[0], "tf32x3"), tiles[0], *((t, "tf32x3") for t in TF32X3_TILES[1:]),
+                 *tiles[1:]]
+    for (bm, bn, bk, warps, stages), dot in tiles:
         for split in (1, 4, 16) if few_tiles and k >= 2048 else (1,):
-            cfg = matmul_config(group, bm, bn, bk, warps, stages, split=split)
+            cfg = matmul_config(group, bm, bn, bk, warps, stages, split=split, dot=dot)
             if cfg not in out:
                 out.append(cfg)
     return out

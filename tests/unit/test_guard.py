@@ -73,6 +73,11 @@ def test_tl_dot_must_be_full_precision_under_fp32():
     exact = dot.format(', input_precision="ieee"') + "        return y\n"
     assert check_source(exact) == []
     assert check_source(dot.format("") + "        return y\n", precision="tf32") == []
+    # 3xTF32 is fp32-accurate (accuracy parity decides at run time); plain TF32 is refused
+    assert check_source(dot.format(', input_precision="tf32x3"') + "        return y\n") == []
+    tf32 = dot.format(', input_precision="tf32"') + "        return y\n"
+    assert {f.rule for f in check_source(tf32)} == {"precision_downgrade"}
+    assert check_source(tf32, precision="tf32") == []
 
 
 def test_structure_rules():

@@ -109,7 +109,7 @@ def test_several_blocks_of_keys_with_ragged_edges():
                             QKV.format(m=40, n=40)), blocks=(16, 16))
 
 
-@pytest.mark.parametrize("precision, dot", [("fp32", 'input_precision="ieee"'),
+@pytest.mark.parametrize("precision, dot", [("fp32", 'input_precision="ieee"'),  # head dim 32
                                             ("tf32", 'input_precision="tf32"'),
                                             ("bf16", ".to(tl.bfloat16)")])
 def test_the_precision_policy_holds_inside_attention(precision, dot):

@@ -101,7 +101,7 @@ def test_operand_layouts_and_edges(pattern, forward, inputs, dot):
     assert dot in correct(made, [matmul_config(made.groups[0], 16, 16, 16, 1)] + made.configs[1:])
 
 
-@pytest.mark.parametrize("precision, dot", [("fp32", 'input_precision="ieee"'),
+@pytest.mark.parametrize("precision, dot", [("fp32", 'input_precision="tf32x3"'),  # K >= 128
                                             ("tf32", 'input_precision="tf32"'),
                                             ("bf16", "x.to(tl.bfloat16), tl.trans(y).to(tl.bfloat16)")])
 def test_the_precision_policy_holds_inside_the_gemm(precision, dot):
@@ -109,6 +109,23 @@ def test_the_precision_policy_holds_inside_the_gemm(precision, dot):
     made = plan(problem, precision=precision)
     settings = SETTINGS.model_copy(update={"precision": precision})
     assert dot in correct(made, settings=settings)
+
+
+@pytest.mark.parametrize("k, dot", [(32, "ieee"), (256, "tf32x3")])
+def test_fp32_gemms_take_3xtf32_dots_where_k_is_long(k, dot):
+    """Under fp32 a GEMM with K of TF32X3_MIN_K or more is written with 3xTF32 dots (as
+    accurate as fp32, on the tensor cores); a short K keeps FMA dots. The search space holds
+    both for every K that long, so the refiner measures one against the other."""
+    problem = inline(f"k{k}", "a @ b", f"[torch.randn(24, {k}), torch.randn({k}, 20)]")
+    made = plan(problem)
+    assert made.configs[0].dot == dot
+    assert f'input_precision="{dot}"' in correct(made)
+    from kernelwright.writer.kinds import config_space
+
+    assert {c.dot for c in config_space(made.groups[0])} == \
+        ({"ieee", "tf32x3"} if dot == "tf32x3" else {"ieee"})
+    # under any other policy the configuration's dot is not used
+    assert 'input_precision="tf32"' in plan(problem, precision="tf32").source()
 
 
 @pytest.mark.parametrize("pattern, conv, inputs", [

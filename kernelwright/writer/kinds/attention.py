@@ -80,7 +80,7 @@ class AttentionKernel(KernelWriter):
             "        mask = rmask & cmask",
             f"        kt = {load('pk', ('rd', sk[-2], d_in), ('rn', sk[-1], n_in))}",
             "        qk = tl.zeros((BLOCK_M, BLOCK_N), tl.float32)",
-            *dot_lines("q", "kt", "qk", precision),
+            *dot_lines("q", "kt", "qk", precision, cfg.dot),
         ]
         if scale != 1.0:
             self.lines.append(f"        qk = qk * {scale!r}")
@@ -99,7 +99,7 @@ class AttentionKernel(KernelWriter):
             "        l_i = l_i * alpha + tl.sum(p, 1)",
             f"        vt = {load('pv', ('rn', sv[-2], n_in), ('re', sv[-1], e_in))}",
             "        acc = acc * alpha[:, None]",
-            *dot_lines("p", "vt", "acc", precision),
+            *dot_lines("p", "vt", "acc", precision, cfg.dot),
             "        m_i = m_new",
             ("    out = tl.where(l_i[:, None] > 0, acc / l_i[:, None], 0.0)  # masked rows: 0"
              if att.attrs.get("safe") else "    out = acc / l_i[:, None]"),

@@ -232,12 +232,13 @@ class KernelWriter:
         return f"cost: reads about {read} B, writes {written} B, about {flops} FLOPs"
 
 
-def dot_lines(x: str, y: str, acc: str, precision: str) -> list[str]:
-    """`acc += x @ y` inside a loop, as the precision policy says: fp32 full-precision ("ieee")
-    dots, tf32 TF32, bf16/fp16 16-bit operands; always accumulating in fp32."""
+def dot_lines(x: str, y: str, acc: str, precision: str, dot: str = "ieee") -> list[str]:
+    """`acc += x @ y` inside a loop, as the precision policy says: fp32 full-precision dots
+    (`dot`: "ieee" FMA or "tf32x3" tensor-core products, equally accurate), tf32 TF32,
+    bf16/fp16 16-bit operands; always accumulating in fp32."""
     cast = {"bf16": ".to(tl.bfloat16)", "fp16": ".to(tl.float16)"}.get(precision, "")
     if not cast:
-        mode = {"fp32": ', input_precision="ieee"', "tf32": ', input_precision="tf32"'}.get(
+        mode = {"fp32": f', input_precision="{dot}"', "tf32": ', input_precision="tf32"'}.get(
             precision, "")
         return [f"        {acc} = tl.dot({x}, {y}, {acc}{mode})"]
     return ["        if WIDEN:  # the interpreter's 16-bit dot is wrong; fp32 products match",

@@ -1,9 +1,10 @@
 """GEMM kernels (mm, bmm, and 2-d convolutions as implicit GEMMs): BLOCK_M x BLOCK_N tiles of
 the output, grouped program order for L2 reuse, a software-pipelined loop over K, and an
 epilogue that computes the group's pointwise values on the accumulator before the one store.
-The precision policy picks the dot's inputs (fp32: full-precision "ieee" dots, tf32: TF32, bf16
-and fp16: those operands), always accumulating in fp32. Skinny GEMMs split K (partial sums,
-then a combine kernel that runs the epilogue)."""
+The precision policy picks the dot's inputs (fp32: full-precision dots, FMA ("ieee") or 3xTF32
+on the tensor cores, as the configuration says; tf32: TF32; bf16 and fp16: those operands),
+always accumulating in fp32. Skinny GEMMs split K (partial sums, then a combine kernel that runs
+the epilogue)."""
 
 from __future__ import annotations
 
@@ -79,7 +80,7 @@ class MatmulKernel(KernelWriter):
             *([f"        x = tl.load(a_ptrs{', mask=' + a_mask + ', other=0.0' if a_mask else ''})"]
               if mm.op != "conv" else self.conv_gather(mm, pa, edge_m, edge_k)),
             f"        y = tl.load(b_ptrs{', mask=' + b_mask + ', other=0.0' if b_mask else ''})",
-            *dot_lines(x_tile, y_tile, "acc", precision),
+            *dot_lines(x_tile, y_tile, "acc", precision, cfg.dot),
             *([f"        a_ptrs += BLOCK_K * {sa[-1]}"] if mm.op != "conv" else []),
             f"        b_ptrs += BLOCK_K * {sb[-2]}",
         ]
