@@ -9,6 +9,7 @@ set -uo pipefail
 W=/tmp/kw24
 case "${1:-}" in
   start)
+    pkill -f fp32_gemms.py; pkill -f kernelwright; sleep 2
     python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site \
         .device/whl/*.whl >/dev/null 2>&1
     rm -rf $W && mkdir -p $W && cp -r kernelwright benchmarks examples tests pyproject.toml .device/kb-dev $W/
@@ -21,7 +22,7 @@ EOV
     nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | tee $W/versions.txt
     python3 -c 'import torch, triton; print("torch", torch.__version__, "triton", triton.__version__)' \
         | tee -a $W/versions.txt
-    (cd $W && setsid nohup bash -c ". /tmp/kw24env; python3 -m kernelwright.cli hw calibrate \
+    (cd $W && setsid nohup bash -c ". /tmp/kw24env; ls /tmp/kwc/hardware/*.json || python3 -m kernelwright.cli hw calibrate \
       > calibrate.txt 2>&1; cp /tmp/kwc/hardware/*.json calibrated.json; \
       python3 benchmarks/fp32_gemms.py kb-dev/level1 kb-dev/level2 kb-dev/level3 \
       --out benchmarks/results/fp32-gemms-h200/gemms.jsonl > bench.log 2>&1; touch done" \

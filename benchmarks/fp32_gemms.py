@@ -78,8 +78,13 @@ def dots(path: Path, made: Any) -> dict[str, Any]:
         ref = module.Model(*init).eval()
         xs = list(module.get_inputs())
     out: dict[str, Any] = {}
-    for dot in ("ieee", "tf32x3"):
-        source = made.source([replace(c, dot=dot) for c in made.configs])
+    variants = [("ieee", made.configs), ("tf32x3", [replace(c, dot="tf32x3") for c in made.configs])]
+    for bm, bn, bk, warps, stages in SWEEP:  # smaller 3xTF32 tiles: fewer registers a thread
+        variants.append((f"tf32x3_{bm}x{bn}x{bk}w{warps}s{stages}", [
+            replace(c, block_r=bm, block_c=bn, block_k=bk, num_warps=warps, num_stages=stages,
+                    dot="tf32x3") if c.block_k else c for c in made.configs]))
+    for dot, configs in variants:
+        source = made.source(configs)
         file = Path(tempfile.mkdtemp()) / f"{path.stem}_{dot}.py"
         file.write_text(source)  # Triton reads a kernel's source from its file
         spec = importlib.util.spec_from_file_location(file.stem, file)
@@ -98,6 +103,20 @@ def dots(path: Path, made: Any) -> dict[str, Any]:
     return out
 
 
+SWEEP = [(64, 128, 32, 4, 4), (128, 64, 32, 4, 4), (64, 64, 32, 4, 3)]
+
+
+def footprint_gib(path: Path) -> float:
+    """Inputs, parameters and outputs of one forward (meta device), in GiB."""
+    module = load_problem(path).module()
+    with torch.device("meta"):
+        model = module.Model(*module.get_init_inputs())
+        xs = list(module.get_inputs())
+        out = model(*xs)
+    tensors = [*xs, *model.parameters(), *(out if isinstance(out, tuple) else [out])]
+    return sum(t.numel() * t.element_size() for t in tensors if isinstance(t, torch.Tensor)) / 2**30
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("folders", nargs="+", type=Path)
@@ -106,6 +125,8 @@ def main() -> None:
     parser.add_argument("--guards", nargs="+", default=["strict", "library"])
     parser.add_argument("--no-dots", action="store_true", help="skip the ieee/tf32x3 timings")
     parser.add_argument("--convolutions", action="store_true", help="problems with convolutions too")
+    parser.add_argument("--max-gib", type=float, default=6.0, help="skip problems whose inputs, "
+                        "parameters and outputs pass this (the judge's exchange is slow)")
     args = parser.parse_args()
     done = set()
     if args.out.exists():
@@ -119,6 +140,10 @@ def main() -> None:
             continue
         try:
             if not gemm_dominated(path, args.convolutions):
+                continue
+            if footprint_gib(path) > args.max_gib:
+                print(json.dumps({"problem": name, "skipped": f"footprint {footprint_gib(path):.1f} "
+                                  f"GiB > --max-gib {args.max_gib:g}"}), flush=True)
                 continue
         except Exception as exc:  # noqa: BLE001
             print(json.dumps({"problem": name, "skipped": f"not counted: {exc}"[:200]}), flush=True)

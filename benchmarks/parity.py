@@ -32,10 +32,10 @@ PROBLEMS = [ROOT / "examples/problems", ROOT / "tests/adversarial/problems"]
 
 def row(kind: str, problem: Path, precision: str, result) -> dict:  # noqa: ANN001
     ratio = None
-    if result.exact_error is not None:
-        allowed = max(result.reference_exact_error or 0.0, 1.2e-7 if precision in {"fp32", "tf32"}
-                      else 7.8e-3 if precision == "bf16" else 9.8e-4)
-        ratio = result.exact_error / allowed
+    if result.exact_error is not None:  # as correctness.Parity.ratio: floored at the rounding unit
+        unit = {"bf16": 2.0**-8, "fp16": 2.0**-11}.get(precision, 2.0**-24)
+        allowed = max(result.reference_exact_error or 0.0, unit)
+        ratio = result.exact_error / allowed if allowed else 0.0
     return {"kind": kind, "problem": problem.stem, "precision": precision,
             "status": str(result.status), "reason": result.reason,
             "exact_error": result.exact_error, "reference_error": result.reference_exact_error,

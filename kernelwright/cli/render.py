@@ -84,6 +84,9 @@ def show_profile(profile: Any) -> None:
     for kind in ("fp32", "tf32", "bf16", "fp16", "fp8"):
         rate = getattr(profile, f"{kind}_tflops")
         table.add_row(f"{kind} peak", _rate(rate))
+    table.add_row("3xTF32 GEMM (measured)", _rate(profile.tf32x3_tflops))
+    rate, kind = profile.fp32_accurate()
+    table.add_row("fp32-accurate matmul peak", f"{_rate(rate)} ({kind})")
     table.add_row("L2", f"{profile.l2_bytes / 2**20:.0f} MiB" if profile.l2_bytes else "-")
     table.add_row("SMs / CUs / cores", str(profile.sm_count))
     console.print(table)

@@ -13,7 +13,7 @@ import triton.language as tl
 
 
 @triton.jit
-def _gemm(a_ptr, b_ptr, c_ptr, M, N, K, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
+def _gemm(a_ptr, bt_ptr, c_ptr, M, N, K, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
           BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr):
     pid = tl.program_id(0)
     tiles_m, tiles_n = tl.cdiv(M, BLOCK_M), tl.cdiv(N, BLOCK_N)
@@ -26,21 +26,23 @@ def _gemm(a_ptr, b_ptr, c_ptr, M, N, K, BLOCK_M: tl.constexpr, BLOCK_N: tl.const
     rn = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
     rk = tl.arange(0, BLOCK_K)
     a_ptrs = a_ptr + rm[:, None] * K + rk[None, :]
-    b_ptrs = b_ptr + rk[:, None] * N + rn[None, :]
+    bt_ptrs = bt_ptr + rn[:, None] * K + rk[None, :]  # B^T is [N, K]: both operands K-major
     acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
     for _ in range(0, K, BLOCK_K):  # sizes are multiples of the blocks: no masks
-        acc = tl.dot(tl.load(a_ptrs), tl.load(b_ptrs), acc, input_precision="tf32x3")
+        acc = tl.dot(tl.load(a_ptrs), tl.trans(tl.load(bt_ptrs)), acc, input_precision="tf32x3")
         a_ptrs += BLOCK_K
-        b_ptrs += BLOCK_K * N
+        bt_ptrs += BLOCK_K
     tl.store(c_ptr + rm[:, None] * N + rn[None, :], acc)
 
 
-def gemm(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """a @ b for square fp32 matrices whose size is a multiple of 256."""
+def gemm(a: torch.Tensor, bt: torch.Tensor) -> torch.Tensor:
+    """a @ bt.T for fp32 matrices whose sizes are multiples of 128. Both operands are K-major,
+    the layout Hopper's TF32 tensor-core instructions read from shared memory (a row-major B
+    ran 1.3-2x slower with 3xTF32 on the H200: benchmarks/fp32-gemms-h200.md)."""
     m, k = a.shape
-    n = b.shape[1]
+    n = bt.shape[0]
     c = torch.empty((m, n), device=a.device, dtype=torch.float32)
-    grid = (triton.cdiv(m, 128) * triton.cdiv(n, 256),)
-    _gemm[grid](a, b, c, m, n, k, BLOCK_M=128, BLOCK_N=256, BLOCK_K=32, GROUP_M=8,
+    grid = (triton.cdiv(m, 128) * triton.cdiv(n, 128),)
+    _gemm[grid](a, bt, c, m, n, k, BLOCK_M=128, BLOCK_N=128, BLOCK_K=32, GROUP_M=8,
                 num_warps=8, num_stages=3)
     return c

@@ -47,8 +47,9 @@ class ErrorStats:
 
 # Accuracy parity: a candidate's error against a float64 evaluation of the reference may be at
 # most PARITY_FACTOR times the eager reference's own error against it, both norm-wise
-# (||out - exact|| / ||exact|| over an output), the reference's floored at its dtype's epsilon so
-# an exact answer is not punished. The factor comes from measurements (benchmarks/parity.md):
+# (||out - exact|| / ||exact|| over an output), the reference's floored at its dtype's rounding
+# unit (half its epsilon: one rounding of the answer) so an exact reference does not punish a
+# candidate that rounds once. The factor comes from measurements (benchmarks/parity.md):
 # the writer's and the examples' kernels sit within a few times the reference, a GEMM on TF32
 # operands (10 mantissa bits) hundreds of times over it.
 PARITY_FACTOR = 16.0
@@ -60,7 +61,7 @@ class Parity:
 
     candidate: float
     reference: float
-    floor: float  # the reference dtype's epsilon: the least error ever charged to it
+    floor: float  # the reference dtype's rounding unit: the least error ever charged to it
     output: int = 0
 
     @property
@@ -200,6 +201,7 @@ def accuracy(cand: Outputs, ref: Outputs, exact: Outputs, chunk: int = CHUNK) ->
         if not r.is_floating_point() or c.shape != r.shape or x.shape != r.shape:
             continue
         c, r, x = c.reshape(-1), r.reshape(-1), x.reshape(-1)
+        unit = torch.finfo(r.dtype).eps / 2  # the dtype's rounding unit: one rounding's error
         cand_sq = ref_sq = exact_sq = 0.0
         for start in range(0, r.numel(), chunk):
             s = slice(start, start + chunk)
@@ -211,11 +213,9 @@ def accuracy(cand: Outputs, ref: Outputs, exact: Outputs, chunk: int = CHUNK) ->
             exact_sq += float(xp.square().sum())
         scale = math.sqrt(exact_sq)
         if scale:
-            here = Parity(math.sqrt(cand_sq) / scale, math.sqrt(ref_sq) / scale,
-                          torch.finfo(r.dtype).eps, i)
+            here = Parity(math.sqrt(cand_sq) / scale, math.sqrt(ref_sq) / scale, unit, i)
         else:  # an all-zero answer: only an exact one matches it
-            here = Parity(math.inf if cand_sq else 0.0, math.inf if ref_sq else 0.0,
-                          torch.finfo(r.dtype).eps, i)
+            here = Parity(math.inf if cand_sq else 0.0, math.inf if ref_sq else 0.0, unit, i)
         if worst is None:
             worst = here
         else:

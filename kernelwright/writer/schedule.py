@@ -9,11 +9,12 @@ adjacent memory (coalesced) along the contiguous dim.
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 from typing import Literal
 
-from kernelwright.writer.ir import Group, Value
+from kernelwright.writer.ir import Group, Value, view_layout
 from kernelwright.writer.sizes import hint
 
 SM_TARGET = 512  # programs that fill a large GPU (H100: 132 SMs, several programs each)
@@ -101,21 +102,41 @@ def transpose_space(group: Group) -> list[KernelConfig]:
                             (64, 128, 8)]]
 
 
-# Under the fp32 policy a GEMM's dots are 3xTF32 from this K on: each output element then costs
-# enough multiply-adds (2K FLOPs per 8 bytes stored) for the tensor cores' rate (three TF32
-# products at a third of the TF32 peak is still about 2.4x the FP32 FMA peak on Hopper) to show.
-# Below it the GEMM is bound by its bytes and full-precision FMA dots are as fast.
+# Under the fp32 policy a GEMM's draft takes 3xTF32 dots (tensor cores, fp32 accuracy) where
+# both operands have K as their contiguous dim (`k_major`) and K is at least TF32X3_MIN_K; FMA
+# ("ieee") dots otherwise. Measured on the H200 (Triton 3.6, benchmarks/fp32-gemms-h200.md):
+# Hopper's TF32 tensor-core instructions read shared-memory operands only K-major, so a K-major
+# pair (x @ weight.t(), a @ b.t()) ran 3.3x faster with 3xTF32 than with FMA dots and 1.44x faster
+# than cuBLAS fp32 (1873 against 6282 and 2703 us, 1024 x 8192 x 8192), while a row-major B
+# (a @ b) ran 1.26x slower with 3xTF32 (3933 against 3128 us, 2048 x 8192 x 4096). Short K:
+# bound by bytes, either dot. The search space holds both dots, so the refiner measures them.
 TF32X3_MIN_K = 128
 
 
+def k_major(group: Group) -> bool:
+    """Both operands of a GEMM group are read along K contiguously: A is [.., M, K] row-major and
+    B is the transpose of a row-major [.., N, K] (a weight in F.linear). A convolution's operand
+    is gathered (im2col) and counts as not."""
+    mm = group.values[0]
+    if mm.op == "conv":
+        return False
+    sa, sb = (hint(tuple(view_layout(v)[0])) for v in mm.args)
+    return (sa[-1] == 1 or sa[-2] != 1) and sb[-2] == 1 and sb[-1] != 1
+
+
+def draft_dot(group: Group) -> str:
+    """The dot a GEMM's draft is written with under fp32 (see TF32X3_MIN_K)."""
+    k = hint(matmul_dims(group)[3])
+    return "tf32x3" if k >= TF32X3_MIN_K and k_major(group) else "ieee"
+
+
 def matmul_default(group: Group) -> KernelConfig:
-    """128 x 128 tiles; split K where too few tiles fill the GPU and K is long; 3xTF32 dots
-    where K is long enough to pay (TF32X3_MIN_K)."""
+    """128 x 128 tiles; split K where too few tiles fill the GPU and K is long; the draft's dot
+    (`draft_dot`)."""
     batch, m, n, k = hint(matmul_dims(group))
     tiles = batch * -(-m // 128) * -(-n // 128)
     split = min(16, SM_TARGET // (4 * tiles)) if tiles * 4 < SM_TARGET and k >= 4096 else 1
-    dot = "tf32x3" if k >= TF32X3_MIN_K else "ieee"
-    return matmul_config(group, 128, 128, 32, 8, split=split, dot=dot)
+    return matmul_config(group, 128, 128, 32, 8, split=split, dot=draft_dot(group))
 
 
 def attention_default(group: Group) -> KernelConfig:
@@ -246,11 +267,11 @@ def matmul_space(group: Group) -> list[KernelConfig]:
     out: list[KernelConfig] = []
     batch, m, n, k = hint(matmul_dims(group))
     few_tiles = batch * -(-m // 64) * -(-n // 64) * 4 < SM_TARGET
-    tiles = [(t, "ieee") for t in MATMUL_TILES]
-    if k >= TF32X3_MIN_K:  # the tensor-core path, with the FMA path's default second so the
-        # search measures one against the other early
-        tiles = [(TF32X3_TILES[0], "tf32x3"), tiles[0], *((t, "tf32x3") for t in TF32X3_TILES[1:]),
-                 *tiles[1:]]
+    fma = [(t, "ieee") for t in MATMUL_TILES]
+    tensor = [(t, "tf32x3") for t in TF32X3_TILES]
+    first, second = (tensor, fma) if draft_dot(group) == "tf32x3" else (fma, tensor)
+    # the two dots alternate, the draft's first, so a short search measures both
+    tiles = [t for pair in itertools.zip_longest(first, second) for t in pair if t]
     for (bm, bn, bk, warps, stages), dot in tiles:
         for split in (1, 4, 16) if few_tiles and k >= 2048 else (1,):
             cfg = matmul_config(group, bm, bn, bk, warps, stages, split=split, dot=dot)

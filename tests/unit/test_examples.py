@@ -15,6 +15,10 @@ def test_example_candidate_is_correct(pair):
     assert result.status == "correct", f"{result.reason}: {result.message}\n{result.log_tail}"
     assert result.size_overrides, "CPU mode must shrink full KernelBench sizes and say so"
     assert result.max_rel_err is not None and result.max_rel_err <= result.tolerance
+    if result.parity_note is None:  # accuracy parity measured (integer outputs: exact instead)
+        assert result.exact_error is not None and result.reference_exact_error is not None
+        assert result.exact_error <= result.parity_factor * max(result.reference_exact_error,
+                                                                2**-24)
     assert result.device.startswith("cpu")
 
 

@@ -57,3 +57,18 @@ def test_cpu_calibration_measures_and_caches(cache):
     assert profile.calibrated and profile.memory_bandwidth_gbps > 0 and profile.fp32_tflops > 0
     assert cal.profile_path(cal.device_name("cpu")).is_file()
     assert cal.resolve_profile("cpu") == profile
+
+
+def test_the_calibration_3xtf32_gemm_computes_a_matmul():
+    """`hw calibrate` times this kernel on a GPU beside cuBLAS fp32; it must be a GEMM (here
+    through the interpreter, in a process of its own, which runs its dots in fp32)."""
+    import os
+    import subprocess
+    import sys
+
+    check = ("import torch; from kernelwright.hardware.tf32x3 import gemm; "
+             "a, b = torch.randn(256, 384), torch.randn(384, 128); "
+             "torch.testing.assert_close(gemm(a, b.t().contiguous()), a @ b, rtol=1e-4, atol=1e-4)")
+    done = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True,
+                          env={**os.environ, "TRITON_INTERPRET": "1"}, timeout=120)
+    assert done.returncode == 0, done.stderr[-800:]

@@ -10,24 +10,29 @@ ROOT = Path(__file__).resolve().parents[2]
 CAPPED = """
 import resource, sys
 import torch
-from kernelwright.tools.correctness import compare
+from kernelwright.tools.correctness import accuracy, compare
 r = torch.randn(1 << 24)  # a 64 MiB fp32 output
 x = r + 1e-7
+exact = r.double() if sys.argv[2] == "accuracy" else None  # the float64 evaluation
 with open("/proc/self/status") as f:
     vm = next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmSize"))
 cap = vm + 3 * r.nbytes
 resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
-print(compare([x], [r], 1e-4, chunk=int(sys.argv[1])))
+if exact is None:
+    print(compare([x], [r], 1e-4, chunk=int(sys.argv[1])))
+else:
+    print(accuracy([x], [r], [exact], chunk=int(sys.argv[1])))
 """
 
 
-def compare_under_a_cap(chunk: int) -> subprocess.CompletedProcess:
-    """Compare two 64 MiB outputs in a process whose address space may grow by 3 such outputs
-    (the old comparison made float64 copies of both: 4 outputs' worth, and masks besides)."""
+def compare_under_a_cap(chunk: int, what: str = "compare") -> subprocess.CompletedProcess:
+    """Compare two 64 MiB outputs (`accuracy`: and a float64 one) in a process whose address
+    space may grow by 3 such outputs (the old comparison made float64 copies of both: 4
+    outputs' worth, and masks besides)."""
     # one thread and few malloc arenas: each extra thread's arena reserves 64 MiB of address
     # space, which under a loaded machine's scheduling made the cap fail on noise
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MALLOC_ARENA_MAX": "2"}
-    return subprocess.run([sys.executable, "-c", CAPPED, str(chunk)], capture_output=True,
+    return subprocess.run([sys.executable, "-c", CAPPED, str(chunk), what], capture_output=True,
                           text=True, cwd=ROOT, timeout=300, env=env)
 
 
@@ -38,6 +43,15 @@ def test_outputs_are_compared_in_slices_within_a_memory_cap():
 
 def test_the_cap_is_real_a_whole_output_at_once_exceeds_it():
     whole = compare_under_a_cap(1 << 30)
+    assert whole.returncode != 0 and "allocate" in whole.stderr, whole.stdout + whole.stderr[-600:]
+
+
+def test_accuracy_parity_sums_in_slices_within_the_same_cap():
+    """Both errors against the float64 evaluation, a slice at a time: within the cap; the same
+    sums over a whole output at once are not."""
+    sliced = compare_under_a_cap(1 << 20, "accuracy")
+    assert sliced.returncode == 0 and "Parity(candidate=" in sliced.stdout, sliced.stderr[-600:]
+    whole = compare_under_a_cap(1 << 30, "accuracy")
     assert whole.returncode != 0 and "allocate" in whole.stderr, whole.stdout + whole.stderr[-600:]
 
 

@@ -28,6 +28,7 @@ def correct(made, configs=None, settings=SETTINGS) -> str:
     result = evaluate(made.problem, source, settings)
     assert result.status == "correct", f"{result.reason}: {result.message}\n{result.log_tail}\n{source}"
     assert not result.findings and "@triton.jit" in source and "tl.dot(" in source
+    assert result.exact_error is not None  # held to the reference's accuracy (parity)
     return source
 
 
@@ -111,19 +112,22 @@ def test_the_precision_policy_holds_inside_the_gemm(precision, dot):
     assert dot in correct(made, settings=settings)
 
 
-@pytest.mark.parametrize("k, dot", [(32, "ieee"), (256, "tf32x3")])
-def test_fp32_gemms_take_3xtf32_dots_where_k_is_long(k, dot):
-    """Under fp32 a GEMM with K of TF32X3_MIN_K or more is written with 3xTF32 dots (as
-    accurate as fp32, on the tensor cores); a short K keeps FMA dots. The search space holds
-    both for every K that long, so the refiner measures one against the other."""
-    problem = inline(f"k{k}", "a @ b", f"[torch.randn(24, {k}), torch.randn({k}, 20)]")
+@pytest.mark.parametrize("forward, k, dot", [("a @ b.t()", 32, "ieee"), ("a @ b.t()", 256, "tf32x3"),
+                                           ("a @ b", 256, "ieee")])
+def test_fp32_gemm_drafts_take_3xtf32_dots_where_they_pay(forward, k, dot):
+    """Under fp32 a GEMM whose operands are both K-major (a weight read transposed) with K of
+    TF32X3_MIN_K or more is drafted with 3xTF32 dots (fp32 accuracy on the tensor cores); a short
+    K or a row-major B keeps FMA dots. The search space holds both dots, alternating from the
+    draft's, so the refiner measures one against the other."""
+    b = f"torch.randn(20, {k})" if "b.t()" in forward else f"torch.randn({k}, 20)"
+    problem = inline(f"k{k}", forward, f"[torch.randn(24, {k}), {b}]")
     made = plan(problem)
     assert made.configs[0].dot == dot
     assert f'input_precision="{dot}"' in correct(made)
     from kernelwright.writer.kinds import config_space
 
-    assert {c.dot for c in config_space(made.groups[0])} == \
-        ({"ieee", "tf32x3"} if dot == "tf32x3" else {"ieee"})
+    space = config_space(made.groups[0])
+    assert space[0].dot == dot and {c.dot for c in space[:2]} == {"ieee", "tf32x3"}
     # under any other policy the configuration's dot is not used
     assert 'input_precision="tf32"' in plan(problem, precision="tf32").source()
 

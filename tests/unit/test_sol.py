@@ -78,8 +78,8 @@ def test_bf16_policy_halves_the_bytes():
     assert counts_of("level1/07_matmul.py", "bf16").bytes == 3 * n * n * 2
 
 
-@pytest.mark.parametrize("precision, rate", [("fp32", 67), ("tf32", 494.5), ("bf16", 989.5),
-                                             ("fp16", 989.5)])
+@pytest.mark.parametrize("precision, rate", [("fp32", 494.5 / 3), ("tf32", 494.5),
+                                             ("bf16", 989.5), ("fp16", 989.5)])
 def test_peak_follows_the_precision_policy(precision, rate):
     c = counts_of("level1/07_matmul.py", precision)
     sol = floor(c, DATASHEETS["h100-sxm"], precision)
@@ -87,6 +87,23 @@ def test_peak_follows_the_precision_policy(precision, rate):
     assert sol.vector_peak_tflops == 67  # pointwise work never runs on tensor cores
     assert sol.compute_floor_us == pytest.approx(c.tensor_flops / (rate * 1e12) * 1e6)
     assert sol.bound == "compute"
+
+
+def test_fp32_matmuls_are_charged_at_the_fastest_fp32_accurate_rate():
+    """Under fp32 a GEMM may run as 3xTF32 (three TF32 products, fp32 accuracy): the floor charges
+    the faster of the FP32 FMA rate and a third of the TF32 rate (or a 3xTF32 GEMM measured
+    faster still), and says which."""
+    c = counts_of("level1/07_matmul.py", "fp32")
+    h100 = DATASHEETS["h100-sxm"]
+    sol = floor(c, h100, "fp32")
+    assert sol.tensor_peak_tflops == pytest.approx(494.5 / 3) and "3xTF32" in sol.tensor_peak_kind
+    slow_tensor_cores = h100.model_copy(update={"tf32_tflops": 90.0})  # a third is under FMA's 67
+    sol = floor(c, slow_tensor_cores, "fp32")
+    assert sol.tensor_peak_tflops == 67 and sol.tensor_peak_kind == "FP32 FMA"
+    measured = h100.model_copy(update={"tf32x3_tflops": 200.0})
+    assert floor(c, measured, "fp32").tensor_peak_tflops == 200.0
+    no_tf32 = DATASHEETS["ascend910b"]
+    assert floor(c, no_tf32, "fp32").tensor_peak_tflops == no_tf32.fp32_tflops
 
 
 def test_device_without_tf32_falls_back_to_fp32_rate():
