@@ -79,7 +79,8 @@ def main() -> None:
                         "status": "uncovered", "reason": str(exc)[:100]})
                 continue
             result = evaluate(problem, source, settings)
-            record(row("writer", file, precision, result) | {"write_s": round(time.perf_counter() - started, 1)})
+            record(row("writer", file, precision, result)
+                   | {"write_s": round(time.perf_counter() - started, 1)})
     fp32 = EvalSettings(device=args.device, timeout_s=600, compile_baseline=False, reps=50)
     for cand in sorted((ROOT / "examples/candidates").rglob("*.py")):
         problem = ROOT / "examples/problems" / cand.relative_to(ROOT / "examples/candidates")

@@ -19,6 +19,7 @@ import os
 import time
 import warnings
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -73,9 +74,12 @@ def round_metrics(tree: list[Candidate], tokens: int) -> dict[str, float]:
     if best is None or not best.runtime_us:
         return out  # no timing (the CPU interpreter): no speedups are logged, none invented
     out["best_us"] = best.runtime_us
+    # one eager and one compile figure for the whole run (the first measured): every round's
+    # speedup is then over the same baseline, and a faster kernel never charts as a fall
+    eager = next((c.eager_us for c in tree if c.eager_us), None)
     compiled = next((c.compile_us for c in tree if c.compile_us), None)
-    if best.eager_us and not best.within_noise:  # within the noise: no speedup is claimed
-        out["best_speedup_eager"] = best.eager_us / best.runtime_us
+    if eager and not best.within_noise:  # within the noise: no speedup is claimed
+        out["best_speedup_eager"] = eager / best.runtime_us
     if compiled:
         out["best_speedup_compile"] = compiled / best.runtime_us
     if best.sol_fraction:
@@ -103,6 +107,11 @@ class MlflowRun:
         """Log final metrics and text artifacts (name -> content), then end the run."""
         if self.run_id is not None:
             self._guard(self._close, metrics, texts, status)
+
+    def log_table(self, table: dict[str, list[Any]], name: str) -> None:
+        """A table (column -> values) as an artifact the MLflow UI shows as a table."""
+        if self.run_id is not None:
+            self._guard(lambda: self.client.log_table(self.run_id, table, name))
 
     def _open(self, name: str, tags: dict[str, str], params: dict[str, str],
               resume_thread: str | None) -> None:
@@ -175,6 +184,8 @@ class Tracker(MlflowRun):
         self.logged: set[int] = set()
         self.tagged = False
         self.tracing = False
+        self.started_ms = 0
+        self.traced = False  # LLM traces were autologged for this run
 
     def start(self, thread_id: str) -> None:
         if self.config.tracking.enabled:
@@ -231,12 +242,16 @@ class Tracker(MlflowRun):
                 "precision": self.config.precision, "backend": self.config.backend,
                 "guard": self.config.guard, "kernelwright": VERSION,
                 **policy_tags(self.config)}
-        self._open(f"{self.problem}-{thread_id}", tags, flatten(self.config), thread_id)
+        # one name: a suite's thread id already holds the problem's name
+        name = thread_id if self.problem in thread_id else f"{self.problem}-{thread_id}"
+        self._open(name, tags, flatten(self.config), thread_id)
+        self.started_ms = int(time.time() * 1000)
         self.logged = {int(m.step) for m in self.client.get_metric_history(self.run_id, "tokens")}
         self.tracing = self.config.tracking.traces and any(
             t.startswith("llm") for t in policy_tags(self.config).values())
         if self.tracing:
             _autolog_traces(tracking_uri(self.config), self.experiment)
+            self.traced = True
         self.say(f"tracking: MLflow run {self.run_id} at {tracking_uri(self.config)}")
 
     def _tag_device(self, state: dict[str, Any]) -> None:
@@ -269,7 +284,35 @@ class Tracker(MlflowRun):
         client.log_dict(run, summary, "summary.json")
         client.log_figure(run, speedup_figure(self.rounds, self.problem), "speedup.png")
         client.set_tag(run, "stop", (result.stop or "")[:5000])
+        self._link_traces()
         self._end("FINISHED" if result.best is not None else "FAILED", None)
+
+    def _link_traces(self) -> None:
+        """Link this run's LLM traces (autologged, so not tied to any run) to it: the traces of
+        its experiment that started while it ran and belong to no run yet."""
+        if not self.traced:
+            return
+        found = self.client.search_traces(
+            locations=[self.experiment], include_spans=False, max_results=500,
+            filter_string=f"timestamp_ms >= {self.started_ms}")
+        mine = [t.info.trace_id for t in found
+                if not (t.info.trace_metadata or {}).get("mlflow.sourceRun")]
+        for i in range(0, len(mine), 100):
+            self.client.link_traces_to_run(mine[i:i + 100], self.run_id)
+
+
+def log_file(config: RunConfig, run_id: str, path: Path,
+             say: Callable[[str], None] = lambda _: None) -> None:
+    """Log a file (a report page) as an artifact of a run; a failure warns and is said."""
+    run = MlflowRun(config, say=say)
+    run.run_id = run_id
+
+    def log() -> None:
+        from mlflow import MlflowClient
+
+        MlflowClient(tracking_uri(config)).log_artifact(run_id, str(path))
+
+    run._guard(log)
 
 
 def experiment_id(client: Any, name: str) -> str:

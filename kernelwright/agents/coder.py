@@ -257,7 +257,7 @@ def node(state: State, runtime: Any) -> dict[str, Any]:
     tree: list[Candidate] = state["tree"]
     parent = next((c for c in tree if c.id == task["parent"]), None)
     base = dict(id=task["id"], parent=task["parent"], stage=task["stage"],
-                memory=[m["id"] for m in task["memory"]])
+                memory=[m["id"] for m in task["memory"]], round=state.get("round", 0))
     started = time.perf_counter()
     if cfg.coder.policy == "llm":
         request = CodeRequest(

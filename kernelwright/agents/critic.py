@@ -117,5 +117,6 @@ def node(state: State, runtime: Any) -> dict[str, Any]:
             lessons = [verdict.lesson]
             stop = stop or (f"critic: {verdict.lesson}" if verdict.stop else None)
     return {"best_id": best.id if best else None, "best": best, "stale_rounds": stale, "stop": stop,
+            "tree": [c.model_copy(update={"lesson": lesson(c)}) for c in this_round],
             "tokens": tokens, "lessons": {str(c.id): lesson(c) for c in this_round},
             "log": [f"  critic: {'; '.join(lessons)}"] + ([f"stop: {stop}"] if stop else [])}

@@ -68,7 +68,8 @@ def node(state: State, runtime: Any) -> dict[str, Any]:
     plans: list[Any] = []  # the offline writer's plans, captured once for all repairs
     for failed in to_fix(state, cfg):
         made.append(failed.model_copy(update={"fixes": cfg.fix_tries}))  # repaired once only
-        child = dict(id=next_id, parent=failed.id, stage="fix", fixes=failed.fixes + 1)
+        child = dict(id=next_id, parent=failed.id, stage="fix", fixes=failed.fixes + 1,
+                     round=state.get("round", 0))
         if cfg.fixer.policy == "llm":
             try:
                 source, used = llm_fix(problem_of(state), failed, cfg.fixer, cfg.backend)

@@ -125,6 +125,8 @@ def run_command(
     if result.best is not None and result.best.source:
         (folder / "best.py").write_text(result.best.source)
         console.print(f"best: #{result.best.id} ({result.best.change}) -> {folder / 'best.py'}")
+    page = _report(folder, settings, result.mlflow_run_id)[0]
+    console.print(f"report: {page}")
     if result.size_overrides:
         console.print("[yellow]shrunk for the CPU:[/] the candidates were checked at "
                       + ", ".join(f"{k}={v}" for k, v in sorted(result.size_overrides.items()))
@@ -229,13 +231,53 @@ def bench_command(
                                "same command again") from None
     summary = suite_records.summarize(records)
     files = report.write_report(out, records, summary, title)
-    group.close(suite_records.summary_metrics(summary), {"results.md": files[2].read_text()}, "FINISHED")
+    if group.run_id:
+        (out / "mlflow_run_id").write_text(group.run_id)  # where `kernelwright report` logs to
+    pages = _report(out, settings, None)
+    group.close(suite_records.summary_metrics(summary), {"results.md": files[2].read_text(),
+                                                         "report.html": pages[0].read_text()},
+                "FINISHED")
+    files.append(pages[0])
     console.print(bench_table(records))
     for line in report.summary_lines(summary):
         console.print(escape(line))
     console.print(f"results: {', '.join(str(f) for f in files)}")
 
 
+
+
+@app.command("report")
+def report_command(
+    folder: Annotated[Path, typer.Argument(help="a run folder (kernelwright run) or a bench "
+                                                "folder (kernelwright bench --out)")],
+    config: Annotated[Path | None, typer.Option(help="RunConfig YAML: where MLflow is")] = None,
+) -> None:
+    """Write report.html (one self-contained page) for a run or a bench, and log it to MLflow."""
+    from kernelwright.config import RunConfig
+    from kernelwright.core.records import Result
+
+    try:
+        settings = RunConfig.from_yaml(config) if config else RunConfig()
+        run_id = None
+        if (folder / "mlflow_run_id").is_file():
+            run_id = (folder / "mlflow_run_id").read_text().strip()
+        elif (folder / "summary.json").is_file() and not (folder / "results.json").is_file():
+            run_id = Result.model_validate_json((folder / "summary.json").read_text()).mlflow_run_id
+        pages = _report(folder, settings, run_id)
+    except (KernelwrightError, ValueError) as exc:
+        raise _fail(str(exc)) from None
+    console.print(f"report: {pages[0]}" + (f" (and {len(pages) - 1} run pages)" if pages[1:] else ""))
+
+
+def _report(folder: Path, settings: Any, run_id: str | None) -> list[Path]:
+    """The report page(s) of a run or bench folder; the first logged to MLflow when tracked."""
+    from kernelwright.report.html import write_report
+    from kernelwright.tracking import log_file
+
+    pages = write_report(folder)
+    if run_id and settings.tracking.enabled:
+        log_file(settings, run_id, pages[0], say=lambda line: console.print(f"[yellow]{escape(line)}[/]"))
+    return pages
 
 
 @app.command("compare")

@@ -56,6 +56,8 @@ class Candidate(Figures):
     fixes: int = Field(0, description="repairs made along this candidate's fix chain")
     facts: str = Field("", description="the harness's measurements, in one line")
     diagnosis: str = Field("", description="the profiler's reading, for the next refinement")
+    round: int = Field(0, description="the round it was written in")
+    lesson: str = Field("", description="the critic's lesson of it")
     memory: list[str] = Field(default_factory=list, description="experiences in its coder's context")
 
     @property
@@ -147,6 +149,7 @@ class Result(BaseModel):
     seconds: float = Field(0.0, description="time spent coding and evaluating")
     log: list[str]
     mlflow_run_id: str | None = Field(None, description="where the run is tracked, if it is")
+    reference: str = Field("", description="the problem's source: the reference module")
     size_overrides: dict[str, int] = Field(
         default_factory=dict, description="module-level sizes shrunk where there is no GPU "
         "(name -> value): the candidates were checked at these sizes, not the file's")

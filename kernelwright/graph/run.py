@@ -145,4 +145,5 @@ def result_of(state: dict[str, Any], thread_id: str) -> Result:
     return Result(problem=Path(state.get("problem_path", "")).stem, thread_id=thread_id,
                   best=best, tree=tree, stop=state.get("stop"), tokens=state.get("tokens", 0),
                   seconds=state.get("seconds", 0.0),
-                  log=state.get("log", []), size_overrides=state.get("size_overrides", {}))
+                  log=state.get("log", []), size_overrides=state.get("size_overrides", {}),
+                  reference=state.get("problem_source", ""))

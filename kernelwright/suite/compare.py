@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel
 
@@ -70,8 +71,49 @@ def compare(configs: dict[str, RunConfig], suite: Path, out: Path, *,
     result = Comparison(suite=str(suite), summaries=summaries, records=records,
                         problems=[p.relative_to(suite).with_suffix("").as_posix() for p in problems],
                         parent_run_id=parent.run_id, child_run_ids=children)
-    parent.close({}, {"comparison.md": markdown(result)}, "FINISHED")
+    parent.close({}, {"comparison.md": markdown(result), "problems.md": problem_table(result)},
+                 "FINISHED")
+    if parent.run_id is not None:
+        parent.log_table(per_problem(result), "problems.json")  # MLflow shows it as a table
     return result
+
+
+def per_problem(comparison: Comparison) -> dict[str, list[Any]]:
+    """One row per problem and configuration: its verdict and figures (a column each)."""
+    table: dict[str, list[Any]] = {k: [] for k in (
+        "problem", "config", "status", "best_us", "speedup_eager", "speedup_compile",
+        "sol_fraction", "evaluations")}
+    for problem in comparison.problems:
+        for name, records in comparison.records.items():
+            r = next((x for x in records if x.problem == problem), None)
+            if r is None:
+                continue
+            for key, value in (("problem", problem), ("config", name), ("status", r.verdict()),
+                               ("best_us", r.best_us), ("speedup_eager", r.speedup_eager),
+                               ("speedup_compile", r.speedup_compile),
+                               ("sol_fraction", r.sol_fraction), ("evaluations", r.evaluations)):
+                table[key].append(value)
+    return table
+
+
+def problem_table(comparison: Comparison) -> str:
+    """The per-problem table in Markdown: a row per problem, each configuration's verdict and
+    speedups side by side."""
+    names = list(comparison.records)
+    lines = ["| problem | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+    for problem in comparison.problems:
+        cells = []
+        for name in names:
+            r = next((x for x in comparison.records[name] if x.problem == problem), None)
+            if r is None:
+                cells.append("-")
+            elif not r.correct:
+                cells.append(r.verdict().replace("|", "/"))
+            else:
+                speed = (f"{r.speedup_eager:.2f}x eager" if r.speedup_eager else "not timed")
+                cells.append(f"correct, {speed}")
+        lines.append(f"| {problem} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def rows(comparison: Comparison) -> list[tuple[str, list[str]]]:

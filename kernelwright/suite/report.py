@@ -67,7 +67,8 @@ def markdown(records: list[ProblemRecord], summary: SuiteSummary, title: str) ->
 
 
 def figure(records: list[ProblemRecord], title: str) -> Any:
-    """Speedup vs eager and vs compile per problem, and the SOL fraction."""
+    """Speedup vs eager and vs compile per problem, and the SOL fraction; a problem without a
+    correct kernel shows its reason where its bars would be."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -84,12 +85,16 @@ def figure(records: list[ProblemRecord], title: str) -> Any:
     top.axhline(1.0, color="grey", linewidth=0.8, linestyle="--")
     top.set(ylabel="speedup", title=title)
     top.legend()
+    for i, r in enumerate(records):  # a failed problem is marked with its reason, not left blank
+        if not r.correct:
+            top.text(i, 0.05, f"failed: {r.verdict()}"[:48], rotation=90, ha="center", va="bottom",
+                     fontsize=7, color="tab:red", transform=top.get_xaxis_transform())
     bottom.bar(list(at), [r.sol_fraction or 0.0 for r in records], 0.6, color="tab:green")
     bottom.axhline(1.0, color="grey", linewidth=0.8, linestyle="--")
     bottom.set(ylabel="SOL fraction")
     bottom.set_xticks(list(at), names, rotation=60, ha="right", fontsize=7)
     if not any(r.speedup_eager for r in records):
-        top.text(0.5, 0.5, "no timings (correctness only on this machine)", ha="center",
+        top.text(0.5, 0.85, "no timings (correctness only on this machine)", ha="center",
                  va="center", transform=top.transAxes)
     fig.tight_layout()
     return fig

@@ -69,6 +69,9 @@ def run_suite(problems: list[Path], root: Path, config: RunConfig, out: Path | N
                           checkpoint=out / "checkpoints.sqlite" if out else None,
                           parent_run_id=parent_run_id)
         record = record_of(name, result, time.perf_counter() - started)
+        if out is not None:  # the run itself, for its report page (kernelwright report OUT)
+            (out / "runs" / name).mkdir(parents=True, exist_ok=True)
+            (out / "runs" / name / "summary.json").write_text(result.model_dump_json(indent=1))
         if (result.stop or "").startswith("time budget") and each.max_seconds == problem_limit_s:
             update: dict[str, Any] = {"time_limit_hit": True}
             if not record.correct:

@@ -355,57 +355,58 @@ def _pipeline(job: WorkerJob, result: EvalResult) -> None:
     try:
         result.sandbox = remote.child.confinement.lines()
         _judge(job, result, remote, module, reference, state, init_inputs, trial_inputs,
-               run_reference, _float64(reference))
+               run_reference, Float64Reference(reference))
     finally:
         remote.close()
         result.log_tail = remote.child.log_tail()
 
 
-def _float64(reference: Any) -> Any:
+class Float64Reference:
     """The reference evaluated in float64 (a copy of it with the same parameter values, run with
     float64 as the default dtype, so tensors made inside its forward are float64 too), for
-    accuracy parity. Returns None, with the reason in its `note`, where it cannot run so."""
-    import copy
+    accuracy parity. A call returns None, with the reason in `note`, where it cannot run so."""
 
-    import torch
+    def __init__(self, reference: Any):
+        self.reference = reference
+        self.model: Any = None
+        self.note: str | None = None
 
-    from kernelwright.tools import correctness
+    def __call__(self, inputs: list[Any]) -> Any:
+        import copy
 
-    model: Any = None
+        import torch
 
-    def exact(inputs: list[Any]) -> Any:
-        nonlocal model
-        if exact.note is not None:
+        from kernelwright.tools import correctness
+
+        if self.note is not None:
             return None
         previous = torch.get_default_dtype()
         try:
             torch.set_default_dtype(torch.float64)
             with torch.no_grad():
-                if model is None:
-                    model = copy.deepcopy(reference).to(torch.float64)
+                if self.model is None:
+                    self.model = copy.deepcopy(self.reference).to(torch.float64)
                 args = [x.to(torch.float64) if isinstance(x, torch.Tensor) and x.is_floating_point()
                         else x.clone() if isinstance(x, torch.Tensor) else x for x in inputs]
-                return correctness.as_outputs(model(*args))
+                return correctness.as_outputs(self.model(*args))
         except torch.cuda.OutOfMemoryError:
-            exact.note = "not measured: the float64 evaluation of the reference does not fit in " \
-                         "the device's free memory"
+            self.note = ("not measured: the float64 evaluation of the reference does not fit in "
+                         "the device's free memory")
         except Exception as exc:  # noqa: BLE001  (the reference's limits, not the candidate's)
-            exact.note = (f"not measured: the reference does not run in float64 "
-                          f"({type(exc).__name__}: {str(exc)[:200]})")
+            self.note = (f"not measured: the reference does not run in float64 "
+                         f"({type(exc).__name__}: {str(exc)[:200]})")
         finally:
             torch.set_default_dtype(previous)
-        model = None
+        self.model = None
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
         return None
 
-    exact.note = None  # type: ignore[attr-defined]
-    return exact
 
-
-def _parity_figures(result: EvalResult, report: Any, parity: Any) -> None:
+def _parity_figures(result: EvalResult, report: Any, parity: Any, exact: Float64Reference
+                    ) -> None:
     """Both errors against float64 into the verdict, whatever it is."""
-    result.parity_note = parity.exact.note
+    result.parity_note = exact.note
     if report.parity is None and result.parity_note is None and report.trials_passed:
         result.parity_note = "not needed: no floating-point output (compared exactly)"
     if report.parity is not None:
@@ -416,7 +417,7 @@ def _parity_figures(result: EvalResult, report: Any, parity: Any) -> None:
 
 def _judge(job: WorkerJob, result: EvalResult, remote: Remote, module: Any, reference: Any,
            state: dict[str, Any], init_inputs: list[Any], trial_inputs: Any,
-           run_reference: Any, exact: Any) -> None:
+           run_reference: Any, exact: Float64Reference) -> None:
 
     from kernelwright.tools import correctness, exchange
     from kernelwright.tools.runtime_guard import GuardViolation
@@ -449,7 +450,7 @@ def _judge(job: WorkerJob, result: EvalResult, remote: Remote, module: Any, refe
                       "torch.randint) so that trials differ. The candidate was not judged.") from None
     finally:
         result.aten_ops = sorted(remote.ops)
-        _parity_figures(result, report, parity)
+        _parity_figures(result, report, parity, exact)
     check_record(remote.ops)
     result.trials_passed = report.trials_passed
     result.max_abs_err, result.max_rel_err = report.errors.max_abs, report.errors.max_rel

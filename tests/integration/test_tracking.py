@@ -125,6 +125,9 @@ def test_a_run_has_params_stepped_metrics_tags_artifacts_and_traces(server, monk
     traces = client.search_traces(locations=[experiment])  # autolog: the graph run, its calls
     models = [s for t in traces for s in t.data.spans if s.span_type == "CHAT_MODEL"]
     assert len(models) == len(llm.requests) == 4, [s.name for t in traces for s in t.data.spans]
+    linked = client.search_traces(locations=[experiment], run_id=run.info.run_id)
+    assert {t.info.trace_id for t in linked} == {t.info.trace_id for t in traces}  # on its page
+    assert run.info.run_name == f"01_relu-{result.thread_id}"  # one name, not doubled
 
 
 def test_unreachable_tracking_server_leaves_the_optimisation_intact():
@@ -182,8 +185,13 @@ def test_compare_two_configurations_over_two_problems(server, monkeypatch, tmp_p
         runs = client.search_runs([experiment], f"tags.mlflow.parentRunId = '{child.info.run_id}'")
         assert sorted(r.data.tags["problem"] for r in runs) == ["01_relu", "02_gelu_tanh"]
         assert all(r.info.status == "FINISHED" for r in runs)
+        assert all(r.info.run_name.count(r.data.tags["problem"]) == 1 for r in runs)  # one name
     table = Path(client.download_artifacts(parent, "comparison.md")).read_text()
     assert "| geomean speedup vs eager | 2.00x | 4.00x |" in table
+    problems = Path(client.download_artifacts(parent, "problems.md")).read_text()
+    assert "| level1/01_relu | correct, 2.00x eager | correct, 4.00x eager |" in problems
+    rows = json.loads(Path(client.download_artifacts(parent, "problems.json")).read_text())
+    assert rows["columns"][:3] == ["problem", "config", "status"] and len(rows["data"]) == 4
 
 
 def test_tracing_llm_calls_downloads_no_model_catalog(monkeypatch):
