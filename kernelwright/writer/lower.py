@@ -280,10 +280,18 @@ def _lower_op(b: Builder, name: str, args: list[Any], kw: dict[str, Any], meta: 
         result = args[0]
     else:
         raise Unsupported([name])
-    if isinstance(result, Value) and out_dtype is not None and result.kind != "input":
-        result.dtype = out_dtype if result.dtype != torch.bool or out_dtype == torch.bool \
-            else result.dtype
+    if isinstance(result, tuple) and isinstance(meta, list | tuple):  # e.g. native_layer_norm:
+        for part, val in zip(result, meta, strict=False):  # (bf16 out, fp32 mean, fp32 rstd)
+            _take_dtype(part, getattr(val, "dtype", None))
+    else:
+        _take_dtype(result, out_dtype)
     return result
+
+
+def _take_dtype(result: Any, dtype: Any) -> None:
+    """Give a computed value the dtype aten says its op returns (a bool stays bool)."""
+    if isinstance(result, Value) and dtype is not None and result.kind != "input":
+        result.dtype = dtype if result.dtype != torch.bool or dtype == torch.bool else result.dtype
 
 
 def _add(b: Builder, a: list[Any], kw: dict[str, Any], sign: str) -> Value:

@@ -6,6 +6,7 @@ strict mode: tests/unit/test_offline_matmul.py."""
 from pathlib import Path
 
 import pytest
+import torch
 from corpus import SORTED_ROWS
 
 from kernelwright.agents.coder import offline_draft
@@ -134,3 +135,15 @@ def test_other_constructor_arguments_or_sizes_are_refused_with_the_reason(tmp_pa
     [x] = problem.module().get_inputs()
     with pytest.raises(ValueError, match="these kernels take shape"):
         model(torch.randn(x.shape[0], x.shape[1] + 1))
+
+
+@pytest.mark.parametrize("name", ["level1/04_layernorm", "level2/04_residual_add_layernorm"])
+def test_a_norm_under_bf16_returns_the_references_dtype(name):
+    """native_layer_norm returns (out, mean, rstd): out in the input's dtype (bf16), the
+    statistics in fp32. The writer gave the output fp32 (output_shape under bf16); each part
+    now takes its own dtype."""
+    made = plan(small(name), precision="bf16")
+    settings = SETTINGS.model_copy(update={"precision": "bf16"})
+    result = evaluate(made.problem, made.source(), settings)
+    assert result.status == "correct", f"{result.reason}: {result.message}"
+    assert [v.dtype for v in made.graph.outputs] == [torch.bfloat16]
