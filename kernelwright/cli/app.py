@@ -446,7 +446,8 @@ def analyze_command(
     = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the analyses as JSON")] = False,
 ) -> None:
-    """Baselines (eager, torch.compile), FLOPs, bytes, the SOL floor and the headroom."""
+    """Baselines (eager, torch.compile), FLOPs, bytes, the SOL floor and the headroom; then
+    what the offline writer does not cover, op by op, over all the problems given."""
     from kernelwright.core.problem import load_problem
     from kernelwright.hardware.profiles import DATASHEETS
     from kernelwright.tools.analyze import analyze
@@ -462,23 +463,56 @@ def analyze_command(
                     f"{', '.join(sorted(DATASHEETS))}")
     files = _problem_files(problems)
     results = []
+    missing: dict[str, list[str]] = {}
     try:
         with console.status("", spinner="dots") if not as_json else nullcontext() as status:
             for i, (file, label) in enumerate(files, 1):
                 if status is not None:
                     status.update(f"analysing {label} ({i}/{len(files)})")
-                analysis = analyze(load_problem(file), precision, device,  # type: ignore[arg-type]
+                problem = load_problem(file)
+                analysis = analyze(problem, precision, device,  # type: ignore[arg-type]
                                    hardware, backend=backend)  # type: ignore[arg-type]
                 results.append(analysis.model_copy(update={"problem": label}))
+                missing[label] = uncovered(problem, precision, backend)
     except KernelwrightError as exc:
         raise _fail(str(exc)) from None
     if as_json:
-        print(json.dumps([r.model_dump(mode="json") for r in results], indent=2))
+        print(json.dumps([{**r.model_dump(mode="json"), "uncovered_ops": missing[r.problem]}
+                          for r in results], indent=2))
         return
     console.print(analysis_table(results))
     notes = sorted({r.note for r in results if r.note})
     for note in notes:
         console.print(f"[dim]{escape(note)}[/]")
+    for line in coverage_lines(missing):
+        console.print(escape(line))
+
+
+def uncovered(problem: Any, precision: str, backend: str) -> list[str]:
+    """The aten ops of `problem` the offline writer has no rule for (strict mode): [] if none."""
+    from kernelwright.writer.ir import Unsupported
+    from kernelwright.writer.write import plan
+
+    try:
+        plan(problem, precision, "strict", backend)  # type: ignore[arg-type]
+    except Unsupported as exc:
+        return exc.ops
+    return []
+
+
+def coverage_lines(missing: dict[str, list[str]]) -> list[str]:
+    """The offline writer's coverage over the problems: how many, and each missing op with the
+    problems that use it (most used first)."""
+    by_op: dict[str, list[str]] = {}
+    for problem, ops in missing.items():
+        for op in ops:
+            by_op.setdefault(op, []).append(problem)
+    covered = sum(1 for ops in missing.values() if not ops)
+    lines = [f"offline writer: {covered} of {len(missing)} problems covered"]
+    for op, problems in sorted(by_op.items(), key=lambda kv: (-len(kv[1]), kv[0])):
+        lines.append(f"  uncovered {op}: {len(problems)} problem(s): {', '.join(problems[:8])}"
+                     + (", ..." if len(problems) > 8 else ""))
+    return lines
 
 
 

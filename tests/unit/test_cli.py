@@ -68,6 +68,21 @@ def test_analyze_table_labels_problems_by_folder():
     assert "compute" in run.stdout and "a100 (datasheet)" in run.stdout
 
 
+def test_analyze_lists_what_the_writer_does_not_cover_over_a_folder(tmp_path):
+    suite = tmp_path / "suite"
+    suite.mkdir()
+    for file in ("examples/problems/level1/01_relu.py", "tests/problems/sorted_rows.py"):
+        (suite / Path(file).name).write_text((ROOT / file).read_text())
+    run = cli("analyze", str(suite), "--device", "cpu", "--hardware", "a100")
+    assert run.returncode == 0, run.stderr
+    assert "offline writer: 1 of 2 problems covered" in run.stdout
+    assert "uncovered sort: 1 problem(s): sorted_rows" in run.stdout
+    data = json.loads(cli("analyze", str(suite), "--device", "cpu", "--hardware", "a100",
+                          "--json").stdout)
+    assert {d["problem"]: d["uncovered_ops"] for d in data} == {"01_relu": [],
+                                                               "sorted_rows": ["sort"]}
+
+
 def test_hw_show_lists_the_datasheets(tmp_path):
     run = subprocess.run([sys.executable, "-m", "kernelwright.cli", "hw", "show", "--device", "cpu"],
                          capture_output=True, text=True, cwd=ROOT, timeout=600,
