@@ -5,6 +5,7 @@ cd "$(dirname "$0")/.."
 # Chromium and its driver for the report's browser test, from the system's packages, installed
 # beside the Python environment (the test skips, saying why, where they cannot be installed)
 browser_log=$(mktemp)
+export DEBIAN_FRONTEND=noninteractive  # apt-get asks nothing
 if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
   (command -v apt-get >/dev/null && [ "$(id -u)" = 0 ] &&
      { apt-get install -y -q chromium chromium-driver >"$browser_log" 2>&1 ||
