@@ -22,6 +22,7 @@ from pathlib import Path
 
 from kernelwright.core.problem import load_problem
 from kernelwright.core.results import EvalSettings
+from kernelwright.tools.correctness import Parity
 from kernelwright.tools.evaluate import evaluate
 from kernelwright.writer.ir import Unsupported
 from kernelwright.writer.write import plan
@@ -32,10 +33,9 @@ PROBLEMS = [ROOT / "examples/problems", ROOT / "tests/adversarial/problems"]
 
 def row(kind: str, problem: Path, precision: str, result) -> dict:  # noqa: ANN001
     ratio = None
-    if result.exact_error is not None:  # as correctness.Parity.ratio: floored at the rounding unit
+    if result.exact_error is not None:  # the judge's own ratio, floored at the rounding unit
         unit = {"bf16": 2.0**-8, "fp16": 2.0**-11}.get(precision, 2.0**-24)
-        allowed = max(result.reference_exact_error or 0.0, unit)
-        ratio = result.exact_error / allowed if allowed else 0.0
+        ratio = Parity(result.exact_error, result.reference_exact_error or 0.0, unit).ratio
     return {"kind": kind, "problem": problem.stem, "precision": precision,
             "status": str(result.status), "reason": result.reason,
             "exact_error": result.exact_error, "reference_error": result.reference_exact_error,
