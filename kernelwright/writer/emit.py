@@ -9,6 +9,7 @@ them off the inputs and checks what the kernels assume of them.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import torch
@@ -38,6 +39,8 @@ def write_module(title: str, graph: Graph, groups: list[Group], configs: list[Ke
         if writer_type.vendor:  # `library` mode: the vendor's GEMM or convolution
             launches.append(writer_type(g, "", cfg, pointer_of).launch(precision))
             continue
+        if precision != "fp32":  # a configuration's dot choice is the fp32 policy's alone
+            cfg = replace(cfg, dot="ieee")
         try:
             stages = writer_type.stages(g, cfg)
         except ValueError as exc:

@@ -14,7 +14,7 @@ import math
 from dataclasses import dataclass
 from typing import Literal
 
-from kernelwright.writer.ir import Group, Value, view_layout
+from kernelwright.writer.ir import Group, Value
 from kernelwright.writer.sizes import hint
 
 SM_TARGET = 512  # programs that fill a large GPU (H100: 132 SMs, several programs each)
@@ -102,32 +102,28 @@ def transpose_space(group: Group) -> list[KernelConfig]:
                             (64, 128, 8)]]
 
 
-# Under the fp32 policy a GEMM's draft takes 3xTF32 dots (tensor cores, fp32 accuracy) where
-# both operands have K as their contiguous dim (`k_major`) and K is at least TF32X3_MIN_K; FMA
-# ("ieee") dots otherwise. Measured on the H200 (Triton 3.6, benchmarks/fp32-gemms-h200.md):
-# Hopper's TF32 tensor-core instructions read shared-memory operands only K-major, so a K-major
-# pair (x @ weight.t(), a @ b.t()) ran 3.3x faster with 3xTF32 than with FMA dots and 1.44x faster
-# than cuBLAS fp32 (1873 against 6282 and 2703 us, 1024 x 8192 x 8192), while a row-major B
-# (a @ b) ran 1.26x slower with 3xTF32 (3933 against 3128 us, 2048 x 8192 x 4096). Short K:
-# bound by bytes, either dot. The search space holds both dots, so the refiner measures them.
+# Under the fp32 policy a GEMM's draft takes 3xTF32 dots (tensor cores, fp32 accuracy) where K is
+# at least TF32X3_MIN_K; FMA ("ieee") dots otherwise and for convolutions (their A is gathered in
+# registers). Measured on the H200 (Triton 3.6, benchmarks/fp32-gemms-h200.md): Hopper's TF32
+# tensor-core instructions read shared-memory operands only K-major; with both operands K-major
+# (x @ weight.t(), a @ b.t()) 3xTF32 ran 3.3x faster than FMA dots and 1.44x faster than cuBLAS
+# fp32 (1873 against 6282 and 2703 us, 1024 x 8192 x 8192), while a row-major B read in place ran
+# 1.26x slower than FMA. So a 3xTF32 GEMM copies an operand that is not K-major once per call
+# (kinds/matmul.py `packed_operands`), and runs at the K-major rate. Short K: bound by bytes,
+# either dot. The search space holds both dots, so the refiner measures them.
 TF32X3_MIN_K = 128
 
 
-def k_major(group: Group) -> bool:
-    """Both operands of a GEMM group are read along K contiguously: A is [.., M, K] row-major and
-    B is the transpose of a row-major [.., N, K] (a weight in F.linear). A convolution's operand
-    is gathered (im2col) and counts as not."""
-    mm = group.values[0]
-    if mm.op == "conv":
-        return False
-    sa, sb = (hint(tuple(view_layout(v)[0])) for v in mm.args)
-    return (sa[-1] == 1 or sa[-2] != 1) and sb[-2] == 1 and sb[-1] != 1
+def k_inner(sa: tuple, sb: tuple) -> tuple[bool, bool]:
+    """Whether each GEMM operand has K as its contiguous dim, from its strides: A [.., M, K]
+    row-major; B the transpose of a row-major [.., N, K] (a weight in F.linear, b.t())."""
+    return sa[-1] == 1 or sa[-2] != 1, sb[-2] == 1 and sb[-1] != 1
 
 
 def draft_dot(group: Group) -> str:
     """The dot a GEMM's draft is written with under fp32 (see TF32X3_MIN_K)."""
     k = hint(matmul_dims(group)[3])
-    return "tf32x3" if k >= TF32X3_MIN_K and k_major(group) else "ieee"
+    return "tf32x3" if k >= TF32X3_MIN_K and group.values[0].op != "conv" else "ieee"
 
 
 def matmul_default(group: Group) -> KernelConfig:

@@ -4,6 +4,7 @@ and with small ones (several K steps, edge masks); epilogues fuse into the GEMM,
 reduction after it is one more kernel; transposed operands, sizes that divide no tile, a
 matrix-vector product, strided and dilated convolutions, and the precision policy's dots."""
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -112,24 +113,49 @@ def test_the_precision_policy_holds_inside_the_gemm(precision, dot):
     assert dot in correct(made, settings=settings)
 
 
-@pytest.mark.parametrize("forward, k, dot", [("a @ b.t()", 32, "ieee"), ("a @ b.t()", 256, "tf32x3"),
-                                           ("a @ b", 256, "ieee")])
-def test_fp32_gemm_drafts_take_3xtf32_dots_where_they_pay(forward, k, dot):
-    """Under fp32 a GEMM whose operands are both K-major (a weight read transposed) with K of
-    TF32X3_MIN_K or more is drafted with 3xTF32 dots (fp32 accuracy on the tensor cores); a short
-    K or a row-major B keeps FMA dots. The search space holds both dots, alternating from the
-    draft's, so the refiner measures one against the other."""
+@pytest.mark.parametrize("forward, k, dot, packs", [("a @ b.t()", 32, "ieee", 0),
+                                                  ("a @ b.t()", 256, "tf32x3", 0),
+                                                  ("a @ b", 256, "tf32x3", 1),
+                                                  ("a @ b", 64, "ieee", 0)])
+def test_fp32_gemm_drafts_take_3xtf32_dots_where_they_pay(forward, k, dot, packs):
+    """Under fp32 a GEMM with K of TF32X3_MIN_K or more is drafted with 3xTF32 dots (fp32
+    accuracy on the tensor cores); a short K keeps FMA dots. A row-major B is copied K-major
+    first (Hopper's TF32 tensor cores read K-major operands). The search space holds both dots,
+    alternating from the draft's, so the refiner measures one against the other."""
     b = f"torch.randn(20, {k})" if "b.t()" in forward else f"torch.randn({k}, 20)"
     problem = inline(f"k{k}", forward, f"[torch.randn(24, {k}), {b}]")
     made = plan(problem)
     assert made.configs[0].dot == dot
-    assert f'input_precision="{dot}"' in correct(made)
+    source = correct(made)
+    assert f'input_precision="{dot}"' in source and source.count("_pack_b[") == packs
     from kernelwright.writer.kinds import config_space
 
     space = config_space(made.groups[0])
     assert space[0].dot == dot and {c.dot for c in space[:2]} == {"ieee", "tf32x3"}
     # under any other policy the configuration's dot is not used
     assert 'input_precision="tf32"' in plan(problem, precision="tf32").source()
+
+
+@pytest.mark.parametrize("forward, inputs, packs, split", [
+    ("a.t() @ b", "[torch.randn(150, 37), torch.randn(150, 29)]", ["a", "b"], 1),
+    ("torch.bmm(a, b)", "[torch.randn(3, 20, 140), torch.randn(3, 140, 18)]", ["b"], 1),
+    ("a.t() @ b", "[torch.randn(300, 24), torch.randn(300, 20)]", ["a", "b"], 4),
+    ("a.t() @ b.t()", "[torch.randn(130, 21), torch.randn(19, 130)]", ["a"], 1),
+])
+def test_3xtf32_gemms_copy_operands_k_major(forward, inputs, packs, split):
+    """A 3xTF32 GEMM reads both operands K-major: an M-major A (a.t()) or an N-major B (a @ b,
+    batched too) is copied into a [.., M or N, K] buffer first, one kernel per copy, then the
+    GEMM (split-K too) reads the copy. FMA dots read every operand in place."""
+    made = plan(inline("packs", forward, inputs))
+    group = made.groups[0]
+    cfg = matmul_config(group, 16, 16, 16, 1, split=split, dot="tf32x3")
+    source = correct(made, [cfg] + made.configs[1:])
+    launched = [line.split("[")[0].strip() for line in source.splitlines() if "_pack_" in line
+                and "def " not in line and "#" not in line]
+    assert launched == [f"kernel0_matmul_pack_{x}" for x in packs]
+    if split > 1:
+        assert "_partial[" in source and "_combine[" in source
+    assert "_pack_" not in made.source([replace(cfg, dot="ieee")] + made.configs[1:])
 
 
 @pytest.mark.parametrize("pattern, conv, inputs", [

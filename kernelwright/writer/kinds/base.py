@@ -19,12 +19,13 @@ from kernelwright.writer.ops import OPS, triton_literal
 from kernelwright.writer.schedule import KernelConfig, matmul_dims
 from kernelwright.writer.sizes import size_args
 
-StageName = Literal["whole", "partial", "combine"]
+StageName = Literal["whole", "partial", "combine", "pack_a", "pack_b"]
 
 
 @dataclass(frozen=True)
 class Stage:
-    """One kernel of a group: the whole group, or one half of a split (own config and grid)."""
+    """One kernel of a group: the whole group, one half of a split, or a GEMM operand's K-major
+    copy (own config and grid)."""
 
     name: StageName
     config: KernelConfig

@@ -11,10 +11,13 @@ from __future__ import annotations
 import re
 
 from kernelwright.writer.fuse import view_base
-from kernelwright.writer.ir import Group, Value
-from kernelwright.writer.kinds.base import KernelWriter, Stage, dot_lines, tile_mask, view_strides, with_offset
-from kernelwright.writer.schedule import KernelConfig, matmul_dims
+from kernelwright.writer.ir import Graph, Group, Value
+from kernelwright.writer.kinds.base import KernelWriter, Stage, StageName, dot_lines, tile_mask, view_strides, with_offset
+from kernelwright.writer.schedule import KernelConfig, k_inner, matmul_dims
 from kernelwright.writer.sizes import ceil_div, divides
+
+PACK_KEY = 1 << 40  # pointer_of keys of the K-major copies, apart from value ids
+PACKS: tuple[StageName, StageName] = ("pack_a", "pack_b")  # the stages that copy A, B K-major
 
 
 class MatmulKernel(KernelWriter):
@@ -28,9 +31,17 @@ class MatmulKernel(KernelWriter):
         mm = self.g.values[0]
         a, b = mm.args
         batch, m, n, k = matmul_dims(self.g)
-        sa, sb = view_strides(a), view_strides(b)
-        pa = with_offset(self.pointer(view_base(a)), a)
-        pb = with_offset(self.pointer(view_base(b)), b)
+        if self.stage in PACKS:
+            return self.pack_body(PACKS.index(self.stage))
+        packed = packed_operands(self.g, self.cfg)
+        if 0 in packed:  # read A from its K-major copy [.., M, K]
+            pa, sa = self.use_pack(0), (m * k, k, 1)[-len(a.shape):]
+        else:
+            pa, sa = with_offset(self.pointer(view_base(a)), a), view_strides(a)
+        if 1 in packed:  # read B from its K-major copy [.., N, K] (B^T row-major)
+            pb, sb = self.use_pack(1), (n * k, 1, k)[-len(b.shape):]
+        else:
+            pb, sb = with_offset(self.pointer(view_base(b)), b), view_strides(b)
         if mm.op == "conv":  # the weight [C_out, K] is B^T; A is gathered from the input
             sa, sb = (k, 1), (1, k)
         za = f"z * {sa[0]} + " if len(a.shape) == 3 else ""
@@ -41,7 +52,7 @@ class MatmulKernel(KernelWriter):
                                   not divides(k, cfg.block_k))
         # an operand whose K is its contiguous dim is read as a K-contiguous tile (coalesced)
         # and transposed in registers: weight.t(), b.transpose(1, 2), a.t() @ b
-        a_k_inner, b_k_inner = sa[-1] == 1 or sa[-2] != 1, sb[-2] == 1 and sb[-1] != 1
+        a_k_inner, b_k_inner = k_inner(sa, sb)
         m_in = f"(rm < {m})" if edge_m else ""
         n_in = f"(rn < {n})" if edge_n else ""
         k_in = f"(rk < {k} - k0)" if edge_k else ""
@@ -113,6 +124,39 @@ class MatmulKernel(KernelWriter):
             self.store(out, self.emit(out, env, 1), 1)
         return self.lines
 
+    def use_pack(self, j: int) -> str:
+        name = f"pack{self.g.values[0].id}_{j}_ptr"
+        self.params.append(name)
+        return name
+
+    def pack_body(self, j: int) -> list[str]:
+        """A K-major copy of operand j (0: A, 1: B): out[z, p, q] with q along K, read along the
+        operand's contiguous dim and written along K, the layout converted in shared memory (as
+        the transpose kind does)."""
+        mm = self.g.values[0]
+        x = mm.args[j]
+        batch, m, n, k = matmul_dims(self.g)
+        s = view_strides(x)
+        rows = (m, n)[j]  # the operand's other dim: p indexes it, q indexes K
+        sp, sq = (s[-2], s[-1]) if j == 0 else (s[-1], s[-2])
+        src = with_offset(self.pointer(view_base(x)), x)
+        dst = self.use_pack(j)
+        zs = f"z * {s[0]} + " if len(x.shape) == 3 else ""
+        self.lines = [
+            "    z = tl.program_id(2)",
+            "    p = tl.program_id(0) * BLOCK_R + tl.arange(0, BLOCK_R)[:, None]",
+            "    q = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)[None, :]",
+            f"    mask = (p < {rows}) & (q < {k})",
+            f"    tile = tl.load({src} + {zs}p * {sp} + q * {sq}, mask=mask)",
+            f"    tl.store({dst} + z * {rows * k} + p * {k} + q, tile, mask=mask)"]
+        return self.lines
+
+    def cost(self, graph: Graph) -> str:
+        if self.stage not in PACKS:
+            return super().cost(graph)
+        x = self.g.values[0].args[PACKS.index(self.stage)]
+        return f"cost: reads and writes {x.numel * 4} B each (a K-major copy)"
+
     def split_k_chunk(self) -> int:
         """K per program of a split-K GEMM: a multiple of BLOCK_K, so slices never overlap."""
         k = matmul_dims(self.g)[3]
@@ -152,26 +196,55 @@ class MatmulKernel(KernelWriter):
         return off + "".join(f" + 0 * {i}" for i in ("r", "c") if i not in used), "mask"
 
     def meta(self, precision: str) -> list[str]:
+        if self.stage in PACKS:
+            return ["BLOCK_R", "BLOCK_C"]
         return ["BLOCK_M", "BLOCK_N", "BLOCK_K", "GROUP_M"] + (
             ["WIDEN"] if precision in {"bf16", "fp16"} else [])
 
     @classmethod
     def stages(cls, g: Group, cfg: KernelConfig) -> list[Stage]:
+        packs = [Stage(PACKS[j], cfg) for j in packed_operands(g, cfg)]
         if cfg.split == 1:
-            return [Stage("whole", cfg)]
-        return [Stage("partial", cfg), Stage("combine", cfg)]  # split-K
+            return packs + [Stage("whole", cfg)]
+        return packs + [Stage("partial", cfg), Stage("combine", cfg)]  # split-K
 
     def partials(self) -> list[tuple[int, str]]:
-        batch, m, n, _ = matmul_dims(self.g)
+        batch, m, n, k = matmul_dims(self.g)
         mm = self.g.values[0]
-        return [(-mm.id, f"part{mm.id} = torch.empty(({self.cfg.split}, {batch * m * n}), "
-                 "device={device}.device, dtype=torch.float32)")]
+        out = []
+        for j in packed_operands(self.g, self.cfg):
+            x = mm.args[j]
+            copies = batch if len(x.shape) == 3 else 1
+            out.append((PACK_KEY + 2 * mm.id + j, f"pack{mm.id}_{j} = torch.empty(({copies}, "
+                        f"{(m, n)[j] * k}), device={{device}}.device, dtype=torch.float32)"))
+        if self.cfg.split > 1:
+            out.append((-mm.id, f"part{mm.id} = torch.empty(({self.cfg.split}, {batch * m * n}), "
+                        "device={device}.device, dtype=torch.float32)"))
+        return out
 
     def launch(self, precision: str) -> str:
-        batch, m, n, _ = matmul_dims(self.g)
+        batch, m, n, k = matmul_dims(self.g)
         cfg = self.cfg
+        if self.stage in PACKS:
+            j = PACKS.index(self.stage)
+            x = self.g.values[0].args[j]
+            copies = batch if len(x.shape) == 3 else 1
+            return (f"    {self.name}[(triton.cdiv({(m, n)[j]}, 64), triton.cdiv({k}, 64), "
+                    f"{copies})]({self.args()}, BLOCK_R=64, BLOCK_C=64, num_warps=4)")
         slices = f", {cfg.split}" if self.stage == "partial" else ""
         return (f"    {self.name}[(triton.cdiv({m}, {cfg.block_r}) * triton.cdiv({n}, "
                 f"{cfg.block_c}), {batch}{slices})]({self.args()}, BLOCK_M={cfg.block_r}, "
                 f"BLOCK_N={cfg.block_c}, BLOCK_K={cfg.block_k}, GROUP_M={cfg.group_m}, "
                 f"{self.dot_options(precision)}")
+
+
+def packed_operands(g: Group, cfg: KernelConfig) -> list[int]:
+    """The operands a 3xTF32 GEMM copies K-major before its K loop (0: A, 1: B). Hopper's TF32
+    tensor-core instructions read shared-memory operands only K-major; a [K, N] B (a @ b) or an
+    [K, M] A (a.t() @ b) is copied once per call (2 x 4 bytes an element: 65 us for 128 MB at
+    4 TB/s) so the GEMM runs at the K-major rate (benchmarks/fp32-gemms-h200.md)."""
+    mm = g.values[0]
+    if cfg.dot != "tf32x3" or mm.op == "conv":
+        return []
+    inner = k_inner(view_strides(mm.args[0]), view_strides(mm.args[1]))
+    return [j for j in (0, 1) if not inner[j]]
