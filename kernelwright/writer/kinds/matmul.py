@@ -12,7 +12,15 @@ import re
 
 from kernelwright.writer.fuse import view_base
 from kernelwright.writer.ir import Graph, Group, Value
-from kernelwright.writer.kinds.base import KernelWriter, Stage, StageName, dot_lines, tile_mask, view_strides, with_offset
+from kernelwright.writer.kinds.base import (
+    KernelWriter,
+    Stage,
+    StageName,
+    dot_lines,
+    tile_mask,
+    view_strides,
+    with_offset,
+)
 from kernelwright.writer.schedule import KernelConfig, k_inner, matmul_dims
 from kernelwright.writer.sizes import ceil_div, divides
 
