@@ -67,7 +67,7 @@ def judged(path: Path, source: str, guard: str) -> dict[str, Any]:
     return row
 
 
-def dots(path: Path, made: Any) -> dict[str, Any]:
+def dots(path: Path, made: Any, sweep: list[tuple[int, ...]]) -> dict[str, Any]:
     """The strict kernel with each dot, timed in this process (do_bench medians, us)."""
     import triton.testing
 
@@ -79,7 +79,7 @@ def dots(path: Path, made: Any) -> dict[str, Any]:
         xs = list(module.get_inputs())
     out: dict[str, Any] = {}
     variants = [("ieee", made.configs), ("tf32x3", [replace(c, dot="tf32x3") for c in made.configs])]
-    for bm, bn, bk, warps, stages in SWEEP:  # smaller 3xTF32 tiles: fewer registers a thread
+    for bm, bn, bk, warps, stages in sweep:  # other 3xTF32 tiles
         variants.append((f"tf32x3_{bm}x{bn}x{bk}w{warps}s{stages}", [
             replace(c, block_r=bm, block_c=bn, block_k=bk, num_warps=warps, num_stages=stages,
                     dot="tf32x3") if c.block_k else c for c in made.configs]))
@@ -103,7 +103,12 @@ def dots(path: Path, made: Any) -> dict[str, Any]:
     return out
 
 
-SWEEP = [(64, 128, 32, 4, 4), (128, 64, 32, 4, 4), (64, 64, 32, 4, 3)]
+SWEEP = [(64, 128, 32, 4, 4), (128, 64, 32, 4, 4), (64, 64, 32, 4, 3)]  # fewer registers a thread
+# --tile-grid: the 3xTF32 tiles, warps and stages searched for a better rate on Hopper
+TILE_GRID = [(128, 128, 32, 8, 3), (128, 128, 32, 4, 3), (128, 256, 32, 8, 3), (128, 256, 16, 8, 4),
+             (256, 128, 32, 8, 3), (256, 128, 16, 8, 4), (128, 128, 16, 4, 4), (128, 128, 16, 8, 5),
+             (64, 256, 32, 4, 3), (128, 128, 64, 8, 2), (128, 256, 32, 8, 2), (64, 128, 32, 4, 5),
+             (128, 128, 32, 8, 4), (256, 64, 32, 8, 3), (128, 64, 64, 4, 3), (256, 256, 16, 8, 3)]
 
 
 def footprint_gib(path: Path) -> float:
@@ -124,6 +129,7 @@ def main() -> None:
     parser.add_argument("--only", nargs="*", default=None)
     parser.add_argument("--guards", nargs="+", default=["strict", "library"])
     parser.add_argument("--no-dots", action="store_true", help="skip the ieee/tf32x3 timings")
+    parser.add_argument("--tile-grid", action="store_true", help="time TILE_GRID's 3xTF32 tiles")
     parser.add_argument("--convolutions", action="store_true", help="problems with convolutions too")
     parser.add_argument("--max-gib", type=float, default=6.0, help="skip problems whose inputs, "
                         "parameters and outputs pass this (the judge's exchange is slow)")
@@ -165,7 +171,7 @@ def main() -> None:
                     f"{g.kind} {made.describe(i, c)}" for i, (g, c) in
                     enumerate(zip(made.groups, made.configs, strict=True))]
                 if key == "own" and guard == "strict" and not args.no_dots:
-                    row |= dots(path, made)
+                    row |= dots(path, made, TILE_GRID if args.tile_grid else SWEEP)
             row["wall_s"] = round(time.perf_counter() - started, 1)
             line = json.dumps(row)
             print(line, flush=True)
