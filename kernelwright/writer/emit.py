@@ -17,7 +17,7 @@ import torch
 from kernelwright.writer.fuse import view_base
 from kernelwright.writer.ir import Graph, Group
 from kernelwright.writer.kinds import kind_of
-from kernelwright.writer.kinds.base import tensor_expr
+from kernelwright.writer.kinds.base import WIDE, tensor_expr
 from kernelwright.writer.schedule import KernelConfig
 from kernelwright.writer.sizes import guards, hint
 
@@ -34,6 +34,7 @@ def write_module(title: str, graph: Graph, groups: list[Group], configs: list[Ke
         for v in g.outputs:
             pointer_of[v.id] = f"buf{v.id}_ptr"
     kernels, launches, helpers, partials = [], [], set(), []
+    wide = any(hint(v.numel) >= WIDE for v in graph.every_value())
     for i, (g, cfg) in enumerate(zip(groups, configs, strict=True)):
         writer_type = kind_of(g).writer
         if writer_type.vendor:  # `library` mode: the vendor's GEMM or convolution
@@ -53,6 +54,7 @@ def write_module(title: str, graph: Graph, groups: list[Group], configs: list[Ke
         for stage in stages:
             name = f"kernel{i}_{g.kind}" + ("" if stage.name == "whole" else f"_{stage.name}")
             writer = writer_type(g, name, stage.config, pointer_of, stage.name, stage.grid)
+            writer.wide = wide
             body = writer.write(precision)
             helpers |= writer.helpers
             kernels.append("\n".join([f"# {writer.cost(graph)}; {writer_type.describe(cfg)}"]
@@ -64,16 +66,17 @@ def write_module(title: str, graph: Graph, groups: list[Group], configs: list[Ke
         lines += [h, ""]
     for k in kernels:
         lines += [k, "", ""]
-    lines += forward_impl(graph, groups, partials, launches, init_taken)
+    lines += forward_impl(graph, groups, partials, launches, init_taken, wide)
     lines += ["", ""] + model_class(graph, param_names, buffer_names, init_inputs, init_taken)
     return "\n".join(lines) + "\n"
 
 
 def forward_impl(graph: Graph, groups: list[Group], partials: list[str], launches: list[str],
-                 init_taken: set[int] | None = None) -> list[str]:
+                 init_taken: set[int] | None = None, wide: bool = False) -> list[str]:
     """The module's forward_impl: read the sizes off the inputs, check what the kernels assume
     of them, allocate each group's buffers, run the launches. The constructor arguments the
-    kernels take at run time (`init2`) come after the inputs."""
+    kernels take at run time (`init2`) come after the inputs. Kernels with 32-bit offsets
+    (`wide` False) refuse sizes where a buffer reaches 2^31 elements."""
     n_in = len(graph.inputs)
     names = [f"in{i}" for i in range(n_in)] + [f"init{i}" for i in sorted(init_taken or ())]
     lines = [f"def forward_impl({', '.join(names)}):",
@@ -88,6 +91,13 @@ def forward_impl(graph: Graph, groups: list[Group], partials: list[str], launche
             lines.append(f"    buf{v.id} = torch.empty({tuple(v.shape)!r}, device={device}.device, "
                          f"dtype={dtype})")
     lines += ["    " + p.format(device=device) for p in partials]
+    if graph.size_names and not wide:
+        buffers = [f"in{v.input_index}" for v in graph.inputs] + [
+            f"buf{v.id}" for g in groups if not kind_of(g).writer.vendor for v in g.outputs]
+        lines += [f"    if max({', '.join(f'{b}.numel()' for b in buffers)}) >= {WIDE}:",
+                  '        raise ValueError("these kernels were written with 32-bit offsets, for '
+                  'tensors under 2^31 elements; write them for these sizes (kernelwright run at '
+                  'them)")']
     lines += launches
     results = [tensor_expr(o) for o in graph.outputs]
     lines.append(f"    return {results[0] if len(results) == 1 else '(' + ', '.join(results) + ')'}")

@@ -115,8 +115,13 @@ class CppKernelWriter(RowKernel):
             for s in scans:
                 self.lines.append(f"        kw_acc_t carry{s.id} = "
                                   f"{'0.0f' if s.op == 'cumsum' else '1.0f'};")
-            loop = f"if (LANE == 0) for (int64_t c = 0; c < {cols}; ++c)" if scans else \
-                f"for (int64_t c = LANE; c < {cols}; c += LANES)"  # scans: in order, one lane
+            reverse = any(s.attrs.get("reverse") for s in scans)
+            if reverse and not all(s.attrs.get("reverse") for s in scans):
+                raise Unsupported(["flip"], "scans in both directions in one kernel")
+            loop = ("if (LANE == 0) " + (f"for (int64_t c = {cols} - 1; c >= 0; --c)" if reverse
+                                         else f"for (int64_t c = 0; c < {cols}; ++c)")) \
+                if scans else f"for (int64_t c = LANE; c < {cols}; c += LANES)"
+            # scans: in order (last column first for a reverse scan), one lane
             self.lines.append(f"        {loop} {{")
             env = dict(row_env)
             for s in scans:

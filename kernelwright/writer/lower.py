@@ -199,7 +199,9 @@ def lower(captured: Captured, library: bool = False) -> Graph:
                 env[node] = _MISSING
         elif node.op == "output":
             flat = node.args[0] if isinstance(node.args[0], list | tuple) else [node.args[0]]
-            outputs = [env[n] for n in flat]
+            # an output torch cannot view (a negative stride) is copied by a kernel
+            outputs = [Value("pointwise", env[n].shape, env[n].dtype, [env[n]], op="copy")
+                       if env[n] is not _MISSING and _reversed(env[n]) else env[n] for n in flat]
         elif node.op == "get_attr":
             missing.append(f"get_attr:{node.target}")
     if missing:
@@ -209,6 +211,11 @@ def lower(captured: Captured, library: bool = False) -> Graph:
                   n_params=len(captured.param_names))
     symbolic_sizes(graph)
     return graph
+
+
+def _reversed(v: Value) -> bool:
+    """A view with a negative stride somewhere along its chain."""
+    return v.kind == "view" and ((v.op == "slice" and v.attrs["step"] == -1) or _reversed(v.args[0]))
 
 
 SYMBOLIC = int | float | torch.SymInt | torch.SymFloat | torch.SymBool
@@ -515,6 +522,30 @@ def _scan(op: str) -> Callable[[Builder, list[Any], dict[str, Any]], Value]:
     return rule
 
 
+def _flip(b: Builder, a: list[Any], kw: dict[str, Any]) -> Value:
+    """A view with a negative stride along each flipped dim. The flip of a scan is a scan of the
+    flipped input, run backwards where its own dim is flipped: torch.cumsum(x.flip(d), d).flip(d),
+    a reverse cumsum, is one pass over x (two flips cancel)."""
+    x = a[0]
+    dims = tuple(sorted({d % len(x.shape) for d in a[1]}))
+    if x.kind == "scan":
+        reverse = bool(x.attrs.get("reverse")) != (x.dims[0] in dims)
+        return Value("scan", x.shape, x.dtype, [_flip_view(x.args[0], dims)], op=x.op, dims=x.dims,
+                     attrs=dict(reverse=reverse))
+    return _flip_view(x, dims)
+
+
+def _flip_view(x: Value, dims: tuple[int, ...]) -> Value:
+    for d in dims:
+        if x.kind == "view" and x.op == "slice" and x.attrs["dim"] == d and \
+                x.attrs["step"] == -1 and x.args[0].shape == x.shape:
+            x = x.args[0]  # flipped back
+        else:
+            x = Value("view", x.shape, x.dtype, [x], op="slice",
+                      attrs=dict(dim=d, start=x.shape[d] - 1, step=-1))
+    return x
+
+
 def _vector_norm(b: Builder, a: list[Any], kw: dict[str, Any]) -> Value:
     x = a[0]
     order = a[1] if len(a) > 1 else kw.get("ord", 2)
@@ -619,6 +650,7 @@ RULES: dict[str, Callable[[Builder, list[Any], dict[str, Any]], Any]] = {
               bool(kw.get("keepdim", False))),
         b.mean(a[0], a[1] if len(a) > 1 else None, bool(kw.get("keepdim", False)))),
     "linalg_vector_norm": _vector_norm,
+    "flip": _flip,
     "cumsum": _scan("cumsum"),
     "cumprod": _scan("cumprod"),
     "native_layer_norm": _layer_norm,

@@ -47,6 +47,19 @@ def test_cpu_writer_covers_index_reductions_and_scans(name):
     assert result.runtime_us and result.eager_us
 
 
+def test_cpu_writer_runs_a_reverse_scan(tmp_path):
+    """torch.cumsum(x.flip(-1), -1).flip(-1): the C++ loop runs last column first."""
+    path = tmp_path / "cumsum_reverse.py"
+    path.write_text((SUITE / "level1/10_cumsum.py").read_text().replace(
+        "torch.cumsum(x, dim=-1)", "torch.cumsum(x.flip(-1), dim=-1).flip(-1)"))
+    settings = EvalSettings(backend="cpu", device="cpu", reps=50)
+    problem = load_problem(path).shrink(settings.cpu_backend_max_elements)
+    source = plan(problem, backend="cpu").source()
+    assert "--c" in source and "flip" in problem.source
+    result = evaluate(problem, source, settings)
+    assert result.status == "correct", f"{result.reason}: {result.message}\n{result.log_tail}"
+
+
 @pytest.mark.parametrize("name", ["level1/03_softmax", "level1/09_argmax", "level1/10_cumsum",
                                   "level2/04_residual_add_layernorm"])
 def test_cuda_writer_emits_cuda_cpp_that_the_guard_accepts(name):

@@ -121,3 +121,59 @@ def test_a_float_constructor_value_is_an_argument_of_the_kernels():
     wider = parse_problem(SCALED.replace("features = 48", "features = 56"), "scaled.py")
     refused = evaluate(wider, source, REAL)
     assert refused.status != Status.CORRECT and "constructor arguments" in refused.message
+
+
+POOL = '''import torch
+import torch.nn as nn
+
+
+class Model(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.pool = nn.AvgPool2d(3)
+
+    def forward(self, x):
+        return torch.relu(self.pool(x)) + x.amax(dim=(2, 3), keepdim=True)
+
+
+def get_inputs():
+    return [torch.randn(2, 3, 12, 15)]
+
+
+def get_init_inputs():
+    return []
+'''
+
+
+def test_kernels_past_2_to_the_31_elements_index_in_64_bits(monkeypatch, tmp_path):
+    """A kernel whose tensors reach 2^31 elements computes its offsets in int64 (program ids and
+    sizes widened); one written with 32-bit offsets refuses sizes where a buffer reaches 2^31
+    (checked on meta tensors: nothing is allocated). The widened kernels are correct (the
+    threshold lowered, so the interpreter runs them at a small size)."""
+    import torch
+
+    from kernelwright.writer import emit
+
+    small = plan(parse_problem(POOL, "pool.py"))
+    narrow = small.source()
+    assert ".to(tl.int64)" not in narrow and "32-bit offsets" in narrow
+    import importlib.util
+
+    (tmp_path / "narrow.py").write_text(narrow)  # Triton reads a kernel's source from its file
+    spec = importlib.util.spec_from_file_location("narrow", tmp_path / "narrow.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    with pytest.raises(ValueError, match="32-bit offsets"):
+        module.forward_impl(torch.empty(2**14, 2**10, 12, 15, device="meta"))
+
+    big = plan(parse_problem(POOL.replace("randn(2, 3, 12, 15)", "randn(2**14, 2**10, 12, 15)"),
+                             "pool.py"))
+    source = big.source()
+    assert "tl.program_id(0).to(tl.int64)" in source and "in0_size3 = in0_size3.to(tl.int64)" \
+        in source and "32-bit offsets" not in source
+
+    monkeypatch.setattr(emit, "WIDE", 64)
+    widened = small.source()
+    assert "tl.program_id(0).to(tl.int64)" in widened
+    result = evaluate(small.problem, widened, REAL)
+    assert result.status == Status.CORRECT, result.message

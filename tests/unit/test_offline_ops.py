@@ -42,6 +42,10 @@ FORWARDS = {
                "+ F.huber_loss(x, -x, delta=1.5) + F.l1_loss(x, 0.1 * x)", "[torch.randn(19, 23)]"),
     "softmax_one_long_row": ("torch.softmax(x, dim=-1)", "[torch.randn(2, 40000)]"),
     "frobenius_normalize": ("x / torch.norm(x, p='fro')", "[torch.randn(190, 180)]"),
+    "cumsum_reverse": ("torch.cumsum(x.flip(1), dim=1).flip(1)", "[torch.randn(9, 70)]"),
+    "cumprod_reverse_twice_flipped": ("torch.cumprod(1 + 0.01 * x.flip(0, 1), 1).flip(1)",
+                                      "[torch.randn(9, 70)]"),
+    "flips_read_and_returned": ("(x.flip(0) * x + 1).flip(1)", "[torch.randn(13, 21)]"),
     "max_pool1d_dilated": ("F.max_pool1d(x, 3, stride=2, padding=1, dilation=2)",
                            "[torch.randn(2, 5, 29)]"),
 }
@@ -157,3 +161,26 @@ def test_a_transposed_read_is_written_as_a_tiled_kernel(tmp_path, name):
     assert [g.kind for g in plan(problem, backend="cpu").groups] == ["pointwise"]
     assert [g.kind for g in plan(write_problem(tmp_path, "plain", "x * 2 + 1", inputs)).groups] \
         == ["pointwise"]
+
+
+@pytest.mark.parametrize("forward, reverse", [
+    ("torch.cumsum(x.flip(1), dim=1).flip(1)", True),  # KernelBench's reverse cumsum: one pass
+    ("torch.cumsum(x.flip(0), dim=1).flip(0)", False),  # flipped rows: a forward scan
+    ("torch.cumsum(x, dim=1).flip(1)", True)])  # the flipped input is read backwards
+def test_a_flipped_scan_runs_backwards_in_one_kernel(tmp_path, forward, reverse):
+    """flip(scan(y), dims) is a scan over flip(y, dims), run last column first where its own dim
+    is flipped: one kernel, correct with the default (whole rows) and a looped configuration (a
+    carry across chunks, right to left)."""
+    from dataclasses import replace
+
+    problem = write_problem(tmp_path, "flips", forward, "[torch.randn(6, 75)]")
+    made = plan(problem)
+    scans = [g for g in made.groups if g.kind == "scan"]
+    assert len(scans) == 1 and len(made.groups) == 1
+    looped = [replace(c, block_r=2, block_c=16, persistent=False) if g.kind == "scan" else c
+              for g, c in zip(made.groups, made.configs, strict=True)]
+    for configs in (made.configs, looped):
+        source = made.source(configs)
+        assert ("reverse=True" in source) == reverse
+        result = evaluate(problem, source, SETTINGS)
+        assert result.status == "correct", f"{result.reason}: {result.message}\n{source}"

@@ -8,6 +8,7 @@ columns, as a [BLOCK_R, BLOCK_C] tile); a kind says which with `two_d`.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from typing import ClassVar, Literal
 
@@ -31,6 +32,10 @@ class Stage:
     config: KernelConfig
     grid: str = ""
 
+
+PROGRAM_ID = re.compile(r"tl\.program_id\(\d\)")
+SIZE = re.compile(r"in\d+_size\d+")
+WIDE = 1 << 31  # elements of a tensor past which 32-bit offsets overflow
 
 NEUTRAL = {"sum": "0.0", "prod": "1.0", "max": '-float("inf")', "min": 'float("inf")',
            "argmax": '-float("inf")', "argmin": 'float("inf")'}
@@ -88,6 +93,7 @@ class KernelWriter:
         self.col_dims = list(group.axes)
         self.lines: list[str] = []
         self.helpers: set[str] = set()
+        self.wide = False  # 64-bit offsets: some tensor of the graph has 2^31 elements or more
 
     @classmethod
     def describe(cls, config: KernelConfig) -> str:
@@ -187,6 +193,9 @@ class KernelWriter:
         """The @triton.jit kernel: pointer arguments, then the kind's constexpr meta-parameters."""
         body = self.body(precision)
         self.params += [a for a in size_args("\n".join(body)) if a not in self.params]
+        if self.wide:  # offsets past 2^31: program ids and sizes in int64, all index math follows
+            body = [PROGRAM_ID.sub(r"\g<0>.to(tl.int64)", line) for line in body]
+            body = [f"    {a} = {a}.to(tl.int64)" for a in self.params if SIZE.fullmatch(a)] + body
         sig = ", ".join(self.params + [f"{m}: tl.constexpr" for m in self.meta(precision)])
         return ["@triton.jit", f"def {self.name}({sig}):"] + body
 

@@ -8,7 +8,7 @@ follows the reduction."""
 from __future__ import annotations
 
 from kernelwright.writer.fuse import leaf_map
-from kernelwright.writer.ir import Group, Value
+from kernelwright.writer.ir import Group, Unsupported, Value
 from kernelwright.writer.kinds.base import NEUTRAL, PROD_COMBINE, KernelWriter, Stage
 from kernelwright.writer.schedule import KernelConfig, splittable, triton_next_pow2
 from kernelwright.writer.sizes import Size, ceil_div
@@ -116,10 +116,22 @@ class RowKernel(KernelWriter):
                    if k is not None and s > 1)
 
     def open_loop(self) -> None:
-        self.lines += [f"    for c0 in range(0, {self.g.cols}, BLOCK_C):",
-                       "        c = c0 + tl.arange(0, BLOCK_C)[None, :]",
+        if self.reverse():  # a reverse scan: the chunks last to first, the carry from the right
+            self.lines += [f"    chunks = tl.cdiv({self.g.cols}, BLOCK_C)",
+                           "    for i in range(0, chunks):",
+                           "        c0 = (chunks - 1 - i) * BLOCK_C"]
+        else:
+            self.lines.append(f"    for c0 in range(0, {self.g.cols}, BLOCK_C):")
+        self.lines += ["        c = c0 + tl.arange(0, BLOCK_C)[None, :]",
                        f"        cmask = c < {self.g.cols}",
                        "        mask = rmask & cmask"]
+
+    def reverse(self) -> bool:
+        """Whether the group's scans run last column first (all of them, or none)."""
+        directions = {bool(v.attrs.get("reverse")) for v in self.g.values if v.kind == "scan"}
+        if len(directions) > 1:
+            raise Unsupported(["flip"], "scans in both directions in one kernel")
+        return directions == {True}
 
     def emit_arg(self, v: Value, env: dict[object, str], indent: int) -> str:
         arg = v.args[0]
@@ -136,14 +148,15 @@ class RowKernel(KernelWriter):
             x = self.emit_arg(s, env, indent)
             neutral = "0.0" if s.op == "cumsum" else "1.0"
             self.lines.append(f"{pad}s{s.id} = tl.where(mask, {x}, {neutral})")
+            rev = ", reverse=True" if self.reverse() else ""
             if direct:
-                self.lines.append(f"{pad}v{s.id} = tl.{s.op}(s{s.id}, axis=1)")
+                self.lines.append(f"{pad}v{s.id} = tl.{s.op}(s{s.id}, axis=1{rev})")
             elif s.op == "cumsum":
-                self.lines += [f"{pad}v{s.id} = tl.cumsum(s{s.id}, axis=1) + carry{s.id}",
+                self.lines += [f"{pad}v{s.id} = tl.cumsum(s{s.id}, axis=1{rev}) + carry{s.id}",
                                f"{pad}carry{s.id} += tl.sum(s{s.id}, axis=1)[:, None]"]
             else:
                 self.helpers.add(PROD_COMBINE)
-                self.lines += [f"{pad}v{s.id} = tl.cumprod(s{s.id}, axis=1) * carry{s.id}",
+                self.lines += [f"{pad}v{s.id} = tl.cumprod(s{s.id}, axis=1{rev}) * carry{s.id}",
                                f"{pad}carry{s.id} *= tl.reduce(s{s.id}, 1, _prod_combine)[:, None]"]
             env[s.id] = f"v{s.id}"
         for out in outputs:
