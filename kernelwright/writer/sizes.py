@@ -33,6 +33,15 @@ class _Printer(PythonPrinter):
     def _print_ToFloat(self, expr: Any) -> str:
         return f"({self._print(expr.args[0])} * 1.0)"
 
+    def _print_FloorDiv(self, expr: Any) -> str:
+        """sympy writes a ceiling as a floor of a negation (-16 * (-k // 16)), where C's and
+        Triton's truncating `//` differ from Python's floor: written as -ceil(-x / d) instead,
+        over a non-negative numerator."""
+        x, d = expr.args
+        if x.could_extract_minus_sign():
+            return f"(-(({self._print(-x)} + {self._print(d - 1)}) // ({self._print(d)})))"
+        return f"(({self._print(x)}) // ({self._print(d)}))"
+
 
 class Size:
     """One size (or a float computed from sizes, as 1/N) of the captured problem."""

@@ -177,3 +177,34 @@ def test_kernels_past_2_to_the_31_elements_index_in_64_bits(monkeypatch, tmp_pat
     assert "tl.program_id(0).to(tl.int64)" in widened
     result = evaluate(small.problem, widened, REAL)
     assert result.status == Status.CORRECT, result.message
+
+
+class CInt(int):
+    """An integer whose `//` truncates toward zero, as C's and Triton's division does."""
+
+    def __floordiv__(self, o): return CInt(int(int(self) / int(o)))
+    def __rfloordiv__(self, o): return CInt(int(int(o) / int(self)))
+    def __add__(self, o): return CInt(int(self) + int(o))
+    __radd__ = __add__
+    def __sub__(self, o): return CInt(int(self) - int(o))
+    def __rsub__(self, o): return CInt(int(o) - int(self))
+    def __mul__(self, o): return CInt(int(self) * int(o))
+    __rmul__ = __mul__
+    def __neg__(self): return CInt(-int(self))
+
+
+def test_size_expressions_agree_under_truncating_division():
+    """sympy rewrites ceil(k / 16) * 16 as -16 * (-k // 16); C and Triton truncate `//`, so the
+    printed expression must not divide a negative number: evaluated with truncating division,
+    every printed form equals its value."""
+    import sympy
+    from torch.utils._sympy.functions import FloorDiv
+
+    from kernelwright.writer.sizes import _Printer
+
+    k = sympy.Symbol("k", integer=True, nonnegative=True)
+    for expr in (-16 * FloorDiv(-k, 16), FloorDiv(k + 15, 16) * 16, FloorDiv(k, 4),
+                 FloorDiv(-2 * k, 3) + k):
+        text = _Printer().doprint(expr)
+        for value in (0, 1, 15, 16, 17, 37, 5921):
+            assert eval(text, {"k": CInt(value)}) == int(expr.subs(k, value)), (text, value)

@@ -116,7 +116,7 @@ def test_the_precision_policy_holds_inside_the_gemm(precision, dot):
 @pytest.mark.parametrize("forward, k, dot, packs", [("a @ b.t()", 32, "ieee", 0),
                                                   ("a @ b.t()", 256, "tf32x3", 0),
                                                   ("a @ b", 256, "tf32x3", 1),
-                                                  ("a @ b", 64, "ieee", 0)])
+                                                  ("a @ b", 32, "ieee", 0)])
 def test_fp32_gemm_drafts_take_3xtf32_dots_where_they_pay(forward, k, dot, packs):
     """Under fp32 a GEMM with K of TF32X3_MIN_K or more is drafted with 3xTF32 dots (fp32
     accuracy on the tensor cores); a short K keeps FMA dots. A row-major B is copied K-major
@@ -138,14 +138,16 @@ def test_fp32_gemm_drafts_take_3xtf32_dots_where_they_pay(forward, k, dot, packs
 
 @pytest.mark.parametrize("forward, inputs, packs, split", [
     ("a.t() @ b", "[torch.randn(150, 37), torch.randn(150, 29)]", ["a", "b"], 1),
-    ("torch.bmm(a, b)", "[torch.randn(3, 20, 140), torch.randn(3, 140, 18)]", ["b"], 1),
+    ("torch.bmm(a, b)", "[torch.randn(3, 20, 144), torch.randn(3, 144, 18)]", ["b"], 1),
     ("a.t() @ b", "[torch.randn(300, 24), torch.randn(300, 20)]", ["a", "b"], 4),
-    ("a.t() @ b.t()", "[torch.randn(130, 21), torch.randn(19, 130)]", ["a"], 1),
+    ("a.t() @ b.t()", "[torch.randn(128, 21), torch.randn(19, 128)]", ["a"], 1),
+    ("a @ b.t()", "[torch.randn(20, 37), torch.randn(18, 37)]", ["a", "b"], 1),  # rows unaligned
 ])
 def test_3xtf32_gemms_copy_operands_k_major(forward, inputs, packs, split):
     """A 3xTF32 GEMM reads both operands K-major: an M-major A (a.t()) or an N-major B (a @ b,
     batched too) is copied into a [.., M or N, K] buffer first, one kernel per copy, then the
-    GEMM (split-K too) reads the copy. FMA dots read every operand in place."""
+    GEMM (split-K too) reads the copy; so is a K-major operand whose rows are not 64-byte
+    aligned (K = 37), into rows padded to 48. FMA dots read every operand in place."""
     made = plan(inline("packs", forward, inputs))
     group = made.groups[0]
     cfg = matmul_config(group, 16, 16, 16, 1, split=split, dot="tf32x3")
@@ -153,6 +155,15 @@ def test_3xtf32_gemms_copy_operands_k_major(forward, inputs, packs, split):
     launched = [line.split("[")[0].strip() for line in source.splitlines() if "_pack_" in line
                 and "def " not in line and "#" not in line]
     assert launched == [f"kernel0_matmul_pack_{x}" for x in packs]
+    import re
+
+    import torch
+
+    shapes = [t.shape for t in eval(inputs, {"torch": torch})]
+    sizes = {f"in{i}_size{d}": n for i, shape in enumerate(shapes) for d, n in enumerate(shape)}
+    k = shapes[0][0] if "a.t()" in forward else shapes[0][-1]
+    rows = re.findall(r"p \* (.+?) \+ q, tile", source)  # each copy's row stride
+    assert len(rows) == len(packs) and all(eval(r, sizes) == -(-k // 16) * 16 for r in rows)
     if split > 1:
         assert "_partial[" in source and "_combine[" in source
     assert "_pack_" not in made.source([replace(cfg, dot="ieee")] + made.configs[1:])

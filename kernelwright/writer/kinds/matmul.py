@@ -9,6 +9,7 @@ the epilogue)."""
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from kernelwright.writer.fuse import view_base
 from kernelwright.writer.ir import Graph, Group, Value
@@ -22,7 +23,7 @@ from kernelwright.writer.kinds.base import (
     with_offset,
 )
 from kernelwright.writer.schedule import KernelConfig, k_inner, matmul_dims
-from kernelwright.writer.sizes import ceil_div, divides
+from kernelwright.writer.sizes import ceil_div, divides, hint
 
 PACK_KEY = 1 << 40  # pointer_of keys of the K-major copies, apart from value ids
 PACKS: tuple[StageName, StageName] = ("pack_a", "pack_b")  # the stages that copy A, B K-major
@@ -43,11 +44,13 @@ class MatmulKernel(KernelWriter):
             return self.pack_body(PACKS.index(self.stage))
         packed = packed_operands(self.g, self.cfg)
         if 0 in packed:  # read A from its K-major copy [.., M, K]
-            pa, sa = self.use_pack(0), (m * k, k, 1)[-len(a.shape):]
+            kp = packed_k(k)
+            pa, sa = self.use_pack(0), (m * kp, kp, 1)[-len(a.shape):]
         else:
             pa, sa = with_offset(self.pointer(view_base(a)), a), view_strides(a)
         if 1 in packed:  # read B from its K-major copy [.., N, K] (B^T row-major)
-            pb, sb = self.use_pack(1), (n * k, 1, k)[-len(b.shape):]
+            kp = packed_k(k)
+            pb, sb = self.use_pack(1), (n * kp, 1, kp)[-len(b.shape):]
         else:
             pb, sb = with_offset(self.pointer(view_base(b)), b), view_strides(b)
         if mm.op == "conv":  # the weight [C_out, K] is B^T; A is gathered from the input
@@ -156,7 +159,7 @@ class MatmulKernel(KernelWriter):
             "    q = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)[None, :]",
             f"    mask = (p < {rows}) & (q < {k})",
             f"    tile = tl.load({src} + {zs}p * {sp} + q * {sq}, mask=mask)",
-            f"    tl.store({dst} + z * {rows * k} + p * {k} + q, tile, mask=mask)"]
+            f"    tl.store({dst} + z * {rows * packed_k(k)} + p * {packed_k(k)} + q, tile, mask=mask)"]
         return self.lines
 
     def cost(self, graph: Graph) -> str:
@@ -224,7 +227,7 @@ class MatmulKernel(KernelWriter):
             x = mm.args[j]
             copies = batch if len(x.shape) == 3 else 1
             out.append((PACK_KEY + 2 * mm.id + j, f"pack{mm.id}_{j} = torch.empty(({copies}, "
-                        f"{(m, n)[j] * k}), device={{device}}.device, dtype=torch.float32)"))
+                        f"{(m, n)[j] * packed_k(k)}), device={{device}}.device, dtype=torch.float32)"))
         if self.cfg.split > 1:
             out.append((-mm.id, f"part{mm.id} = torch.empty(({self.cfg.split}, {batch * m * n}), "
                         "device={device}.device, dtype=torch.float32)"))
@@ -250,9 +253,21 @@ def packed_operands(g: Group, cfg: KernelConfig) -> list[int]:
     """The operands a 3xTF32 GEMM copies K-major before its K loop (0: A, 1: B). Hopper's TF32
     tensor-core instructions read shared-memory operands only K-major; a [K, N] B (a @ b) or an
     [K, M] A (a.t() @ b) is copied once per call (2 x 4 bytes an element: 65 us for 128 MB at
-    4 TB/s) so the GEMM runs at the K-major rate (benchmarks/fp32-gemms-h200.md)."""
+    4 TB/s) so the GEMM runs at the K-major rate (benchmarks/fp32-gemms-h200.md). So is a K-major
+    operand whose rows do not start 64-byte aligned (K = 5921): the copy's rows are padded
+    (`packed_k`), so its tiles load in 16-byte vectors."""
     mm = g.values[0]
     if cfg.dot != "tf32x3" or mm.op == "conv":
         return []
-    inner = k_inner(view_strides(mm.args[0]), view_strides(mm.args[1]))
-    return [j for j in (0, 1) if not inner[j]]
+    sa, sb = view_strides(mm.args[0]), view_strides(mm.args[1])
+    inner = k_inner(sa, sb)
+    row = (hint(sa[-2]), hint(sb[-1]))  # a K-major operand's stride from one K-row to the next
+    return [j for j in (0, 1) if not inner[j] or row[j] % PACK_ALIGN]
+
+
+PACK_ALIGN = 16  # elements: a packed row's stride is a multiple of this (64 bytes)
+
+
+def packed_k(k: Any) -> Any:
+    """The row stride of a K-major copy: K rounded up to PACK_ALIGN (Triton sees it divide)."""
+    return ceil_div(k, PACK_ALIGN) * PACK_ALIGN
