@@ -3,6 +3,7 @@
 # [".device"] (wheels and the KernelBench dev set from ../shared/device/prepare.sh):
 #   bash benchmarks/device_pair.sh start N   # install, start both in the background, poll N s
 #   bash benchmarks/device_pair.sh poll N    # wait up to N s more; copy what finished to $OUT
+#   bash benchmarks/device_pair.sh verify N  # the second round (below), then poll N s
 # GPU 0: the fp32 GEMMs (issue 24): `hw calibrate`, the K-major copies of row-major operands
 #   (level 1 2, 3, 6, 7, 8), the 3xTF32 tile grid on level 2 14, then the problems not yet measured.
 # GPU 1: the memory-bound level-1 problems (issue 25): draft, search space, eager, compile.
@@ -12,7 +13,14 @@ set -uo pipefail
 W=/tmp/kwpair
 G=benchmarks/results/fp32-gemms-h200
 M=benchmarks/results/memory-bound-h200
+# `verify` starts the second round instead: the writer's changes after the first (level 1 6, 7
+# and 8 judged again, level 3 50; the 2^31-element pool, argmin and the reverse cumsum).
 case "${1:-}" in
+  verify)
+    GEMMS="python3 benchmarks/fp32_gemms.py kb-dev/level1 kb-dev/level3 --guards strict --no-dots \
+      --only 6_Matmul 7_Matmul 8_Matmul 50_ReLU --out $G/gemms-verify.jsonl > gemms.log 2>&1" \
+    MEMORY="python3 benchmarks/memory_bound.py kb-dev/level1 --sweep 0 --only 45_ 52_ 91_ \
+      --out $M/memory-verify.jsonl > memory.log 2>&1" bash "$0" start "${2:-300}" ;;
   start)
     pkill -f fp32_gemms.py; pkill -f memory_bound.py; sleep 1
     python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site \
@@ -27,18 +35,20 @@ EOV
     nvidia-smi --query-gpu=index,name,driver_version --format=csv,noheader | tee $W/versions.txt
     python3 -c 'import torch, triton; print("torch", torch.__version__, "triton", triton.__version__)' \
         | tee -a $W/versions.txt
-    (cd $W && CUDA_VISIBLE_DEVICES=0 setsid nohup bash -c ". /tmp/kwpairenv; \
-      python3 -m kernelwright.cli hw calibrate > calibrate.txt 2>&1; \
+    GEMMS=${GEMMS:-"python3 -m kernelwright.cli hw calibrate > calibrate.txt 2>&1; \
       cp /tmp/kwc/hardware/*.json calibrated.json; \
       python3 benchmarks/fp32_gemms.py kb-dev/level1 --guards strict --only 2_Standard 3_Batched \
         6_Matmul 7_Matmul 8_Matmul --out $G/gemms-pack.jsonl > gemms.log 2>&1; \
       python3 benchmarks/fp32_gemms.py kb-dev/level2 --guards strict --only 14_Gemm --tile-grid \
         --out $G/tiles.jsonl >> gemms.log 2>&1; \
       python3 benchmarks/fp32_gemms.py kb-dev/level2 kb-dev/level3 --no-dots \
-        --out $G/gemms.jsonl >> gemms.log 2>&1; touch gemms.done" </dev/null >/dev/null 2>&1 &)
-    (cd $W && CUDA_VISIBLE_DEVICES=1 setsid nohup bash -c ". /tmp/kwpairenv; \
-      python3 benchmarks/memory_bound.py kb-dev/level1 --sweep 8 --out $M/memory.jsonl \
-        > memory.log 2>&1; touch memory.done" </dev/null >/dev/null 2>&1 &)
+        --out $G/gemms.jsonl >> gemms.log 2>&1"}
+    MEMORY=${MEMORY:-"python3 benchmarks/memory_bound.py kb-dev/level1 --sweep 8 \
+      --out $M/memory.jsonl > memory.log 2>&1"}
+    (cd $W && CUDA_VISIBLE_DEVICES=0 setsid nohup bash -c ". /tmp/kwpairenv; $GEMMS; \
+      touch gemms.done" </dev/null >/dev/null 2>&1 &)
+    (cd $W && CUDA_VISIBLE_DEVICES=1 setsid nohup bash -c ". /tmp/kwpairenv; $MEMORY; \
+      touch memory.done" </dev/null >/dev/null 2>&1 &)
     echo "started $(date +%T)"
     bash "$0" poll "${2:-500}" ;;
   poll)
