@@ -61,6 +61,8 @@ class CppKernelWriter(RowKernel):
         return name
 
     def define_leaf(self, name: str, leaf: Value, lmap: DMap) -> str:
+        if leaf.kind == "index":  # a position: the offset of a tensor strided along that dim
+            return f"const int64_t {name} = {self.offset(leaf.shape, leaf.strides_of_index(), lmap)[0]};"
         off, _ = self.offset(leaf.shape, view_strides(leaf), lmap)
         start = view_layout(leaf)[1]  # a slice starts inside its buffer
         off = f"{start} + {off}" if start and off else str(start) if start else off
@@ -75,6 +77,8 @@ class CppKernelWriter(RowKernel):
         expr = OPS[v.op].cpp.format(*args)
         if v.dtype.is_floating_point:
             expr = f"static_cast<float>({expr})"
+        elif v.dtype in (torch.int64, torch.int32) and any(a.dtype.is_floating_point for a in v.args):
+            expr = f"static_cast<{CPP_TYPE[v.dtype]}>({expr})"  # a float made an integer: truncated
         return f"const auto v{v.id} = {expr};"
 
     def store(self, v: Value, name: str, indent: int) -> None:
@@ -215,6 +219,8 @@ PRELUDE = {
 typedef double kw_acc_t;  // sums of long rows in double: one thread adds a whole row
 static inline float kw_sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
 static inline float kw_rsqrt(float x) { return 1.0f / sqrtf(x); }
+template <typename T> static inline T kw_remainder(T a, T b) {  // the divisor's sign, as torch
+    T r = std::fmod(a, b); return (r != 0 && ((r < 0) != (b < 0))) ? r + b : r; }
 static inline kw_acc_t kw_warp_sum(kw_acc_t x) { return x; }  // one lane: nothing to combine
 static inline kw_acc_t kw_warp_prod(kw_acc_t x) { return x; }
 static inline kw_acc_t kw_warp_max(kw_acc_t x) { return x; }
@@ -229,6 +235,10 @@ static inline void kw_warp_argmin(kw_acc_t&, int64_t&) {}
 typedef float kw_acc_t;
 __device__ __forceinline__ float kw_sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
 __device__ __forceinline__ float kw_rsqrt(float x) { return rsqrtf(x); }
+template <typename T> __device__ __forceinline__ T kw_remainder(T a, T b) {
+    T r = a % b; return (r != 0 && ((r < 0) != (b < 0))) ? r + b : r; }
+__device__ __forceinline__ float kw_remainder(float a, float b) {
+    float r = fmodf(a, b); return (r != 0 && ((r < 0) != (b < 0))) ? r + b : r; }
 #define KW_XOR(x, o) __shfl_xor_sync(0xffffffffu, x, o)
 __device__ __forceinline__ float kw_warp_sum(float x) {
     for (int o = 16; o > 0; o >>= 1) x += KW_XOR(x, o);

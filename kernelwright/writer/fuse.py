@@ -197,7 +197,7 @@ def _pointwise_dmap(g: Group, v: Value, computed: list[Value]) -> DMap | None:
     if any(c is not None and g.shape[c] != v.shape[d] for d, c in enumerate(chosen)):
         return None
     for a in v.args:  # leaves must also fit the domain by broadcasting against v
-        if a.kind in {"input", "view"} or (a.kind in COMPUTED and not g.has(a)):
+        if a.kind in {"input", "view", "index"} or (a.kind in COMPUTED and not g.has(a)):
             if leaf_map(a.shape, v.shape, tuple(chosen)) is None:
                 return None
     return tuple(chosen)

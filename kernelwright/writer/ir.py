@@ -17,8 +17,8 @@ from typing import Any, Literal
 
 import torch
 
-Kind = Literal["input", "const", "pointwise", "reduce", "scan", "pool", "view", "matmul",
-               "extern", "attention"]
+Kind = Literal["input", "const", "index", "pointwise", "reduce", "scan", "pool", "view",
+               "matmul", "extern", "attention"]
 REDUCE_OPS = {"sum", "max", "min", "prod", "argmax", "argmin"}
 SCAN_OPS = {"cumsum", "cumprod"}
 
@@ -38,7 +38,8 @@ class Value:
     # convolution, `library` mode only): "mm" | "bmm" | "addmm" (args: A, B, bias) | "conv";
     # view: "permute" | "reshape" | "slice"; attention: "" (args: q [.., M, D], k^T [.., D, N],
     # v [.., N, Dv])
-    dims: tuple[int, ...] = ()  # reduce/scan: real dims of args[0] consumed
+    dims: tuple[int, ...] = ()  # reduce/scan: real dims of args[0] consumed; index: the one dim
+    # whose position it is (a leaf: 0, 1, 2, ... along that dim, computed, never loaded)
     keepdim: bool = False
     scalar: Any = None  # const: a number, a Size (1/N) or an InitValue (a scale taken at run time)
     input_index: int = -1  # input: position among the graph's inputs
@@ -48,6 +49,10 @@ class Value:
     body: list[Value] = field(default_factory=list)  # attention: [scores, qk]: the pointwise
     # chain from the product qk = q @ k^T (a stand-in value) to the softmax's input
     id: int = field(default_factory=lambda: next(_ids))
+
+    def strides_of_index(self) -> tuple[int, ...]:
+        """An index value read as a tensor: stride 1 along its dim, 0 along the others."""
+        return tuple(int(d == self.dims[0]) for d in range(len(self.shape)))
 
     @property
     def numel(self) -> int:

@@ -124,7 +124,8 @@ def _norm_dims(dims: Any, rank: int) -> tuple[int, ...]:
 
 # aten ops that are one IR op of the same name (writer/ops.py), and those that compose a few.
 SAME = {"neg", "abs", "sigmoid", "exp", "exp2", "log", "log2", "sqrt", "rsqrt", "sin", "cos", "erf",
-        "floor", "ceil", "maximum", "minimum", "mul", "eq", "ne", "lt", "le", "gt", "ge", "where"}
+        "floor", "ceil", "maximum", "minimum", "mul", "eq", "ne", "lt", "le", "gt", "ge", "where",
+        "remainder"}
 SIMPLE: dict[str, Callable[..., Value]] = {
     "relu": lambda b, x: b.pw("maximum", x, 0.0),
     "reciprocal": lambda b, x: b.pw("div", 1.0, x),
@@ -192,6 +193,8 @@ def lower(captured: Captured, library: bool = False) -> Graph:
                 env[node] = args[0][args[1]]
                 continue
             name = getattr(node.target, "overloadpacket", node.target).__name__
+            if _functional_in_place(node, name):  # x.clamp_min_(eps) on a value read nowhere else
+                name = name[:-1]
             try:
                 env[node] = _lower_op(b, name, args, kwargs, node.meta.get("val"), library)
             except Unsupported as exc:
@@ -211,6 +214,16 @@ def lower(captured: Captured, library: bool = False) -> Graph:
                   n_params=len(captured.param_names))
     symbolic_sizes(graph)
     return graph
+
+
+def _functional_in_place(node: torch.fx.Node, name: str) -> bool:
+    """An in-place op (`clamp_min_`) may be lowered as its functional form when the tensor it
+    updates has no other reader: nothing can see the value from before the update."""
+    base = name[:-1]
+    target = node.args[0] if node.args else None
+    return name.endswith("_") and not name.startswith("_") and \
+        (base in RULES or base in SAME or base in SIMPLE) and \
+        isinstance(target, torch.fx.Node) and len(target.users) == 1
 
 
 def _reversed(v: Value) -> bool:
@@ -285,6 +298,11 @@ def _lower_op(b: Builder, name: str, args: list[Any], kw: dict[str, Any], meta: 
         result = rule(b, *args[:rule.__code__.co_argcount - 1])
     elif name in IDENTITY:
         result = args[0]
+        if name == "_to_copy" and isinstance(result, Value) and out_dtype is not None and \
+                result.dtype.is_floating_point and not out_dtype.is_floating_point:
+            # .long() truncates toward zero, .bool() tests for nonzero: a value of its own
+            result = b.pw("ne", result, 0.0) if out_dtype == torch.bool else \
+                Value("pointwise", result.shape, out_dtype, [result], op="copy")
     else:
         raise Unsupported([name])
     if isinstance(result, tuple) and isinstance(meta, list | tuple):  # e.g. native_layer_norm:
@@ -548,7 +566,8 @@ def _flip_view(x: Value, dims: tuple[int, ...]) -> Value:
 
 def _vector_norm(b: Builder, a: list[Any], kw: dict[str, Any]) -> Value:
     x = a[0]
-    order = a[1] if len(a) > 1 else kw.get("ord", 2)
+    order = a[1] if len(a) > 1 else kw.get("ord", kw.get("p", 2))
+    order = 2 if order is None else order
     dims = a[2] if len(a) > 2 else kw.get("dim")
     keepdim = bool(a[3]) if len(a) > 3 else bool(kw.get("keepdim", False))
     if order == 2:
@@ -558,6 +577,58 @@ def _vector_norm(b: Builder, a: list[Any], kw: dict[str, Any]) -> Value:
     if order == float("inf"):
         return b.reduce("max", b.pw("abs", x), dims, keepdim)
     raise Unsupported([f"linalg_vector_norm(ord={order})"])
+
+
+def _position(x: Value, dim: int) -> Value:
+    """0, 1, 2, ... along `dim` of x's shape (an index leaf: computed in the kernel, not read)."""
+    return Value("index", x.shape, torch.int64, dims=(dim % len(x.shape),))
+
+
+def _triangle(upper: bool) -> Callable[[Builder, list[Any], dict[str, Any]], Value]:
+    """triu/tril: x where column - row >= diagonal (triu) or <= diagonal (tril), else 0."""
+    def rule(b: Builder, a: list[Any], kw: dict[str, Any]) -> Value:
+        x, diagonal = a[0], a[1] if len(a) > 1 else kw.get("diagonal", 0)
+        offset = b.pw("sub", _position(x, -1), _position(x, -2))
+        keep = b.pw("ge" if upper else "le", offset, diagonal)
+        return b.pw("where", keep, x, b.const(0.0) if x.dtype.is_floating_point else b.const(0))
+    return rule
+
+
+def _diag_embed(b: Builder, a: list[Any], kw: dict[str, Any]) -> Value:
+    """A matrix per vector of the last dim: v[.., i] on its diagonal (torch.diag of a vector)."""
+    v = a[0]
+    offset, dim1, dim2 = (list(a[1:]) + [0, -2, -1][len(a) - 1:])[:3]
+    if offset != 0 or dim1 % (len(v.shape) + 1) != len(v.shape) - 1 or dim2 % (len(v.shape) + 1) \
+            != len(v.shape):
+        raise Unsupported(["diag_embed"], "an offset diagonal or other dims")
+    n = v.shape[-1]
+    column = Value("view", v.shape + (1,), v.dtype, [v], op="reshape")  # v[.., i] for every j
+    grid = Value("pointwise", v.shape + (n,), v.dtype, [column], op="copy")
+    return b.pw("where", b.pw("eq", _position(grid, -1), _position(grid, -2)), grid, 0.0)
+
+
+def _nll_loss(b: Builder, a: list[Any], kw: dict[str, Any]) -> tuple[Value, Value]:
+    """-logp[r, target[r]] per row (a row reduction over a one-hot of the class), rows whose
+    target is ignore_index left out; reduction 0 none, 1 mean over the rows kept, 2 sum.
+    Returns (loss, total weight) as aten does. Per-class weights are not covered."""
+    logp, target, weight = a[0], a[1], a[2] if len(a) > 2 else None
+    reduction, ignore = (a[3] if len(a) > 3 else 1), (a[4] if len(a) > 4 else -100)
+    if weight is not None or len(logp.shape) != 2:
+        raise Unsupported(["nll_loss_forward"], "class weights, or more than [N, C] scores")
+    rows = Value("view", target.shape + (1,), target.dtype, [target], op="reshape")
+    hit = b.pw("eq", _position(logp, 1), rows)
+    picked = b.reduce("sum", b.pw("where", hit, b.pw("neg", logp), 0.0), [1], False)
+    kept = b.pw("ne", target, ignore)
+    losses = b.pw("where", kept, picked, 0.0)
+    count = b.reduce("sum", b.pw("where", kept, 1.0, 0.0), None, False)
+    if reduction == 0:
+        return losses, count
+    total = b.reduce("sum", losses, None, False)
+    return (b.pw("div", total, count) if reduction == 1 else total), count
+
+
+def _zeros_like(b: Builder, a: list[Any], kw: dict[str, Any]) -> Value:
+    return Value("pointwise", a[0].shape, a[0].dtype, [b.const(0.0)], op="copy")
 
 
 def _logsumexp(b: Builder, a: list[Any], kw: dict[str, Any]) -> Value:
@@ -651,6 +722,12 @@ RULES: dict[str, Callable[[Builder, list[Any], dict[str, Any]], Any]] = {
         b.mean(a[0], a[1] if len(a) > 1 else None, bool(kw.get("keepdim", False)))),
     "linalg_vector_norm": _vector_norm,
     "flip": _flip,
+    "triu": _triangle(upper=True),
+    "tril": _triangle(upper=False),
+    "diag_embed": _diag_embed,
+    "nll_loss_forward": _nll_loss,
+    "norm": _vector_norm,  # aten.norm.ScalarOpt_dim: (x, p, dim, keepdim), as linalg_vector_norm
+    "zeros_like": _zeros_like,
     "cumsum": _scan("cumsum"),
     "cumprod": _scan("cumprod"),
     "native_layer_norm": _layer_norm,
@@ -664,6 +741,8 @@ RULES: dict[str, Callable[[Builder, list[Any], dict[str, Any]], Any]] = {
     "max_pool1d": lambda b, a, kw: _pool(b, "max", a, 1)[0],  # type: ignore[index]
     "avg_pool2d": lambda b, a, kw: _pool(b, "avg", a, 2),
     "avg_pool1d": lambda b, a, kw: _pool(b, "avg", a, 1),
+    "max_pool3d_with_indices": lambda b, a, kw: _pool(b, "max", a, 3),
+    "avg_pool3d": lambda b, a, kw: _pool(b, "avg", a, 3),
     "split": lambda b, a, kw: _split_even(a[0], a[1], a[2] if len(a) > 2 else kw.get("dim", 0)),
     "split_with_sizes": lambda b, a, kw: _split(a[0], list(a[1]),
                                                 a[2] if len(a) > 2 else kw.get("dim", 0)),

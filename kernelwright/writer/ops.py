@@ -37,6 +37,8 @@ OPS: dict[str, Op] = {
     "maximum": Op(2, "tl.maximum({0}, {1})", "fmaxf({0}, {1})"),
     "minimum": Op(2, "tl.minimum({0}, {1})", "fminf({0}, {1})"),
     "where": Op(3, "tl.where({0}, {1}, {2})", "({0} ? {1} : {2})"),
+    # torch.remainder: the divisor's sign (Python's %); Triton's % and C's fmod take the dividend's
+    "remainder": Op(2, "(({0} % {1}) + {1}) % {1}", "kw_remainder({0}, {1})"),
     "abs": _unary("tl.abs", "fabsf"),
     "exp": _unary("tl.exp", "expf"),
     "exp2": _unary("tl.exp2", "exp2f"),

@@ -46,6 +46,21 @@ FORWARDS = {
     "cumprod_reverse_twice_flipped": ("torch.cumprod(1 + 0.01 * x.flip(0, 1), 1).flip(1)",
                                       "[torch.randn(9, 70)]"),
     "flips_read_and_returned": ("(x.flip(0) * x + 1).flip(1)", "[torch.randn(13, 21)]"),
+    "triu_tril": ("torch.triu(x, diagonal=1) * 2 + torch.tril(x, -2)", "[torch.randn(3, 11, 13)]"),
+    "diag_matmul": ("torch.diag(x[0]) @ x", "[torch.randn(17, 17)]"),
+    "cross_entropy_classes": ("F.cross_entropy(x, (x[:, 0] * 7).long() % 31)", "[torch.randn(27, 31)]"),
+    "nll_ignore_sum_none": ("F.nll_loss(torch.log_softmax(x, 1), (x[:, 0].abs() * 9).long() % 12, "
+                            "ignore_index=3, reduction='sum') + F.nll_loss(torch.log_softmax(x, 1), "
+                            "(x[:, 1].abs() * 9).long() % 12, reduction='none').sum()",
+                            "[torch.randn(40, 12)]"),
+    "cosine_similarity_loss": ("torch.mean(1 - F.cosine_similarity(x, x.flip(0) * 0.5 + 0.1, dim=1))",
+                               "[torch.randn(24, 33)]"),
+    "triplet_margin_loss": ("F.triplet_margin_loss(x, x * 0.9 + 0.2, x.flip(1), margin=1.0)",
+                            "[torch.randn(24, 33)]"),
+    "zeros_like_plus": ("torch.zeros_like(x) + x.sum(dim=0)", "[torch.randn(9, 14)]"),
+    "max_avg_pool3d": ("F.max_pool3d(x, 3, stride=2, padding=1, dilation=2)[..., :3, :3, :3] + "
+                       "F.avg_pool3d(x, 3, stride=2, padding=1)[..., :3, :3, :3]",
+                       "[torch.randn(2, 3, 8, 9, 10)]"),
     "max_pool1d_dilated": ("F.max_pool1d(x, 3, stride=2, padding=1, dilation=2)",
                            "[torch.randn(2, 5, 29)]"),
 }

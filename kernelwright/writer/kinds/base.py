@@ -163,6 +163,8 @@ class KernelWriter:
         raise AssertionError(f"{v.kind} {v.op} must be computed by its pass")
 
     def define_leaf(self, name: str, leaf: Value, lmap: DMap) -> str:
+        if leaf.kind == "index":  # a position: the offset of a tensor strided along that dim
+            return f"{name} = {self.offset(leaf.shape, leaf.strides_of_index(), lmap)[0]}"
         return f"{name} = {self.load(leaf, lmap)}"
 
     literal = staticmethod(triton_literal)
@@ -172,6 +174,8 @@ class KernelWriter:
         if v.dtype.is_floating_point and any(a.kind == "const" and isinstance(a.scalar, int)
                                              for a in v.args):
             expr = f"({expr}).to(tl.float32)"
+        elif v.dtype in (torch.int64, torch.int32) and any(a.dtype.is_floating_point for a in v.args):
+            expr = f"({expr}).to({TL_DTYPE[v.dtype]})"  # a float made an integer: truncated
         return f"v{v.id} = {expr}"
 
     def store(self, v: Value, name: str, indent: int) -> None:

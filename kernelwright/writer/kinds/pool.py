@@ -1,4 +1,4 @@
-"""Pooling kernels (max and average, 1-d and 2-d): one output element per lane, the window's
+"""Pooling kernels (max and average, 1-d, 2-d and 3-d): one output element per lane, the window's
 taps unrolled; what follows the pool in the group is computed on the result."""
 
 from __future__ import annotations
