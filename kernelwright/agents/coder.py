@@ -156,8 +156,9 @@ def offline_code(problem: Problem, stage: str, index: int, parent_configs: list[
     if parent_configs is None:
         for label, made in plans:
             named = f"{label}: " if label else ""
-            ideas += [(made, cfgs, f"{named}remembered from a similar task") for cfgs in
-                      (transfer(made, r) for r in remembered or []) if cfgs is not None]
+            ideas += [(made, cfgs, f"{named}remembered from a similar task: " + "; ".join(
+                made.describe(i, c) for i, c in enumerate(cfgs)))
+                for cfgs in (transfer(made, r) for r in remembered or []) if cfgs is not None]
         ideas += [(made, made.configs, f"{label}: the writer's default" if label
                    else "the writer's default") for label, made in plans]
         starts = [(label, made, made.configs) for label, made in plans]

@@ -58,19 +58,51 @@ def recall(config: RunConfig, stage: Stage, signature: Signature, hardware: str
             for e, s in found]
 
 
+ERROR_CHARS = 400  # of a failure's message kept in its lesson
+
+
+def lesson_of(c: Candidate, parent: Candidate | None, signature: Signature, hardware: str,
+              critic: str = "") -> str:
+    """What an attempt teaches a later coder, read on its own: what was tried, on what shape
+    class and device, and what it measured against its parent, eager and the SOL floor; for a
+    failure, its error. The critic's words are added where they say more than the figures."""
+    head = f"{c.stage}: tried {c.change} on {signature.text()}, {hardware}"
+    if not c.correct:
+        error = " ".join((c.message or c.reason).split())
+        text = f"{head}: {c.status}" + (f": {error[:ERROR_CHARS]}" if error else "")
+    elif c.runtime_us is None:
+        text = f"{head}: correct; not timed on this machine"
+    else:
+        figures = [f"{c.runtime_us:.1f} us"]
+        if parent is not None and parent.runtime_us:
+            figures.append(f"{parent.runtime_us / c.runtime_us:.2f}x its parent "
+                           f"({parent.runtime_us:.1f} us)")
+        if c.eager_us:
+            figures.append(f"{c.eager_us / c.runtime_us:.2f}x eager")
+        if c.sol_fraction is not None:
+            figures.append(f"{c.sol_fraction:.2f} of the SOL floor")
+        text = f"{head}: correct, " + ", ".join(figures)
+    if critic and not critic.startswith(c.change) and critic not in text:
+        text += f". Critic: {critic}"
+    return text
+
+
 def remember(config: RunConfig, problem: str, signature: Signature, hardware: str,
              round_: list[Candidate], best_before_us: float | None, lessons: dict[str, str],
-             run_id: str) -> list[str]:
-    """Update Q for what each coder saw and store each evaluated candidate; log lines back."""
+             run_id: str, tree: list[Candidate] | None = None) -> list[str]:
+    """Update Q for what each coder saw and store each evaluated candidate; log lines back.
+    `tree` (the whole candidate tree) gives each candidate's parent for its lesson."""
     m = config.memory
     if not m.enabled:
         return []
     store = open_store(m)
+    by_id = {c.id: c for c in tree or round_}
     log = []
     for c in (c for c in round_ if c.status in EVALUATED):
         stage: Stage = "refine" if c.stage == "refine" else "draft"
-        reward = draft_reward(c.status) if stage == "draft" else \
-            refine_reward(c.status, best_before_us, c.runtime_us)
+        reward = draft_reward(c.status, c.runtime_us, c.eager_us, c.sol_fraction) \
+            if stage == "draft" else \
+            refine_reward(c.status, best_before_us, c.runtime_us, c.sol_fraction)
         if c.memory:
             qs = store.update_q(c.memory, stage, reward, m.alpha)
             log.append(f"  memory: #{c.id} reward {reward:+.2f} -> {len(qs)} experience(s) "
@@ -80,7 +112,9 @@ def remember(config: RunConfig, problem: str, signature: Signature, hardware: st
                    zip(signature.ops, signature.cols, c.configs, strict=False)]
         store.add(Experience(
             problem=problem, signature=signature, hardware=hardware, backend=config.backend,
-            stage=stage, lesson=lessons.get(str(c.id), c.change), code=c.change if c.configs else
+            stage=stage, lesson=lesson_of(c, by_id.get(c.parent) if c.parent is not None else None,
+                                          signature, hardware, lessons.get(str(c.id), "")),
+            code=c.change if c.configs else
             (c.source or "")[:4000], configs=configs if c.correct else [],
             outcome=Outcome(status=c.status, runtime_us=c.runtime_us, speedup=speedup,
                             sol_fraction=c.sol_fraction),
@@ -96,5 +130,5 @@ def node(state: State, runtime: Any) -> dict[str, Any]:
     log = remember(run_config(runtime), Path(state["problem_path"]).stem,
                       Signature(**state["signature"]), state["hardware"],
                       [c for c in state["tree"] if c.id >= first], min(before, default=None),
-                      state.get("lessons", {}), state.get("run_id", ""))
+                      state.get("lessons", {}), state.get("run_id", ""), state["tree"])
     return {"log": log}

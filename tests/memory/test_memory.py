@@ -40,10 +40,50 @@ def experience(lesson, stage="draft", **kw):
 def test_q_update_and_rewards():
     assert q_update(0.0, 1.0, 0.3) == pytest.approx(0.3)
     assert q_update(0.3, -1.0, 0.5) == pytest.approx(-0.35)
-    assert draft_reward("correct") == 1.0 and draft_reward("build_error") == -1.0
+    assert draft_reward("correct") == 0.5 and draft_reward("build_error") == -1.0  # not timed
     assert refine_reward("correct", 100.0, 50.0) == pytest.approx(math.tanh(math.log(2)))
     assert refine_reward("correct", 50.0, 100.0) == pytest.approx(-math.tanh(math.log(2)))
     assert refine_reward("incorrect", 100.0, 10.0) == -1.0
+
+
+def test_rewards_see_speed_against_eager_and_the_floor():
+    """A correct draft 7x slower than eager at 0.05 of the floor is worth about nothing, one twice
+    as fast at 0.9 of it nearly a full success; any failure is worse than either. Refining
+    weighs the gain over the best before it and the floor."""
+    slow = draft_reward("correct", 700.0, 100.0, 0.05)
+    fast = draft_reward("correct", 50.0, 100.0, 0.9)
+    assert slow == pytest.approx(0.5 + 0.25 * math.tanh(math.log(1 / 7)) + 0.25 * (0.1 - 1))
+    assert -1.0 < slow < 0.05 and fast == pytest.approx(0.5 + 0.25 * 0.6 + 0.25 * 0.8)
+    assert draft_reward("correct", 100.0, 100.0, 0.5) == pytest.approx(0.5)
+    assert draft_reward("correct", 50.0, 100.0, 3.0) == draft_reward("correct", 50.0, 100.0, 1.0)
+    assert refine_reward("correct", 100.0, 50.0, 1.0) == pytest.approx(0.75 * 0.6 + 0.25)
+    assert refine_reward("correct", 100.0, 100.0, 0.5) == pytest.approx(0.0)
+    assert refine_reward("correct", None, 50.0) == 0.0 and refine_reward("timeout", None, None) == -1
+
+
+def test_lessons_say_what_was_tried_on_what_and_what_it_measured():
+    from kernelwright.core.records import Candidate
+    from kernelwright.memory.learn import lesson_of
+
+    sig = Signature(ops=["reduction"], shapes=[[4096, 8192]], cols=[8192])
+    parent = Candidate(id=1, stage="draft", change="the writer's default", status="correct",
+                       runtime_us=200.0, eager_us=300.0, sol_fraction=0.4)
+    child = Candidate(id=2, parent=1, stage="refine", change="split rows 4 ways",
+                      status="correct", runtime_us=100.0, eager_us=300.0, sol_fraction=0.8)
+    text = lesson_of(child, parent, sig, "NVIDIA H200")
+    for part in ("refine", "split rows 4 ways", "reduction over 4096x8192", "NVIDIA H200",
+                 "100.0 us", "2.00x its parent (200.0 us)", "3.00x eager", "0.80 of the SOL floor"):
+        assert part in text, (part, text)
+    broken = Candidate(id=3, parent=1, stage="refine", change="BLOCK_C=65536",
+                       status="build_error", reason="compile",
+                       message="triton.CompilationError:\n  out of resources: shared memory")
+    text = lesson_of(broken, parent, sig, "NVIDIA H200", critic="BLOCK_C=65536: build_error")
+    assert "build_error: triton.CompilationError: out of resources: shared memory" in text
+    assert "Critic" not in text  # the offline critic's words add nothing to the figures
+    untimed = child.model_copy(update={"runtime_us": None, "eager_us": None, "sol_fraction": None})
+    text = lesson_of(untimed, parent, sig, "cpu", critic="tiles of 2 rows read the row once")
+    assert "correct; not timed on this machine" in text and text.endswith(
+        "Critic: tiles of 2 rows read the row once")
 
 
 def test_retrieval_ranks_by_the_blended_formula(tmp_path):
@@ -145,11 +185,13 @@ def test_the_remember_node_writes_experiences_and_updates_what_was_recalled(priv
     store = open_store(config.memory)
     [written] = store.all()
     assert written.stage == "draft" and written.outcome.status == "correct"
-    assert written.q_draft == 1.0 and written.visits_draft == 0 and written.configs
+    assert written.q_draft == draft_reward("correct") and written.visits_draft == 0 and written.configs
+    assert "correct; not timed on this machine" in written.lesson and "draft" in written.lesson
     second = optimize(RMSNORM, config, thread_id="second")
     assert second.tree[0].memory == [written.id]  # the coder saw it
     after = store.get(written.id)
-    assert after.visits_draft == 1 and after.q_draft == pytest.approx(q_update(1.0, 1.0, 0.3))
+    reward = draft_reward("correct")
+    assert after.visits_draft == 1 and after.q_draft == pytest.approx(q_update(reward, reward, 0.3))
 
 
 def test_the_offline_coder_starts_from_a_remembered_configuration():
@@ -168,7 +210,7 @@ def test_the_offline_coder_starts_from_a_remembered_configuration():
     assert mapped.persistent and mapped.block_c == cols and mapped.num_warps == 16
     assert transfer(made, [{"kind": "pointwise", "cols": 0, "config": {"block_r": 64}}]) is None
     first = offline_code(problem, "draft", 0, None, [], remembered=[remembered])
-    assert first.change == "remembered from a similar task"
+    assert first.change.startswith("remembered from a similar task: persistent")
     assert first.configs[0]["num_warps"] == 16
     assert offline_code(problem, "draft", 1, None, [], remembered=[remembered]).change == \
         "the writer's default"
