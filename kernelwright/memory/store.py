@@ -5,14 +5,19 @@ prefetch), then ranks them inside Qdrant with a formula query,
 
     (1 - w) * similarity + w * q_<stage> + bonus / sqrt(1 + visits_<stage>)
 
-and keeps the top n (w = 0 is similarity-only). Local mode locks its folder to one client per
-process: `open_store` keeps one store per folder for the process; evaluation workers never open
-it. Every write goes to Qdrant before the call returns, so a crash loses no reported update.
+and keeps the top n (w = 0 is similarity-only). Vectors are stored unit-length and compared
+by dot product (the cosine): Qdrant's local mode renormalises every stored vector on each cosine
+query, which at 10k experiences cost more than the rest of a retrieval. A query's embedding is
+kept (QUERY_CACHE texts): a run asks the same question every round. Local mode locks its
+folder to one client per process: `open_store` keeps one store per folder for the process;
+evaluation workers never open it. Every write goes to Qdrant before the call returns, so a
+crash loses no reported update.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import threading
 from functools import cache
 from pathlib import Path
@@ -55,12 +60,21 @@ def _embedder(kind: str, model: str, base_url: str | None) -> Embedder:
     return LocalEmbedder() if kind == "local" else OpenAIEmbedder(model, base_url, None)
 
 
+QUERY_CACHE = 256  # query texts whose embeddings are kept
+
+
+def unit(vector: list[float]) -> list[float]:
+    norm = math.sqrt(sum(x * x for x in vector)) or 1.0
+    return [x / norm for x in vector]
+
+
 class MemoryStore:
     def __init__(self, where: str, embedder: Embedder, collection: str = "experiences"):
         from qdrant_client import QdrantClient, models
 
         self.where, self.embedder, self.collection = where, embedder, collection
         self._lock = threading.Lock()  # graph nodes run in threads; one client serves them
+        self._queries: dict[str, list[float]] = {}  # query text -> unit vector (QUERY_CACHE)
         remote = where.startswith(("http://", "https://"))
         try:
             if remote:
@@ -70,7 +84,7 @@ class MemoryStore:
                 self.client = QdrantClient(path=where)
             if not self.client.collection_exists(collection):
                 self.client.create_collection(collection, vectors_config=models.VectorParams(
-                    size=embedder.dim, distance=models.Distance.COSINE))
+                    size=embedder.dim, distance=models.Distance.DOT))  # of unit vectors
             size = self.client.get_collection(collection).config.params.vectors.size  # type: ignore[union-attr]
         except RuntimeError as exc:
             if "already accessed" in str(exc):
@@ -105,7 +119,7 @@ class MemoryStore:
         is merged into the existing experience instead. Returns the id kept."""
         from qdrant_client import models
 
-        vector = self.embedder.embed([exp.text()])[0]
+        vector = unit(self.embedder.embed([exp.text()])[0])
         with self._lock:
             near = self.client.query_points(
                 self.collection, query=vector, limit=1, with_payload=True,
@@ -144,8 +158,20 @@ class MemoryStore:
         filters keep one device's, one backend's, or experiences sharing a kernel kind."""
         if n <= 0:
             return []
-        return self.rank(stage, self.embedder.embed([text])[0], n, k_factor, w, bonus, hardware,
+        return self.rank(stage, self.query_vector(text), n, k_factor, w, bonus, hardware,
                          backend, op_kinds)
+
+    def query_vector(self, text: str) -> list[float]:
+        """The unit embedding of a query, kept for the next time it is asked."""
+        with self._lock:
+            found = self._queries.get(text)
+        if found is None:
+            found = unit(self.embedder.embed([text])[0])
+            with self._lock:
+                if len(self._queries) >= QUERY_CACHE:
+                    self._queries.pop(next(iter(self._queries)))
+                self._queries[text] = found
+        return found
 
     def rank(self, stage: Stage, vector: list[float], n: int, k_factor: int = 4, w: float = 0.5,
              bonus: float = 0.1, hardware: str | None = None, backend: str | None = None,
@@ -175,7 +201,7 @@ class MemoryStore:
 
     def search(self, text: str, n: int = 10) -> list[tuple[Experience, float]]:
         """Plain similarity search (the CLI's `memory search`)."""
-        vector = self.embedder.embed([text])[0]
+        vector = self.query_vector(text)
         with self._lock:
             points = self.client.query_points(self.collection, query=vector, limit=n,
                                               with_payload=True).points
@@ -219,7 +245,7 @@ class MemoryStore:
                                     "a file written by `kernelwright memory export`.") from None
         for start in range(0, len(experiences), 128):
             batch = experiences[start:start + 128]
-            vectors = self.embedder.embed([e.text() for e in batch])
+            vectors = [unit(v) for v in self.embedder.embed([e.text() for e in batch])]
             with self._lock:
                 self.client.upsert(self.collection, [
                     models.PointStruct(id=e.id, vector=v, payload=e.model_dump(mode="json"))

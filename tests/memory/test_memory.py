@@ -223,3 +223,28 @@ def test_the_hash_embedder_is_normalised_and_word_sensitive():
         "softmax over long rows in registers", "softmax over long rows", "matmul epilogue"]))
     assert np.linalg.norm(a) == pytest.approx(1.0)
     assert a @ b > 0.5 > abs(a @ c)
+
+
+def test_a_query_asked_again_is_not_embedded_again_and_vectors_are_unit(tmp_path):
+    """A run asks the same question every round: its embedding is kept. Stored vectors are unit
+    length and compared by dot product (local mode renormalises every vector on a cosine query),
+    so scores are still cosines."""
+    from kernelwright.memory.embed import HashEmbedder
+
+    class Counting(HashEmbedder):
+        calls = 0
+
+        def embed(self, texts):
+            Counting.calls += len(texts)
+            return [[3 * x for x in v] for v in super().embed(texts)]  # not unit length
+
+    store = MemoryStore(str(tmp_path / "m"), Counting())
+    store.add(experience("softmax: hold the row in registers"))
+    assert store.client.get_collection(store.collection).config.params.vectors.distance == "Dot"
+    before = Counting.calls
+    first = store.retrieve("draft", "softmax rows", n=1, w=0.0)
+    again = store.retrieve("draft", "softmax rows", n=1, w=0.0)
+    assert Counting.calls == before + 1 and first[0][1] == pytest.approx(again[0][1])
+    assert -1.0 <= first[0][1] - 0.1 <= 1.0  # a cosine (plus the exploration bonus of 0.1)
+    [point] = store.client.scroll(store.collection, with_vectors=True)[0]
+    assert float(np.linalg.norm(point.vector)) == pytest.approx(1.0)
