@@ -36,7 +36,7 @@ def main() -> None:
     from qdrant_client import models
 
     from kernelwright.memory.experience import Experience, Outcome, Signature
-    from kernelwright.memory.store import MemoryStore, _embedder, unit
+    from kernelwright.memory.store import MemoryStore, _embedder, _payload, unit
 
     rng = random.Random(0)
     embedder = _embedder("local", "", None)
@@ -57,7 +57,7 @@ def main() -> None:
                 visits_draft=rng.randint(0, 9), visits_refine=rng.randint(0, 9)))
         vectors = [unit(v) for v in embedder.embed([e.text() for e in batch])]
         store.client.upsert(store.collection, [models.PointStruct(
-            id=e.id, vector=v, payload=e.model_dump(mode="json"))
+            id=e.id, vector=v, payload=_payload(e))
             for e, v in zip(batch, vectors, strict=True)], wait=True)
     fill_s = time.perf_counter() - started
     queries = [f"{' + '.join(rng.sample(KINDS, 2))} over {2 ** rng.randint(4, 14)}x4096 "

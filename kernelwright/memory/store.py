@@ -7,8 +7,10 @@ prefetch), then ranks them inside Qdrant with a formula query,
 
 and keeps the top n (w = 0 is similarity-only). Vectors are stored unit-length and compared
 by dot product (the cosine): Qdrant's local mode renormalises every stored vector on each cosine
-query, which at 10k experiences cost more than the rest of a retrieval. A query's embedding is
-kept (QUERY_CACHE texts): a run asks the same question every round. Local mode locks its
+query, which at 10k experiences cost more than the rest of a retrieval; and its search runs on
+one BLAS thread (BLAS threads that spin after a product took the cores from the next query's
+embedding, doubling it on two cores). A query's embedding is kept (QUERY_CACHE texts): a run asks
+the same question every round. Local mode locks its
 folder to one client per process: `open_store` keeps one store per folder for the process;
 evaluation workers never open it. Every write goes to Qdrant before the call returns, so a
 crash loses no reported update.
@@ -68,6 +70,26 @@ def unit(vector: list[float]) -> list[float]:
     return [x / norm for x in vector]
 
 
+# A point's payload: what filters and the formula read, as fields (stage, hardware, backend,
+# signature.ops, q_* and visits_*); the rest of the experience as one JSON string, which local
+# mode copies in O(1) when the formula reads a candidate (nested lists and dicts it deep-copied).
+LIVE = ("q_draft", "q_refine", "visits_draft", "visits_refine")
+
+
+def _payload(exp: Experience) -> dict[str, Any]:
+    return {"stage": exp.stage, "hardware": exp.hardware, "backend": exp.backend,
+            "signature": {"ops": exp.signature.ops}, **{k: getattr(exp, k) for k in LIVE},
+            "experience": exp.model_dump_json(exclude=set(LIVE))}
+
+
+def _experience(payload: dict[str, Any]) -> Experience:
+    """The experience of a payload (the format above, or a whole experience: older stores)."""
+    if "experience" not in payload:
+        return Experience.model_validate(payload)
+    return Experience.model_validate_json(payload["experience"]).model_copy(
+        update={k: payload[k] for k in LIVE if k in payload})
+
+
 class MemoryStore:
     def __init__(self, where: str, embedder: Embedder, collection: str = "experiences"):
         from qdrant_client import QdrantClient, models
@@ -75,6 +97,7 @@ class MemoryStore:
         self.where, self.embedder, self.collection = where, embedder, collection
         self._lock = threading.Lock()  # graph nodes run in threads; one client serves them
         self._queries: dict[str, list[float]] = {}  # query text -> unit vector (QUERY_CACHE)
+        self._blas: Any = None  # a threadpoolctl controller, made on the first search
         remote = where.startswith(("http://", "https://"))
         try:
             if remote:
@@ -128,13 +151,13 @@ class MemoryStore:
                     models.FieldCondition(key="backend", match=models.MatchValue(value=exp.backend)),
                 ])).points
             if near and near[0].score >= merge_above:
-                old = Experience.model_validate(near[0].payload)
+                old = _experience(near[0].payload)
                 merged = _merge(old, exp)
                 self.client.upsert(self.collection, [models.PointStruct(
-                    id=old.id, vector=vector, payload=merged.model_dump(mode="json"))], wait=True)
+                    id=old.id, vector=vector, payload=_payload(merged))], wait=True)
                 return old.id
             self.client.upsert(self.collection, [models.PointStruct(
-                id=exp.id, vector=vector, payload=exp.model_dump(mode="json"))], wait=True)
+                id=exp.id, vector=vector, payload=_payload(exp))], wait=True)
             return exp.id
 
     def update_q(self, ids: list[str], stage: Stage, reward: float, alpha: float) -> list[float]:
@@ -142,7 +165,7 @@ class MemoryStore:
         out = []
         with self._lock:
             for point in self.client.retrieve(self.collection, ids, with_payload=True):
-                exp = Experience.model_validate(point.payload)
+                exp = _experience(point.payload)
                 q = q_update(getattr(exp, f"q_{stage}"), reward, alpha)
                 self.client.set_payload(self.collection, {
                     f"q_{stage}": q, f"visits_{stage}": getattr(exp, f"visits_{stage}") + 1},
@@ -191,13 +214,21 @@ class MemoryStore:
             models.DivExpression(div=models.DivParams(left=bonus, right=models.SqrtExpression(
                 sqrt=models.SumExpression(sum=[1.0, f"visits_{stage}"])))),
         ]), defaults={f"q_{stage}": 0.0, f"visits_{stage}": 0})
-        with self._lock:
+        with self._lock, self._one_blas_thread():
             points = self.client.query_points(
                 self.collection, prefetch=models.Prefetch(
                     query=vector, limit=k_factor * n,
                     filter=models.Filter(must=must) if must else None),
                 query=formula, limit=n, with_payload=True).points
-        return [(Experience.model_validate(p.payload), p.score) for p in points]
+        return [(_experience(p.payload), p.score) for p in points]
+
+    def _one_blas_thread(self) -> Any:
+        """A context in which NumPy's BLAS (local mode's search) runs on one thread."""
+        if self._blas is None:
+            from threadpoolctl import ThreadpoolController
+
+            self._blas = ThreadpoolController()
+        return self._blas.limit(limits=1, user_api="blas")
 
     def search(self, text: str, n: int = 10) -> list[tuple[Experience, float]]:
         """Plain similarity search (the CLI's `memory search`)."""
@@ -205,12 +236,12 @@ class MemoryStore:
         with self._lock:
             points = self.client.query_points(self.collection, query=vector, limit=n,
                                               with_payload=True).points
-        return [(Experience.model_validate(p.payload), p.score) for p in points]
+        return [(_experience(p.payload), p.score) for p in points]
 
     def get(self, exp_id: str) -> Experience | None:
         with self._lock:
             found = self.client.retrieve(self.collection, [exp_id], with_payload=True)
-        return Experience.model_validate(found[0].payload) if found else None
+        return _experience(found[0].payload) if found else None
 
     def all(self) -> list[Experience]:
         out, offset = [], None
@@ -218,7 +249,7 @@ class MemoryStore:
             while True:
                 points, offset = self.client.scroll(self.collection, limit=256, offset=offset,
                                                     with_payload=True)
-                out += [Experience.model_validate(p.payload) for p in points]
+                out += [_experience(p.payload) for p in points]
                 if offset is None:
                     return out
 
@@ -248,7 +279,7 @@ class MemoryStore:
             vectors = [unit(v) for v in self.embedder.embed([e.text() for e in batch])]
             with self._lock:
                 self.client.upsert(self.collection, [
-                    models.PointStruct(id=e.id, vector=v, payload=e.model_dump(mode="json"))
+                    models.PointStruct(id=e.id, vector=v, payload=_payload(e))
                     for e, v in zip(batch, vectors, strict=True)], wait=True)
         return len(experiences)
 

@@ -248,3 +248,27 @@ def test_a_query_asked_again_is_not_embedded_again_and_vectors_are_unit(tmp_path
     assert -1.0 <= first[0][1] - 0.1 <= 1.0  # a cosine (plus the exploration bonus of 0.1)
     [point] = store.client.scroll(store.collection, with_vectors=True)[0]
     assert float(np.linalg.norm(point.vector)) == pytest.approx(1.0)
+
+
+def test_experiences_stored_whole_by_older_versions_still_read(tmp_path):
+    """Payloads now hold the experience as one JSON string beside the fields filters and the
+    formula read; a store written before (the whole experience as fields) still reads, ranks and
+    takes Q updates."""
+    from qdrant_client import models
+
+    from kernelwright.memory.embed import HashEmbedder
+    from kernelwright.memory.store import unit
+
+    store = MemoryStore(str(tmp_path / "m"), HashEmbedder())
+    old = experience("softmax: hold the row in registers", q_draft=0.25)
+    store.client.upsert(store.collection, [models.PointStruct(
+        id=old.id, vector=unit(store.embedder.embed([old.text()])[0]),
+        payload=old.model_dump(mode="json"))], wait=True)
+    new = experience("matmul: 3xTF32 dots with K-major copies", configs=[{"kind": "matmul"}])
+    store.add(new)
+    assert {e.lesson for e in store.all()} == {old.lesson, new.lesson}
+    [(found, _)] = store.retrieve("draft", "softmax registers", n=1, k_factor=2, w=0.0)
+    assert found.id == old.id and found.q_draft == 0.25
+    store.update_q([old.id, new.id], "draft", 1.0, alpha=0.5)
+    assert store.get(old.id).q_draft == pytest.approx(0.625)
+    assert store.get(new.id).visits_draft == 1 and store.get(new.id).configs == [{"kind": "matmul"}]
