@@ -19,7 +19,6 @@ skipped, so a run resumes.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import sys
 import tempfile
@@ -33,6 +32,7 @@ import torch
 from kernelwright.agents.coder import offline_plans
 from kernelwright.core.problem import load_problem
 from kernelwright.core.results import EvalSettings
+from kernelwright.tools.build import import_candidate
 from kernelwright.tools.evaluate import evaluate
 from kernelwright.tools.sol import count_problem
 from kernelwright.writer.ir import Unsupported
@@ -84,13 +84,7 @@ def dots(path: Path, made: Any, sweep: list[tuple[int, ...]]) -> dict[str, Any]:
             replace(c, block_r=bm, block_c=bn, block_k=bk, num_warps=warps, num_stages=stages,
                     dot="tf32x3") if c.block_k else c for c in made.configs]))
     for dot, configs in variants:
-        source = made.source(configs)
-        file = Path(tempfile.mkdtemp()) / f"{path.stem}_{dot}.py"
-        file.write_text(source)  # Triton reads a kernel's source from its file
-        spec = importlib.util.spec_from_file_location(file.stem, file)
-        assert spec is not None and spec.loader is not None
-        cand = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(cand)
+        cand, _ = import_candidate(made.source(configs), Path(tempfile.mkdtemp()))
         try:
             model = cand.ModelNew(*init).cuda()
             model.load_state_dict(ref.state_dict())

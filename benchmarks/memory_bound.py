@@ -20,7 +20,6 @@ harness judges these problems too slowly at 4-16 GiB (its exchange runs at about
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import sys
 import tempfile
@@ -32,6 +31,7 @@ import torch
 import triton.testing
 
 from kernelwright.core.problem import load_problem
+from kernelwright.tools.build import import_candidate
 from kernelwright.tools.correctness import Mismatch, as_outputs, compare
 from kernelwright.tools.sol import count_problem
 from kernelwright.writer.ir import Unsupported
@@ -47,16 +47,6 @@ def memory_bound(path: Path) -> tuple[bool, int]:
         model = module.Model(*module.get_init_inputs())
     conv = any(isinstance(m, torch.nn.modules.conv._ConvNd) for m in model.modules())
     return counts.tensor_flops <= counts.flops / 2 and not conv, counts.bytes  # 0 FLOPs too
-
-
-def load(source: str, name: str) -> Any:
-    file = Path(tempfile.mkdtemp()) / f"{name}.py"
-    file.write_text(source)  # Triton reads a kernel's source from its file
-    spec = importlib.util.spec_from_file_location(file.stem, file)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def bench(fn: Any) -> float:
@@ -84,7 +74,8 @@ def measure(path: Path, sweep: int, gbps: float) -> dict[str, Any]:
                       enumerate(zip(made.groups, made.configs, strict=True))]
 
     def build(configs: list) -> Any:
-        model = load(made.source(configs), path.stem).ModelNew(*init).cuda()
+        module, _ = import_candidate(made.source(configs), Path(tempfile.mkdtemp()))
+        model = module.ModelNew(*init).cuda()
         model.load_state_dict(ref.state_dict())
         return model
 
