@@ -69,6 +69,9 @@ class CppKernelWriter(RowKernel):
         value = f"{self.pointer(view_base(leaf))}[{off or '0'}]"
         if leaf.dtype.is_floating_point:
             value = f"static_cast<float>({value})"
+        window = self.window(leaf, lmap).replace("&", "&&")  # a concatenation's part: its span
+        if window:
+            value = f"({window} ? {value} : 0)"
         return f"const auto {name} = {value};"
 
     literal = staticmethod(cpp_literal)

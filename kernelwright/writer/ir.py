@@ -151,7 +151,8 @@ def view_layout(v: Value) -> tuple[tuple[int, ...], int]:
     if v.op == "permute":
         return tuple(strides[d] for d in v.dims), offset
     if v.op == "slice":
-        dim, start, step = (int(v.attrs[k]) for k in ("dim", "start", "step"))  # type: ignore[arg-type]
+        dim, step = int(v.attrs["dim"]), int(v.attrs["step"])  # type: ignore[arg-type]
+        start: Any = v.attrs["start"]  # a size where a concatenation's part starts: not int()ed
         return (strides[:dim] + (strides[dim] * step,) + strides[dim + 1:],
                 offset + start * strides[dim])
     new = reshape_strides(v.args[0].shape, strides, v.shape)

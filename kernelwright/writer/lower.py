@@ -627,6 +627,24 @@ def _nll_loss(b: Builder, a: list[Any], kw: dict[str, Any]) -> tuple[Value, Valu
     return (b.pw("div", total, count) if reduction == 1 else total), count
 
 
+def _cat(b: Builder, a: list[Any], kw: dict[str, Any]) -> Value:
+    """Concatenation: each part read through a window (a view of the output's shape, shifted to
+    where the part starts, loaded only inside its span), the parts chosen by position."""
+    parts = [p for p in a[0] if not (len(p.shape) == 1 and p.shape[0] == 0)]  # torch skips those
+    dim = (a[1] if len(a) > 1 else kw.get("dim", 0)) % len(parts[0].shape)
+    shape = parts[0].shape[:dim] + (sum(p.shape[dim] for p in parts),) + parts[0].shape[dim + 1:]
+    out: Value | None = None
+    start = 0
+    for p in parts:
+        window = Value("view", shape, p.dtype, [p], op="slice",
+                       attrs=dict(dim=dim, start=-start, step=1, window=p.shape[dim]))
+        out = window if out is None else b.pw("where", b.pw("ge", _position(window, dim), start),
+                                              window, out)
+        start = start + p.shape[dim]
+    assert out is not None
+    return out if len(parts) > 1 else Value("pointwise", shape, out.dtype, [out], op="copy")
+
+
 def _zeros_like(b: Builder, a: list[Any], kw: dict[str, Any]) -> Value:
     return Value("pointwise", a[0].shape, a[0].dtype, [b.const(0.0)], op="copy")
 
@@ -728,6 +746,7 @@ RULES: dict[str, Callable[[Builder, list[Any], dict[str, Any]], Any]] = {
     "nll_loss_forward": _nll_loss,
     "norm": _vector_norm,  # aten.norm.ScalarOpt_dim: (x, p, dim, keepdim), as linalg_vector_norm
     "zeros_like": _zeros_like,
+    "cat": _cat,
     "cumsum": _scan("cumsum"),
     "cumprod": _scan("cumprod"),
     "native_layer_norm": _layer_norm,

@@ -48,10 +48,12 @@ def test_cpu_writer_covers_index_reductions_and_scans(name):
 
 
 def test_cpu_writer_runs_a_reverse_scan(tmp_path):
-    """torch.cumsum(x.flip(-1), -1).flip(-1): the C++ loop runs last column first."""
+    """torch.cumsum(x.flip(-1), -1).flip(-1): the C++ loop runs last column first; plus a
+    concatenation, whose parts the C++ reads only inside their spans."""
     path = tmp_path / "cumsum_reverse.py"
     path.write_text((SUITE / "level1/10_cumsum.py").read_text().replace(
-        "torch.cumsum(x, dim=-1)", "torch.cumsum(x.flip(-1), dim=-1).flip(-1)"))
+        "torch.cumsum(x, dim=-1)", "torch.cumsum(x.flip(-1), dim=-1).flip(-1) "
+        "+ torch.cat((x[:, :1] * 0, x[:, :-1]), dim=-1)"))
     settings = EvalSettings(backend="cpu", device="cpu", reps=50)
     problem = load_problem(path).shrink(settings.cpu_backend_max_elements)
     source = plan(problem, backend="cpu").source()

@@ -57,6 +57,10 @@ FORWARDS = {
                                "[torch.randn(24, 33)]"),
     "triplet_margin_loss": ("F.triplet_margin_loss(x, x * 0.9 + 0.2, x.flip(1), margin=1.0)",
                             "[torch.randn(24, 33)]"),
+    "cumsum_exclusive": ("torch.cumsum(torch.cat((torch.zeros_like(x.select(1, 0).unsqueeze(1)), x), "
+                         "dim=1)[:, :-1], dim=1)", "[torch.randn(9, 70)]"),  # KernelBench's spelling
+    "cat_three_parts": ("torch.softmax(torch.cat([x, torch.relu(x) * 2, x[:, :3]], dim=1), dim=1) "
+                        "+ torch.cat((x, x.flip(0)), dim=0).sum(dim=0)[:1]", "[torch.randn(12, 20)]"),
     "zeros_like_plus": ("torch.zeros_like(x) + x.sum(dim=0)", "[torch.randn(9, 14)]"),
     "max_avg_pool3d": ("F.max_pool3d(x, 3, stride=2, padding=1, dilation=2)[..., :3, :3, :3] + "
                        "F.avg_pool3d(x, 3, stride=2, padding=1)[..., :3, :3, :3]",

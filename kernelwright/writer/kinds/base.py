@@ -122,9 +122,22 @@ class KernelWriter:
         mask = "mask" if rows and cols else "rmask" if rows else "cmask" if cols else ""
         return " + ".join(t for t in (rows, cols) if t) or "0", mask
 
+    def window(self, leaf: Value, dmap: DMap) -> str:
+        """A concatenation's part is read through a window (lower.py `_cat`): the condition
+        that the element lies in the part's span ("" for any other leaf)."""
+        if leaf.kind != "view" or "window" not in leaf.attrs:
+            return ""
+        d = int(leaf.attrs["dim"])  # type: ignore[arg-type]
+        lo = -leaf.attrs["start"]  # type: ignore[operator]
+        at = self.offset(leaf.shape, tuple(int(k == d) for k in range(len(leaf.shape))), dmap)[0]
+        return f"(({at}) >= {lo}) & (({at}) < {lo + leaf.attrs['window']})"  # type: ignore[operator]
+
     def load(self, leaf: Value, dmap: DMap) -> str:
         buffer = view_base(leaf)
         off, mask = self.offset(leaf.shape, view_strides(leaf), dmap)
+        window = self.window(leaf, dmap)
+        if window:
+            mask = f"{mask} & {window}" if mask else window
         ptr = with_offset(self.pointer(buffer), leaf)
         cast = ".to(tl.float32)" if leaf.dtype.is_floating_point else ""
         if not mask:
