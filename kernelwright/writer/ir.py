@@ -36,7 +36,7 @@ class Value:
     op: str = ""  # pointwise: an op of writer/ops.py; reduce/scan: op name; pool: "max" | "avg";
     # matmul: "mm" | "bmm" (args: A [.., M, K], B [.., K, N]); extern (a vendor GEMM or
     # convolution, `library` mode only): "mm" | "bmm" | "addmm" (args: A, B, bias) | "conv";
-    # view: "permute" | "reshape" | "slice"; attention: "" (args: q [.., M, D], k^T [.., D, N],
+    # view: "permute" | "reshape" | "slice" | "unfold"; attention: "" (args: q [.., M, D], k^T [.., D, N],
     # v [.., N, Dv])
     dims: tuple[int, ...] = ()  # reduce/scan: real dims of args[0] consumed; index: the one dim
     # whose position it is (a leaf: 0, 1, 2, ... along that dim, computed, never loaded)
@@ -150,6 +150,9 @@ def view_layout(v: Value) -> tuple[tuple[int, ...], int]:
     strides, offset = view_layout(v.args[0])
     if v.op == "permute":
         return tuple(strides[d] for d in v.dims), offset
+    if v.op == "unfold":  # dim d counts windows (step apart); a last dim walks one window
+        d, step = int(v.attrs["dim"]), v.attrs["step"]  # type: ignore[arg-type]
+        return strides[:d] + (strides[d] * step,) + strides[d + 1:] + (strides[d],), offset  # type: ignore[operator]
     if v.op == "slice":
         dim, step = int(v.attrs["dim"]), int(v.attrs["step"])  # type: ignore[arg-type]
         start: Any = v.attrs["start"]  # a size where a concatenation's part starts: not int()ed

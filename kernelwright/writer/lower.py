@@ -154,7 +154,7 @@ IDENTITY = {"clone", "alias", "detach", "lift_fresh_copy", "_to_copy", "contiguo
             "dropout"}
 _MISSING = object()
 VIEWS = {"view", "_unsafe_view", "reshape", "unsqueeze", "squeeze", "flatten", "permute",
-         "transpose", "t", "expand"}
+         "transpose", "t", "expand", "unfold"}
 
 
 def lower(captured: Captured, library: bool = False) -> Graph:
@@ -177,6 +177,8 @@ def lower(captured: Captured, library: bool = False) -> Graph:
         elif node.op == "call_function" and isinstance(node.meta.get("val"), SYMBOLIC):
             env[node] = node.meta["val"]  # a size computed from sizes (x.size(0) * 2)
         elif node.op == "call_function" and (not node.users or node in dead):
+            if _lost_update(node):
+                missing.append(getattr(node.target, "overloadpacket", node.target).__name__)
             continue  # dead: an unused allocation, an in-place update of running statistics,
             # or a causal mask that the attention kernel computes from indices
         elif node in bypass:  # the causal mask's application: the kernel applies it
@@ -202,9 +204,10 @@ def lower(captured: Captured, library: bool = False) -> Graph:
                 env[node] = _MISSING
         elif node.op == "output":
             flat = node.args[0] if isinstance(node.args[0], list | tuple) else [node.args[0]]
-            # an output torch cannot view (a negative stride) is copied by a kernel
+            # an output the launcher cannot return as a view (a negative stride, an unfold) is
+            # copied by a kernel
             outputs = [Value("pointwise", env[n].shape, env[n].dtype, [env[n]], op="copy")
-                       if env[n] is not _MISSING and _reversed(env[n]) else env[n] for n in flat]
+                       if env[n] is not _MISSING and _unviewable(env[n]) else env[n] for n in flat]
         elif node.op == "get_attr":
             missing.append(f"get_attr:{node.target}")
     if missing:
@@ -217,18 +220,34 @@ def lower(captured: Captured, library: bool = False) -> Graph:
 
 
 def _functional_in_place(node: torch.fx.Node, name: str) -> bool:
-    """An in-place op (`clamp_min_`) may be lowered as its functional form when the tensor it
-    updates has no other reader: nothing can see the value from before the update."""
+    """An in-place op (`clamp_min_`, `x += pos`) may be lowered as its functional form when the
+    tensor it updates has no other reader (a size query reads no values): nothing can see the
+    value from before the update."""
     base = name[:-1]
     target = node.args[0] if node.args else None
-    return name.endswith("_") and not name.startswith("_") and \
-        (base in RULES or base in SAME or base in SIMPLE) and \
-        isinstance(target, torch.fx.Node) and len(target.users) == 1
+    if not (name.endswith("_") and not name.startswith("_") and isinstance(target, torch.fx.Node)
+            and (base in RULES or base in SAME or base in SIMPLE)):
+        return False
+    readers = [u for u in target.users
+               if not getattr(getattr(u.target, "overloadpacket", u.target), "__name__", "")
+               .startswith("sym_")]
+    return readers == [node]
 
 
-def _reversed(v: Value) -> bool:
-    """A view with a negative stride somewhere along its chain."""
-    return v.kind == "view" and ((v.op == "slice" and v.attrs["step"] == -1) or _reversed(v.args[0]))
+def _lost_update(node: torch.fx.Node) -> bool:
+    """An unused in-place update of a computed value that something else reads (through a view
+    taken before it): dropping it would hide the update from that reader. (Updates of inputs and
+    buffers, such as a norm's running statistics, change nothing the forward returns.)"""
+    name = getattr(getattr(node.target, "overloadpacket", node.target), "__name__", "")
+    target = node.args[0] if node.args else None
+    return name.endswith("_") and not name.startswith("_") and isinstance(target, torch.fx.Node) \
+        and target.op == "call_function" and any(u is not node for u in target.users)
+
+
+def _unviewable(v: Value) -> bool:
+    """A view with a negative stride or an unfold somewhere along its chain."""
+    return v.kind == "view" and ((v.op == "slice" and v.attrs["step"] == -1) or v.op == "unfold"
+                                 or _unviewable(v.args[0]))
 
 
 SYMBOLIC = int | float | torch.SymInt | torch.SymFloat | torch.SymBool
@@ -382,6 +401,9 @@ def _view(b: Builder, name: str, a: list[Any], meta: Any) -> Value | None:
     shape = tuple(meta.shape)
     if name == "expand" and x.shape != shape:  # a broadcast: the identity at the bigger shape
         return Value("pointwise", shape, x.dtype, [x], op="copy")
+    if name == "unfold":  # windows of `size` every `step` along dim: a new last dim, strided
+        dim, size, step = a[1] % len(x.shape), a[2], a[3]
+        return Value("view", shape, x.dtype, [x], op="unfold", attrs=dict(dim=dim, step=step))
     if x.shape == shape and name != "permute" and name != "transpose" and name != "t":
         return x
     if name in {"permute", "transpose", "t"}:

@@ -61,6 +61,10 @@ FORWARDS = {
                          "dim=1)[:, :-1], dim=1)", "[torch.randn(9, 70)]"),  # KernelBench's spelling
     "cat_three_parts": ("torch.softmax(torch.cat([x, torch.relu(x) * 2, x[:, :3]], dim=1), dim=1) "
                         "+ torch.cat((x, x.flip(0)), dim=0).sum(dim=0)[:1]", "[torch.randn(12, 20)]"),
+    "unfold_patches": ("(x.unfold(2, 4, 4).unfold(3, 4, 4).reshape(x.shape[0], -1, 48) * 2).sum(-1)",
+                       "[torch.randn(2, 3, 16, 12)]"),  # a ViT's patches
+    "unfold_returned": ("(x * 2).unfold(1, 5, 3)", "[torch.randn(6, 20)]"),
+    "in_place_after_a_size_query": ("(lambda y: y.add_(y.shape[0]))(x * 2)", "[torch.randn(6, 20)]"),
     "zeros_like_plus": ("torch.zeros_like(x) + x.sum(dim=0)", "[torch.randn(9, 14)]"),
     "max_avg_pool3d": ("F.max_pool3d(x, 3, stride=2, padding=1, dilation=2)[..., :3, :3, :3] + "
                        "F.avg_pool3d(x, 3, stride=2, padding=1)[..., :3, :3, :3]",
@@ -203,3 +207,16 @@ def test_a_flipped_scan_runs_backwards_in_one_kernel(tmp_path, forward, reverse)
         assert ("reverse=True" in source) == reverse
         result = evaluate(problem, source, SETTINGS)
         assert result.status == "correct", f"{result.reason}: {result.message}\n{source}"
+
+
+def test_an_in_place_update_read_again_is_refused_not_miscomputed(tmp_path):
+    """v = y[:, 0], then y.add_(1), then v read: v aliases y and sees the update, which the
+    functional form would miss, so the writer refuses it by name. (A read of y itself after the
+    update is traced as a read of the update, and is covered.)"""
+    from kernelwright.writer.ir import Unsupported
+
+    problem = write_problem(
+        tmp_path, "in_place", "(lambda y, v: (y.add_(1.0), v * 1)[1])(*(lambda y: (y, y[:, 0]))(x * 2))",
+        "[torch.randn(6, 20)]")
+    with pytest.raises(Unsupported, match="add_"):
+        plan(problem)
