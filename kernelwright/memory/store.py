@@ -82,8 +82,9 @@ def _payload(exp: Experience) -> dict[str, Any]:
             "experience": exp.model_dump_json(exclude=set(LIVE))}
 
 
-def _experience(payload: dict[str, Any]) -> Experience:
+def _experience(payload: dict[str, Any] | None) -> Experience:
     """The experience of a payload (the format above, or a whole experience: older stores)."""
+    assert payload is not None, "points are always read with their payload"
     if "experience" not in payload:
         return Experience.model_validate(payload)
     return Experience.model_validate_json(payload["experience"]).model_copy(

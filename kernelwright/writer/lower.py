@@ -402,7 +402,7 @@ def _view(b: Builder, name: str, a: list[Any], meta: Any) -> Value | None:
     if name == "expand" and x.shape != shape:  # a broadcast: the identity at the bigger shape
         return Value("pointwise", shape, x.dtype, [x], op="copy")
     if name == "unfold":  # windows of `size` every `step` along dim: a new last dim, strided
-        dim, size, step = a[1] % len(x.shape), a[2], a[3]
+        dim, step = a[1] % len(x.shape), a[3]  # the size is the new last dim's (meta.shape)
         return Value("view", shape, x.dtype, [x], op="unfold", attrs=dict(dim=dim, step=step))
     if x.shape == shape and name != "permute" and name != "transpose" and name != "t":
         return x
