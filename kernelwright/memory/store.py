@@ -10,10 +10,9 @@ by dot product (the cosine): Qdrant's local mode renormalises every stored vecto
 query, which at 10k experiences cost more than the rest of a retrieval; and its search runs on
 one BLAS thread (BLAS threads that spin after a product took the cores from the next query's
 embedding, doubling it on two cores). A query's embedding is kept (QUERY_CACHE texts): a run asks
-the same question every round. Local mode locks its
-folder to one client per process: `open_store` keeps one store per folder for the process;
-evaluation workers never open it. Every write goes to Qdrant before the call returns, so a
-crash loses no reported update.
+the same question every round. Local mode locks its folder to one client per process:
+`open_store` keeps one store per folder for the process; evaluation workers never open it.
+Every write goes to Qdrant before the call returns, so a crash loses no reported update.
 """
 
 from __future__ import annotations

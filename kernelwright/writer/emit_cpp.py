@@ -62,7 +62,7 @@ class CppKernelWriter(RowKernel):
 
     def define_leaf(self, name: str, leaf: Value, lmap: DMap) -> str:
         if leaf.kind == "index":  # a position: the offset of a tensor strided along that dim
-            return f"const int64_t {name} = {self.offset(leaf.shape, leaf.strides_of_index(), lmap)[0]};"
+            return f"const int64_t {name} = {self.position(leaf.shape, leaf.dims[0], lmap)};"
         off, _ = self.offset(leaf.shape, view_strides(leaf), lmap)
         start = view_layout(leaf)[1]  # a slice starts inside its buffer
         off = f"{start} + {off}" if start and off else str(start) if start else off

@@ -50,10 +50,6 @@ class Value:
     # chain from the product qk = q @ k^T (a stand-in value) to the softmax's input
     id: int = field(default_factory=lambda: next(_ids))
 
-    def strides_of_index(self) -> tuple[int, ...]:
-        """An index value read as a tensor: stride 1 along its dim, 0 along the others."""
-        return tuple(int(d == self.dims[0]) for d in range(len(self.shape)))
-
     @property
     def numel(self) -> int:
         n = 1

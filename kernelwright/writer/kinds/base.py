@@ -122,6 +122,11 @@ class KernelWriter:
         mask = "mask" if rows and cols else "rmask" if rows else "cmask" if cols else ""
         return " + ".join(t for t in (rows, cols) if t) or "0", mask
 
+    def position(self, shape: tuple[int, ...], dim: int, dmap: DMap) -> str:
+        """An element's index along `dim` of a tensor of `shape` read through `dmap`: the offset
+        of a tensor strided 1 along that dim and 0 along the others."""
+        return self.offset(shape, tuple(int(k == dim) for k in range(len(shape))), dmap)[0]
+
     def window(self, leaf: Value, dmap: DMap) -> str:
         """A concatenation's part is read through a window (lower.py `_cat`): the condition
         that the element lies in the part's span ("" for any other leaf)."""
@@ -129,7 +134,7 @@ class KernelWriter:
             return ""
         d = int(leaf.attrs["dim"])  # type: ignore[arg-type]
         lo = -leaf.attrs["start"]  # type: ignore[operator]
-        at = self.offset(leaf.shape, tuple(int(k == d) for k in range(len(leaf.shape))), dmap)[0]
+        at = self.position(leaf.shape, d, dmap)
         return f"(({at}) >= {lo}) & (({at}) < {lo + leaf.attrs['window']})"  # type: ignore[operator]
 
     def load(self, leaf: Value, dmap: DMap) -> str:
@@ -177,7 +182,7 @@ class KernelWriter:
 
     def define_leaf(self, name: str, leaf: Value, lmap: DMap) -> str:
         if leaf.kind == "index":  # a position: the offset of a tensor strided along that dim
-            return f"{name} = {self.offset(leaf.shape, leaf.strides_of_index(), lmap)[0]}"
+            return f"{name} = {self.position(leaf.shape, leaf.dims[0], lmap)}"
         return f"{name} = {self.load(leaf, lmap)}"
 
     literal = staticmethod(triton_literal)
