@@ -25,7 +25,7 @@ case "${1:-}" in
     pkill -f fp32_gemms.py; pkill -f memory_bound.py; sleep 1
     python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site \
         .device/whl/*.whl >/dev/null 2>&1
-    rm -rf $W && mkdir -p $W && cp -r kernelwright benchmarks examples pyproject.toml .device/kb-dev $W/
+    rm -rf $W && mkdir -p $W && cp -r kernelwright benchmarks examples tests pyproject.toml .device/kb-dev $W/
     mkdir -p $W/$G $W/$M
     cat > /tmp/kwpairenv <<EOV
 export PYTHONPATH=/tmp/site:$W PATH=/tmp/site/bin:\$PATH KERNELWRIGHT_CACHE_DIR=/tmp/kwc \

@@ -17,12 +17,13 @@ discarded on the CPU), baselines and SOL.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import random
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -542,7 +543,7 @@ def _measure(job: WorkerJob, result: EvalResult, remote: Remote, module: Any, re
     Timed devices: the candidate's times, held against the judge's clock and the SOL floor,
     then eager and torch.compile timed here alike. The CPU interpreter: a few reps, no times."""
     from kernelwright.tools import correctness
-    from kernelwright.tools.timing import compile_baseline, fingerprints_match, scaled_inputs, time_calls
+    from kernelwright.tools.timing import compile_baseline
 
     settings = job.settings
     gpu = job.device == "cuda"
@@ -551,6 +552,51 @@ def _measure(job: WorkerJob, result: EvalResult, remote: Remote, module: Any, re
     for name, inputs in zip(names, sets, strict=True):
         remote.load(name, inputs)
     reps = settings.reps if timed else settings.cpu_reps
+    run = _held_round(lambda: _timed_round(job, remote, reference, sets, names, reps, timed),
+                      timed)
+    result.peak_memory_bytes = run.peak_memory_bytes
+    result.timed_reps_checked = reps
+    for k, name in enumerate(names):  # one full comparison per set after the reps
+        try:
+            (out,) = remote.call([name])
+            correctness.compare(out, correctness.as_outputs(reference(*correctness.clone_all(
+                sets[k]))), settings.tol())
+            del out
+        except correctness.Mismatch as exc:
+            raise Verdict(Status.INCORRECT, "changed_under_timing", f"after timing: {exc}") from None
+    if not timed:
+        return
+    _accept_times(job, result, run, module)
+    compiled, note = None, None
+    if settings.compile_baseline and gpu:
+        compiled, note = _compiled_once(job, result.device, lambda: compile_baseline(
+            model, run.make, reps, settings.warmup_ms, job.device))
+    _figures(result, run.stats, run.eager, compiled, note if gpu else "cpu backend: wall-clock times on "
+             "the CPU; no torch.compile baseline")
+
+
+@dataclasses.dataclass
+class _Round:
+    """One timed round: the candidate's stats and the judge's wall time around its reps, the
+    eager reference's under the same plan, the GPU census, and the plan's inputs (`make`)."""
+
+    stats: Any
+    wall_s: float
+    eager: Any
+    eager_wall_s: float
+    census: Any
+    make: Any
+    peak_memory_bytes: int | None
+
+
+def _timed_round(job: WorkerJob, remote: Remote, reference: Any, sets: list[Any],
+                 names: list[str], reps: int, timed: bool) -> _Round:
+    """One round of `reps` calls in the candidate's process on the judge's plan, then the eager
+    reference under the same plan; every rep's fingerprint checked against the reference's."""
+    from kernelwright.tools.timing import fingerprints_match, scaled_inputs, summarize, time_calls
+
+    settings = job.settings
+    gpu = job.device == "cuda"
     # the plan is the judge's, drawn where the candidate cannot predict it: each rep's input set,
     # its scale, and whether the runtime guard records that rep's aten ops (about one in ten:
     # a torch fallback that waits for the timing loop is caught there; those reps' times,
@@ -562,10 +608,9 @@ def _measure(job: WorkerJob, result: EvalResult, remote: Remote, module: Any, re
     answer = remote.ask("measure", names=names, plan=plan, census=gpu, timed=timed)
     wall = time.perf_counter() - started
     peak = answer.get("peak_memory_bytes")
-    result.peak_memory_bytes = int(peak) if isinstance(peak, int | float) else None
+    peak_bytes = int(peak) if isinstance(peak, int | float) else None
     try:
         from kernelwright.core.results import ProfileReport
-        from kernelwright.tools.timing import summarize
 
         times = [float(t) for t in answer["times_us"]]
         if len(times) != reps or not all(t > 0 for t in times):
@@ -575,8 +620,7 @@ def _measure(job: WorkerJob, result: EvalResult, remote: Remote, module: Any, re
     except (KeyError, TypeError, ValueError, ValidationError):
         raise Verdict(Status.REJECTED, "protocol_violation", "the candidate's process sent "
                       "timings that are not the harness's") from None
-    unwatched = [t for rep, t in enumerate(times) if rep not in watched]
-    stats = summarize(unwatched)
+    stats = summarize([t for rep, t in enumerate(times) if rep not in watched])
     stats.total_us = sum(times)  # all reps ran inside the judge's clock
     started = time.perf_counter()
     make = scaled_inputs(sets, [(k, f) for k, f, _ in plan])
@@ -590,24 +634,7 @@ def _measure(job: WorkerJob, result: EvalResult, remote: Remote, module: Any, re
             raise Verdict(Status.INCORRECT, "changed_under_timing", f"{'timed' if timed else 'repeated'}"
                           f" call {rep + 1} of {reps} (fresh inputs) returned a wrong result: "
                           "work is cached, skipped or batched")
-    result.timed_reps_checked = reps
-    for k, name in enumerate(names):  # one full comparison per set after the reps
-        try:
-            (out,) = remote.call([name])
-            correctness.compare(out, correctness.as_outputs(reference(*correctness.clone_all(
-                sets[k]))), settings.tol())
-            del out
-        except correctness.Mismatch as exc:
-            raise Verdict(Status.INCORRECT, "changed_under_timing", f"after timing: {exc}") from None
-    if not timed:
-        return
-    _accept_times(job, result, stats, wall, eager, eager_wall, census, module)
-    compiled, note = None, None
-    if settings.compile_baseline and gpu:
-        compiled, note = _compiled_once(job, result.device, lambda: compile_baseline(
-            model, make, reps, settings.warmup_ms, job.device))
-    _figures(result, stats, eager, compiled, note if gpu else "cpu backend: wall-clock times on "
-             "the CPU; no torch.compile baseline")
+    return _Round(stats, wall, eager, eager_wall, census, make, peak_bytes)
 
 
 def _figures(result: EvalResult, stats: Any, eager: Any, compiled: Any, note: str | None) -> None:
@@ -656,29 +683,53 @@ def _compiled_once(job: WorkerJob, device_name: str, measure: Any) -> tuple[Any,
     return compiled, note
 
 
-def _accept_times(job: WorkerJob, result: EvalResult, stats: Any, wall_s: float, eager: Any,
-                  eager_wall_s: float, census: Any, module: Any) -> None:
-    """Take the candidate's times only where the judge can hold them: the reps' sum within the
-    judge's clock around them; no more time outside the timed windows than the eager reference
-    spent outside its own under the same plan (work done out of sight is not free); no time
-    under the SOL floor (on a GPU); then the census's side streams."""
-    from kernelwright.tools.profile import diagnose
-    from kernelwright.tools.sol import judge
+def _held_round(take: Callable[[], _Round], timed: bool) -> _Round:
+    """A round the judge's clock holds (_hold_outside). One whose time outside its windows
+    exceeds the eager reference's is taken once more before the verdict: a busy machine (other
+    judges, a compile) can stretch one round's gaps, while work that a candidate hides there
+    shows up in every round."""
+    for attempt in (1, 2):
+        run = take()
+        if not timed:
+            return run
+        try:
+            _hold_outside(run)
+            return run
+        except Verdict as verdict:
+            if attempt == 2 or verdict.reason != "work_outside_timing":
+                raise
+    raise AssertionError("unreachable")
 
+
+def _hold_outside(run: _Round) -> None:
+    """The judge's clock around the reps holds their reported sum, and no more time passes
+    outside the timed windows than the eager reference spent outside its own under the same
+    plan (work done out of sight is not free)."""
+    stats = run.stats
     reported_s = stats.total_us * 1e-6
-    result.timing_wall_s = wall_s
-    if reported_s > wall_s:
+    if reported_s > run.wall_s:
         raise Verdict(Status.REJECTED, "implausible_time", f"the candidate's process reported "
                       f"{stats.reps} reps taking {reported_s:.3g} s in all, which do not fit in "
-                      f"the {wall_s:.3g} s the judge's clock saw around them")
-    outside = wall_s - reported_s
-    eager_outside = max(0.0, eager_wall_s - eager.total_us * 1e-6)
+                      f"the {run.wall_s:.3g} s the judge's clock saw around them")
+    outside = run.wall_s - reported_s
+    eager_outside = max(0.0, run.eager_wall_s - run.eager.total_us * 1e-6)
     allowed = 0.5 + 2 * eager_outside + 0.5 * reported_s + 3 * stats.median_us * 1e-6 * 4
     if outside > allowed:
         raise Verdict(Status.REJECTED, "work_outside_timing", f"{outside:.3g} s passed outside "
                       f"the candidate's timed windows ({reported_s:.3g} s inside them), against "
                       f"{eager_outside:.3g} s for the eager reference under the same plan: work "
                       "is done where the timer does not look")
+
+
+def _accept_times(job: WorkerJob, result: EvalResult, run: _Round, module: Any) -> None:
+    """Take the candidate's times only where the judge can hold them (_hold_outside, checked
+    on the round taken); no time under the SOL floor (on a GPU); then the census's side
+    streams."""
+    from kernelwright.tools.profile import diagnose
+    from kernelwright.tools.sol import judge
+
+    stats, census = run.stats, run.census
+    result.timing_wall_s = run.wall_s
     result.sol = _sol(job, module, job.device)
     if result.sol is not None:
         result.sol_fraction, result.faster_than_sol = judge(result.sol, stats.median_us)

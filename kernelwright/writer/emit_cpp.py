@@ -35,7 +35,7 @@ from kernelwright.writer.sizes import ceil_div, size_args
 
 CPP_TYPE = {torch.float32: "float", torch.float16: "at::Half", torch.bfloat16: "at::BFloat16",
             torch.int64: "int64_t", torch.int32: "int32_t", torch.bool: "bool"}
-NEUTRAL = {"sum": "0.0f", "prod": "1.0f", "max": "-INFINITY", "min": "INFINITY",
+NEUTRAL = {"sum": "0.0f", "m2": "0.0f", "prod": "1.0f", "max": "-INFINITY", "min": "INFINITY",
            "argmax": "-INFINITY", "argmin": "INFINITY"}
 
 
@@ -109,6 +109,8 @@ class CppKernelWriter(RowKernel):
                 self.lines.append(f"        kw_acc_t acc{red.id} = {NEUTRAL[red.op]};")
                 if red.op.startswith("arg"):
                     self.lines.append(f"        int64_t idx{red.id} = 0;")
+                if red.op == "m2":  # Welford: the lane's count and running mean
+                    self.lines.append(f"        kw_acc_t n{red.id} = 0, mu{red.id} = 0;")
             self.lines.append(f"        for (int64_t c = LANE; c < {cols}; c += LANES) {{")
             env = dict(row_env)
             for red in group:
@@ -153,6 +155,10 @@ class CppKernelWriter(RowKernel):
             self.lines.append(f"{pad}{a} += {x};")
         elif red.op == "prod":
             self.lines.append(f"{pad}{a} *= {x};")
+        elif red.op == "m2":
+            i = red.id
+            self.lines.append(f"{pad}{{ const kw_acc_t x = {x}, d = x - mu{i}; n{i} += 1; "
+                              f"mu{i} += d / n{i}; {a} += d * (x - mu{i}); }}")
         elif red.op in {"max", "min"}:
             self.lines.append(f"{pad}{a} = {'fmax' if red.op == 'max' else 'fmin'}({a}, "
                               f"static_cast<kw_acc_t>({x}));")
@@ -163,7 +169,10 @@ class CppKernelWriter(RowKernel):
     def finish(self, red: Value, env: dict[object, str]) -> None:
         """Combine the lanes' accumulators (CUDA) into one value per row, on every lane."""
         a, name = f"acc{red.id}", f"v{red.id}"
-        if red.op.startswith("arg"):
+        if red.op == "m2":
+            self.lines.append(f"        kw_warp_m2(n{red.id}, mu{red.id}, {a});")
+            self.lines.append(f"        const float {name} = static_cast<float>({a});")
+        elif red.op.startswith("arg"):
             self.lines.append(f"        kw_warp_arg{red.op[3:]}({a}, idx{red.id});")
             self.lines.append(f"        const int64_t {name} = idx{red.id};")
         else:
@@ -228,6 +237,7 @@ static inline kw_acc_t kw_warp_sum(kw_acc_t x) { return x; }  // one lane: nothi
 static inline kw_acc_t kw_warp_prod(kw_acc_t x) { return x; }
 static inline kw_acc_t kw_warp_max(kw_acc_t x) { return x; }
 static inline kw_acc_t kw_warp_min(kw_acc_t x) { return x; }
+static inline void kw_warp_m2(kw_acc_t&, kw_acc_t&, kw_acc_t&) {}
 static inline void kw_warp_argmax(kw_acc_t&, int64_t&) {}
 static inline void kw_warp_argmin(kw_acc_t&, int64_t&) {}
 """,
@@ -258,6 +268,14 @@ __device__ __forceinline__ float kw_warp_max(float x) {
 __device__ __forceinline__ float kw_warp_min(float x) {
     for (int o = 16; o > 0; o >>= 1) x = fminf(x, KW_XOR(x, o));
     return x;
+}
+// (count, mean, squared deviations) of the lanes combined pairwise (Chan et al.)
+__device__ __forceinline__ void kw_warp_m2(float& n, float& mu, float& m2) {
+    for (int o = 16; o > 0; o >>= 1) {
+        const float on = KW_XOR(n, o), omu = KW_XOR(mu, o), om2 = KW_XOR(m2, o);
+        const float t = n + on, d = omu - mu, w = t > 0 ? on / t : 0.0f;
+        mu += d * w; m2 += om2 + d * d * n * w; n = t;
+    }
 }
 // (value, index) pairs: the best value, ties to the smaller index (torch's first occurrence)
 __device__ __forceinline__ void kw_warp_argbest(float& v, int64_t& i, bool larger) {

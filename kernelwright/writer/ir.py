@@ -19,7 +19,8 @@ import torch
 
 Kind = Literal["input", "const", "index", "pointwise", "reduce", "scan", "pool", "view",
                "matmul", "extern", "attention"]
-REDUCE_OPS = {"sum", "max", "min", "prod", "argmax", "argmin"}
+REDUCE_OPS = {"sum", "max", "min", "prod", "argmax", "argmin", "m2"}  # m2: sum of squared
+# deviations from the row's mean (a variance's numerator, in one pass: Welford per lane)
 SCAN_OPS = {"cumsum", "cumprod"}
 
 _ids = itertools.count()

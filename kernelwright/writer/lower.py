@@ -69,8 +69,9 @@ class Builder:
         return self.pw("mul", self.reduce("sum", x, dims, keepdim), 1.0 / self.count(x, dims))
 
     def var(self, x: Value, dims: Any, correction: float, keepdim: bool) -> Value:
-        centered = self.pw("sub", x, self.mean(x, dims, True))
-        ss = self.reduce("sum", self.pw("mul", centered, centered), dims, keepdim)
+        """The squared deviations' sum in the same pass as any mean of x (reduce "m2"), not
+        after it: a looped norm reads its rows twice, not three times."""
+        ss = self.reduce("m2", x, dims, keepdim)
         return self.pw("mul", ss, 1.0 / max(self.count(x, dims) - correction, 0))
 
     def tanh(self, x: Value) -> Value:
@@ -102,7 +103,7 @@ class Builder:
                     ) -> tuple[Value, Value, Value]:
         mean = self.mean(x, dims, True)
         centered = self.pw("sub", x, mean)
-        var = self.reduce("sum", self.square(centered), dims, True)
+        var = self.reduce("m2", x, dims, True)
         rstd = self.pw("rsqrt", self.pw("add", self.pw("mul", var, 1.0 / self.count(x, dims)), eps))
         return self.affine(self.pw("mul", centered, rstd), weight, bias), mean, rstd
 

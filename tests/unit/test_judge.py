@@ -35,12 +35,16 @@ def sol(monkeypatch):
     monkeypatch.setattr(worker, "_sol", lambda job, module, device: floor(100.0))
 
 
+def timed_round(times_us, wall_s, eager_times_us, eager_wall_s):
+    return worker._Round(summarize(times_us), wall_s, summarize(eager_times_us), eager_wall_s,
+                         census=None, make=None, peak_memory_bytes=None)
+
+
 def accept(times_us, wall_s, eager_times_us, eager_wall_s, device="cuda"):
-    stats = summarize(times_us)
-    eager = summarize(eager_times_us)
     out = result()
-    worker._accept_times(job(device, len(times_us)), out, stats, wall_s, eager, eager_wall_s,
-                         None, None)
+    run = worker._held_round(lambda: timed_round(times_us, wall_s, eager_times_us, eager_wall_s),
+                             timed=True)
+    worker._accept_times(job(device, len(times_us)), out, run, None)
     return out
 
 
@@ -60,6 +64,24 @@ def test_work_hidden_outside_the_timed_windows_is_refused(sol):
     with pytest.raises(worker.Verdict) as refused:
         accept([150.0] * 50, 30.0, [200.0] * 50, 0.05)
     assert refused.value.reason == "work_outside_timing"
+
+
+def test_one_round_stretched_by_a_busy_machine_is_taken_again():
+    """A round whose gaps were stretched once is measured again and the second round's times
+    are taken; hidden work stretches every round, and the second is refused too."""
+    stretched, honest = timed_round([150.0] * 50, 30.0, [200.0] * 50, 0.05), timed_round(
+        [140.0] * 50, 0.05, [200.0] * 50, 0.05)
+    rounds = iter([stretched, honest])
+    assert worker._held_round(lambda: next(rounds), timed=True) is honest
+    taken = []
+    with pytest.raises(worker.Verdict) as refused:
+        worker._held_round(lambda: taken.append(stretched) or stretched, timed=True)
+    assert refused.value.reason == "work_outside_timing" and len(taken) == 2
+    # a forged sum is refused at once: no second chance
+    forged = timed_round([150.0] * 50, 0.005, [200.0] * 50, 0.05)
+    with pytest.raises(worker.Verdict) as refused:
+        worker._held_round(lambda: taken.append(forged) or forged, timed=True)
+    assert refused.value.reason == "implausible_time" and len(taken) == 3
 
 
 def test_a_time_under_the_sol_floor_is_refused_on_a_gpu(sol):
@@ -129,8 +151,9 @@ def test_a_census_that_does_not_fit_the_measured_time_is_refused(sol):
 
     def judged(report):
         out = result()
-        worker._accept_times(job(), out, summarize([150.0] * 50), 0.05, summarize([200.0] * 50),
-                             0.05, report, None)
+        run = timed_round([150.0] * 50, 0.05, [200.0] * 50, 0.05)
+        run.census = report
+        worker._accept_times(job(), out, run, None)
         return out
 
     assert judged(census(140.0)).own_kernel_fraction == 1.0

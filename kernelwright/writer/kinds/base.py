@@ -37,7 +37,7 @@ PROGRAM_ID = re.compile(r"tl\.program_id\(\d\)")
 SIZE = re.compile(r"in\d+_size\d+")
 WIDE = 1 << 31  # elements of a tensor past which 32-bit offsets overflow
 
-NEUTRAL = {"sum": "0.0", "prod": "1.0", "max": '-float("inf")', "min": 'float("inf")',
+NEUTRAL = {"sum": "0.0", "m2": "0.0", "prod": "1.0", "max": '-float("inf")', "min": 'float("inf")',
            "argmax": '-float("inf")', "argmin": 'float("inf")'}
 TL_DTYPE = {torch.float32: "tl.float32", torch.int64: "tl.int64", torch.int32: "tl.int32",
             torch.bool: "tl.int1"}

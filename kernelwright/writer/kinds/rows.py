@@ -168,6 +168,10 @@ class RowKernel(KernelWriter):
                           "tl.float32)")
         if red.op.startswith("arg"):
             self.lines.append(f"{pad}idx{red.id} = tl.zeros([BLOCK_R, BLOCK_C], dtype=tl.int32)")
+        if red.op == "m2":  # each lane's running mean (Welford); acc: its squared deviations
+            self.lines.append(f"{pad}mu{red.id} = tl.zeros([BLOCK_R, BLOCK_C], dtype=tl.float32)")
+            if self.reverse():
+                self.lines.append(f"{pad}n{red.id} = tl.zeros([BLOCK_R, BLOCK_C], dtype=tl.float32)")
 
     def update_acc(self, red: Value, arg: str, indent: int) -> None:
         pad = "    " * indent
@@ -180,6 +184,17 @@ class RowKernel(KernelWriter):
         elif red.op in {"max", "min"}:
             fn = "maximum" if red.op == "max" else "minimum"
             self.lines.append(f"{pad}{a} = tl.{fn}({a}, {x})")
+        elif red.op == "m2":  # Welford: a lane in the row has seen one element per chunk so far
+            mu = f"mu{red.id}"
+            if self.reverse():  # the partial chunk first: each lane counts its own
+                self.lines.append(f"{pad}n{red.id} += tl.where(mask, 1.0, 0.0)")
+                seen = f"tl.maximum(n{red.id}, 1.0)"
+            else:
+                seen = "(c0 // BLOCK_C + 1)"
+            self.lines += [f"{pad}x{red.id} = {arg}",
+                           f"{pad}d{red.id} = tl.where(mask, x{red.id} - {mu}, 0.0)",
+                           f"{pad}{mu} += d{red.id} / {seen}",
+                           f"{pad}{a} += d{red.id} * tl.where(mask, x{red.id} - {mu}, 0.0)"]
         else:
             cmp = ">" if red.op == "argmax" else "<"
             self.lines += [f"{pad}x{red.id} = {x}", f"{pad}take = x{red.id} {cmp} {a}",
@@ -196,7 +211,22 @@ class RowKernel(KernelWriter):
             if red.op.startswith("arg"):
                 self.lines.append(f"{pad}idx{red.id} = c + 0 * r")
         a = f"acc{red.id}"
-        if red.op == "sum":
+        if red.op == "m2" and direct_arg is not None:  # the row in registers: two exact passes
+            self.lines += [f"{pad}mean{red.id} = tl.sum({a}, axis=1)[:, None] / {self.g.cols}",
+                           f"{pad}d{red.id} = tl.where(mask, {direct_arg} - mean{red.id}, 0.0)",
+                           f"{pad}{name} = tl.sum(d{red.id} * d{red.id}, axis=1)[:, None]"]
+        elif red.op == "m2":  # the lanes' (count, mean, m2) combined (Chan et al.)
+            count = f"n{red.id}" if self.reverse() else \
+                f"tl.maximum(({self.g.cols} - tl.arange(0, BLOCK_C)[None, :] + BLOCK_C - 1) " \
+                "// BLOCK_C, 0).to(tl.float32)"
+            mu = f"mu{red.id}"
+            self.lines += [f"{pad}n{red.id} = {count}",
+                           f"{pad}mean{red.id} = tl.sum({mu} * n{red.id}, axis=1)[:, None] / "
+                           f"{self.g.cols}",
+                           f"{pad}d{red.id} = {mu} - mean{red.id}",
+                           f"{pad}{name} = tl.sum({a} + n{red.id} * d{red.id} * d{red.id}, "
+                           "axis=1)[:, None]"]
+        elif red.op == "sum":
             self.lines.append(f"{pad}{name} = tl.sum({a}, axis=1)[:, None]")
         elif red.op in {"max", "min"}:
             self.lines.append(f"{pad}{name} = tl.{red.op}({a}, axis=1)[:, None]")
