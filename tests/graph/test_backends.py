@@ -38,28 +38,23 @@ def test_cpu_backend_drafts_times_and_refines_without_a_gpu():
     assert build(refined.source) == build(draft.source)  # the refinement reused the build
 
 
-@pytest.mark.parametrize("name", ["level1/09_argmax", "level1/10_cumsum"])
-def test_cpu_writer_covers_index_reductions_and_scans(name):
-    settings = EvalSettings(backend="cpu", device="cpu", reps=50)
-    problem = load_problem(SUITE / f"{name}.py").shrink(settings.cpu_backend_max_elements)
-    result = evaluate(problem, plan(problem, backend="cpu").source(), settings)
-    assert result.status == "correct", f"{result.reason}: {result.message}\n{result.log_tail}"
-    assert result.runtime_us and result.eager_us
-
-
-def test_cpu_writer_runs_a_reverse_scan(tmp_path):
-    """torch.cumsum(x.flip(-1), -1).flip(-1): the C++ loop runs last column first; plus a
-    concatenation, whose parts the C++ reads only inside their spans."""
-    path = tmp_path / "cumsum_reverse.py"
+def test_cpu_writer_covers_index_reductions_scans_and_windows(tmp_path):
+    """One problem, one C++ build: an argmax, a cumsum, a variance (Welford, in the same pass
+    as nothing else), a reverse scan (the loop runs last column first) and a concatenation
+    (whose parts the C++ reads only inside their spans), judged and timed on the CPU."""
+    path = tmp_path / "rows.py"
     path.write_text((SUITE / "level1/10_cumsum.py").read_text().replace(
-        "torch.cumsum(x, dim=-1)", "torch.cumsum(x.flip(-1), dim=-1).flip(-1) "
-        "+ torch.cat((x[:, :1] * 0, x[:, :-1]), dim=-1)"))
+        "return torch.cumsum(x, dim=-1)",
+        "return (torch.argmax(x, dim=-1), torch.cumsum(x, dim=-1), torch.var(x, dim=-1),\n"
+        "                torch.cumsum(x.flip(-1), dim=-1).flip(-1)\n"
+        "                + torch.cat((x[:, :1] * 0, x[:, :-1]), dim=-1))"))
     settings = EvalSettings(backend="cpu", device="cpu", reps=50)
     problem = load_problem(path).shrink(settings.cpu_backend_max_elements)
     source = plan(problem, backend="cpu").source()
-    assert "--c" in source and "flip" in problem.source
+    assert "--c" in source and "kw_warp_m2" in source and "flip" in problem.source
     result = evaluate(problem, source, settings)
     assert result.status == "correct", f"{result.reason}: {result.message}\n{result.log_tail}"
+    assert result.runtime_us and result.eager_us
 
 
 @pytest.mark.parametrize("name", ["level1/03_softmax", "level1/09_argmax", "level1/10_cumsum",
