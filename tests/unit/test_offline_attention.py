@@ -17,7 +17,8 @@ from kernelwright.writer.write import plan
 SUITE = Path(__file__).resolve().parents[2] / "examples" / "problems"
 
 SETTINGS = EvalSettings(device="cpu", cpu_max_elements=1 << 13, timeout_s=300,
-                        compile_baseline=False)
+                        compile_baseline=False, cpu_reps=2)  # the writer's correctness; the
+# repeated-call checks are the harness's (tests/unit/test_adversarial.py)
 
 
 def attention_problem(forward: str, inputs: str) -> Problem:

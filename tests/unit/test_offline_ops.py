@@ -10,7 +10,8 @@ from kernelwright.tools.evaluate import evaluate
 from kernelwright.writer.write import plan
 
 SETTINGS = EvalSettings(device="cpu", cpu_max_elements=1 << 14, timeout_s=300,
-                        compile_baseline=False)
+                        compile_baseline=False, cpu_reps=2)  # the writer's correctness; the
+# repeated-call checks are the harness's (tests/unit/test_adversarial.py)
 
 CASES = [pytest.param(n, f, i, None, id=n)
          for n, (f, i) in FORWARDS.items()] + \
