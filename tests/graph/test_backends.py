@@ -35,7 +35,7 @@ def test_cpu_backend_drafts_times_and_refines_without_a_gpu():
     assert draft.diagnosis and "SOL" in draft.diagnosis
     assert refined.stage == "refine" and refined.parent == draft.id and "grain" in refined.change
     assert result.stop and "iteration budget" in result.stop
-    assert build(refined.source) == build(draft.source)  # the refinement reused the build
+    assert build(refined.source) == build(draft.source)  # one C++ source, the grain apart
 
 
 def test_cpu_writer_covers_index_reductions_scans_and_windows(tmp_path):
