@@ -688,17 +688,17 @@ def _held_round(take: Callable[[], _Round], timed: bool) -> _Round:
     exceeds the eager reference's is taken once more before the verdict: a busy machine (other
     judges, a compile) can stretch one round's gaps, while work that a candidate hides there
     shows up in every round."""
-    for attempt in (1, 2):
+    run = take()
+    if not timed:
+        return run
+    try:
+        _hold_outside(run)
+    except Verdict as verdict:
+        if verdict.reason != "work_outside_timing":
+            raise
         run = take()
-        if not timed:
-            return run
-        try:
-            _hold_outside(run)
-            return run
-        except Verdict as verdict:
-            if attempt == 2 or verdict.reason != "work_outside_timing":
-                raise
-    raise AssertionError("unreachable")
+        _hold_outside(run)
+    return run
 
 
 def _hold_outside(run: _Round) -> None:
