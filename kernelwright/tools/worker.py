@@ -620,7 +620,9 @@ def _timed_round(job: WorkerJob, remote: Remote, reference: Any, sets: list[Any]
     except (KeyError, TypeError, ValueError, ValidationError):
         raise Verdict(Status.REJECTED, "protocol_violation", "the candidate's process sent "
                       "timings that are not the harness's") from None
-    stats = summarize([t for rep, t in enumerate(times) if rep not in watched])
+    # timed, the watched reps' times (which include the record's cost) are left out; untimed
+    # (the interpreter), every rep may be watched and its times are never reported
+    stats = summarize([t for rep, t in enumerate(times) if rep not in watched] if timed else times)
     stats.total_us = sum(times)  # all reps ran inside the judge's clock
     started = time.perf_counter()
     make = scaled_inputs(sets, [(k, f) for k, f, _ in plan])
