@@ -38,10 +38,14 @@ class PoolKernel(PointwiseKernel):
 
     cpp = False
 
-    def body(self, precision: str) -> list[str]:
+    def rows_and_plane(self) -> tuple[object, object]:
+        """(batch-channel rows, outputs in one row's plane) of the pool's output."""
         v = pool_of(self.g)
         nd = int(v.attrs["nd"])  # type: ignore[arg-type]
-        plane = math.prod(v.shape[-nd:])
+        return math.prod(v.shape[:-nd]), math.prod(v.shape[-nd:])
+
+    def body(self, precision: str) -> list[str]:
+        _, plane = self.rows_and_plane()
         self.lines = [f"    blocks = ({plane} + BLOCK - 1) // BLOCK",
                       "    lead = tl.program_id(0) // blocks",
                       "    rp = (tl.program_id(0) % blocks) * BLOCK + tl.arange(0, BLOCK)",
@@ -56,12 +60,9 @@ class PoolKernel(PointwiseKernel):
         return max(16, self.cfg.block_r // tap_tile(self.g))
 
     def launch(self, precision: str) -> str:
-        v = pool_of(self.g)
-        nd = int(v.attrs["nd"])  # type: ignore[arg-type]
-        lead, plane = math.prod(v.shape[:-nd]), math.prod(v.shape[-nd:])
+        lead, plane = self.rows_and_plane()
         block = self.outputs_per_program()
-        args = ", ".join(p.removesuffix("_ptr") for p in self.params)
-        return (f"    {self.name}[({lead} * triton.cdiv({plane}, {block}),)]({args}, "
+        return (f"    {self.name}[({lead} * triton.cdiv({plane}, {block}),)]({self.args()}, "
                 f"BLOCK={block}, num_warps={self.cfg.num_warps})")
 
     def emit_computed(self, v: Value, env: dict[object, str], indent: int) -> str:

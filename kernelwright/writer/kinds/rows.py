@@ -188,12 +188,13 @@ class RowKernel(KernelWriter):
             mu = f"mu{red.id}"
             if self.reverse():  # the partial chunk first: each lane counts its own
                 self.lines.append(f"{pad}n{red.id} += tl.where(mask, 1.0, 0.0)")
-                seen = f"tl.maximum(n{red.id}, 1.0)"
-            else:
-                seen = "(c0 // BLOCK_C + 1)"
+                step = f"/ tl.maximum(n{red.id}, 1.0)"
+            else:  # the same count in every lane: one reciprocal a chunk, not a division a lane
+                self.lines.append(f"{pad}w{red.id} = 1.0 / (c0 // BLOCK_C + 1)")
+                step = f"* w{red.id}"
             self.lines += [f"{pad}x{red.id} = {arg}",
                            f"{pad}d{red.id} = tl.where(mask, x{red.id} - {mu}, 0.0)",
-                           f"{pad}{mu} += d{red.id} / {seen}",
+                           f"{pad}{mu} += d{red.id} {step}",
                            f"{pad}{a} += d{red.id} * tl.where(mask, x{red.id} - {mu}, 0.0)"]
         else:
             cmp = ">" if red.op == "argmax" else "<"
